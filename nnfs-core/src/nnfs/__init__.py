@@ -1,0 +1,146 @@
+"""nnfs: a small neural-network training framework whose core runs on any backend.
+
+The API follows "Deep Learning from Scratch to GPU, part 12: A Simple Neural Network Training
+API"::
+
+    import nnfs
+    from nnfs import fully_connected, sigmoid, tanh
+
+    factory = nnfs.backend("cpu")
+    x = factory.matrix(2, 2, [[0.3, 0.3], [0.9, 0.9]])   # rows: features, columns: samples
+    y = factory.matrix(1, 2, [[0.5, 0.5]])
+    inference = nnfs.inference_network(factory, 2, [fully_connected(4, tanh),
+                                                    fully_connected(1, sigmoid)])
+    training = nnfs.training_network(inference, x)
+    cost = nnfs.sgd(training, y, nnfs.quadratic_cost, 20, 0.05)
+    print(nnfs.transfer(inference(x)))
+
+Backends are separate distributions (nnfs-cpu, nnfs-opencl, nnfs-cuda, or your own) found
+through the entry-point group ``nnfs``; importing nnfs loads none of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .activations import Activation, linear, relu, sigmoid, softmax, tanh
+from .costs import Cost, cross_entropy_cost, quadratic_cost
+from .errors import (
+    BackendMismatch,
+    BackendNotFound,
+    BackendUnavailable,
+    DataFileError,
+    DTypeMismatch,
+    ModelFileError,
+    NnfsError,
+    NnfsFileNotFoundError,
+    NnfsTypeError,
+    NnfsValueError,
+    OutOfDeviceMemory,
+    PluginError,
+    ReleasedError,
+    ShapeError,
+    TrainingDiverged,
+    UnsupportedOperation,
+)
+from .factory import Factory, Matrix, MemoryLimits, MemoryStats, Vector
+from .hookspecs import hookimpl
+from .network import (
+    FullyConnected,
+    InferenceNetwork,
+    TrainingNetwork,
+    fully_connected,
+    inference_network,
+    training_network,
+)
+from .registry import BackendInfo, Registry
+from .spec import API_VERSION, BackendSpec, BackendStatus
+from .training import sgd, transfer
+
+__version__ = "0.1.0"
+
+#: The registry of this process.
+registry = Registry()
+
+
+def backend(name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:
+    """The factory of the backend ``name`` for ``dtype`` ("float32" or "float64").
+
+    With no name, the backend named by the environment variable ``NNFS_BACKEND`` is used, else
+    ``cpu``. ``options`` go to the backend (for example ``device=1`` for opencl). Asking twice
+    for the same backend, dtype and options gives the same factory until it is released.
+
+    Raises :class:`BackendNotFound` when no installed backend has the name, and
+    :class:`BackendUnavailable` when it is installed but cannot run here (no device, a plugin
+    that failed to load), with the reason.
+    """
+    return registry.backend(name, dtype, **options)
+
+
+def backends() -> list[BackendInfo]:
+    """Every installed backend (and every plugin that failed to load), with availability,
+    devices, dtypes and, when unavailable, the reason."""
+    return registry.infos()
+
+
+def register_plugin(plugin: object, name: str | None = None):
+    """Register, in this process, a plugin module or object with ``nnfs_backends`` hookimpls.
+
+    Returns a function that unregisters it."""
+    return registry.register_plugin(plugin, name)
+
+
+def register_backend(spec: BackendSpec):
+    """Register one backend in this process; returns a function that unregisters it."""
+    return registry.register_backend(spec)
+
+
+__all__ = [
+    "API_VERSION",
+    "Activation",
+    "BackendInfo",
+    "BackendMismatch",
+    "BackendNotFound",
+    "BackendSpec",
+    "BackendStatus",
+    "BackendUnavailable",
+    "Cost",
+    "DTypeMismatch",
+    "DataFileError",
+    "Factory",
+    "FullyConnected",
+    "InferenceNetwork",
+    "Matrix",
+    "MemoryLimits",
+    "MemoryStats",
+    "ModelFileError",
+    "NnfsError",
+    "NnfsFileNotFoundError",
+    "NnfsTypeError",
+    "NnfsValueError",
+    "OutOfDeviceMemory",
+    "PluginError",
+    "ReleasedError",
+    "ShapeError",
+    "TrainingDiverged",
+    "TrainingNetwork",
+    "UnsupportedOperation",
+    "Vector",
+    "backend",
+    "backends",
+    "cross_entropy_cost",
+    "fully_connected",
+    "hookimpl",
+    "inference_network",
+    "linear",
+    "quadratic_cost",
+    "register_backend",
+    "register_plugin",
+    "relu",
+    "sgd",
+    "sigmoid",
+    "softmax",
+    "tanh",
+    "training_network",
+    "transfer",
+]

@@ -1,0 +1,7 @@
+"""``python -m nnfs`` runs the ``nnfs`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,122 @@
+"""The exceptions nnfs raises.
+
+Every error nnfs raises on purpose is an :class:`NnfsError`. Where a built-in exception has the
+same meaning, the nnfs error is also that built-in (``ShapeError`` is a ``ValueError``,
+``BackendNotFound`` a ``LookupError``...), so code written against the standard exceptions keeps
+working and code that wants to catch "anything nnfs refused" catches ``NnfsError``.
+"""
+
+from __future__ import annotations
+
+
+class NnfsError(Exception):
+    """Base class of every error that nnfs raises on purpose."""
+
+
+# --- backends and plugins -------------------------------------------------------------------
+
+
+class BackendNotFound(NnfsError, LookupError):
+    """No installed backend has the requested name."""
+
+
+class BackendUnavailable(NnfsError, RuntimeError):
+    """The backend is installed but cannot be used here (no device, a broken plugin...)."""
+
+
+class PluginError(NnfsError, RuntimeError):
+    """A plugin was refused: it failed to import, its hook failed, or it breaks the contract."""
+
+
+class UnsupportedOperation(NnfsError, NotImplementedError):
+    """The backend declared that it does not provide this operation or dtype."""
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+class NnfsValueError(NnfsError, ValueError):
+    """An argument has the right type but a wrong value."""
+
+
+class NnfsTypeError(NnfsError, TypeError):
+    """An argument has the wrong type."""
+
+
+class ShapeError(NnfsValueError):
+    """Matrix or vector dimensions do not fit together."""
+
+
+class DTypeMismatch(NnfsTypeError):
+    """Data of one dtype was given where another dtype is required."""
+
+
+class BackendMismatch(NnfsValueError):
+    """A matrix or vector belongs to another factory (another backend, device or dtype)."""
+
+
+class ReleasedError(NnfsValueError):
+    """A matrix, vector, network or factory was used after ``release()``."""
+
+
+# --- devices and training -------------------------------------------------------------------
+
+
+class OutOfDeviceMemory(NnfsError, MemoryError):
+    """The memory asked for does not fit on the device.
+
+    ``requested`` and ``available`` hold the two numbers of bytes when they are known.
+    """
+
+    def __init__(self, message: str, requested: int | None = None, available: int | None = None):
+        super().__init__(message)
+        self.requested = requested
+        self.available = available
+
+
+class TrainingDiverged(NnfsError, FloatingPointError):
+    """The cost became NaN or infinite during training.
+
+    ``epoch`` is the epoch (counted from 1 within the call) whose cost was not finite and
+    ``eta`` the learning rate in use; the weights are those before that epoch's update.
+    """
+
+    def __init__(self, message: str, epoch: int, eta: float):
+        super().__init__(message)
+        self.epoch = epoch
+        self.eta = eta
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+class ModelFileError(NnfsValueError):
+    """A model file is not a valid nnfs model, or does not fit the network it is loaded into."""
+
+
+class DataFileError(NnfsValueError):
+    """A data file (CSV, npz, IDX) cannot be read as training data."""
+
+
+class NnfsFileNotFoundError(NnfsError, FileNotFoundError):
+    """A file that nnfs was asked to read does not exist."""
+
+
+__all__ = [
+    "BackendMismatch",
+    "BackendNotFound",
+    "BackendUnavailable",
+    "DTypeMismatch",
+    "DataFileError",
+    "ModelFileError",
+    "NnfsError",
+    "NnfsFileNotFoundError",
+    "NnfsTypeError",
+    "NnfsValueError",
+    "OutOfDeviceMemory",
+    "PluginError",
+    "ReleasedError",
+    "ShapeError",
+    "TrainingDiverged",
+    "UnsupportedOperation",
+]

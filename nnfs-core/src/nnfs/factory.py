@@ -1,0 +1,757 @@
+"""The factory contract: what a backend provides, and the matrices and vectors it hands out.
+
+A :class:`Factory` owns memory on one device for one dtype. It allocates matrices and vectors,
+moves data between them and the host, and runs the operations the networks are written with:
+BLAS-style linear algebra (``gemm``, ``gemv``, ``rank1_update``, ``axpy``...), the vector math of
+the activations and costs, and ``synchronize``.
+
+Two tiers sit in one class:
+
+* the **public methods** (``gemm``, ``matrix``...) check every argument, raise an
+  :class:`nnfs.NnfsError` naming what is wrong, and only then call
+* the **backend methods**, whose names start with an underscore (``_gemm``, ``_allocate``...).
+  A backend subclasses :class:`Factory` and implements these. They receive arguments that were
+  already checked: shapes agree, every matrix is live and belongs to this factory, scalars are
+  finite floats. They do not check again. The training loop calls them directly.
+
+Layout. A matrix is ``rows × cols`` with one sample per column (as in the article). Every matrix
+and vector is a contiguous window of one :class:`Buffer` (one device allocation): a matrix is
+stored column by column (column-major, leading dimension = rows) starting ``offset`` elements
+into its buffer, and a vector is ``size`` consecutive elements. Views (``columns``, ``column``,
+``as_vector``, ``as_matrix``) are windows of the same buffer, so every operand a backend sees is
+one contiguous block, which keeps kernels simple.
+
+A backend stores whatever it needs per window in ``handle`` (a numpy view, a device pointer and
+offset...), created by ``_matrix_handle``/``_vector_handle``.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import _checks as check
+from .errors import (
+    NnfsTypeError,
+    NnfsValueError,
+    OutOfDeviceMemory,
+    ShapeError,
+    UnsupportedOperation,
+)
+from .spec import KNOWN_DTYPES
+
+#: The activation functions every backend computes, fused with the bias (see ``Factory.activation``).
+ACTIVATION_KINDS = ("linear", "sigmoid", "tanh", "relu", "softmax")
+
+#: The costs whose value every backend computes (see ``Factory.cost_sum``).
+COST_KINDS = ("quadratic", "binary_cross_entropy", "categorical_cross_entropy")
+
+#: The operations a backend may declare unsupported (``Factory.unsupported``).
+OPERATIONS = (
+    "gemm",
+    "gemv",
+    "rank1_update",
+    "axpy",
+    "scal",
+    "copy",
+    "fill",
+    "nrm2",
+    "sub",
+    "mul",
+    "activation",
+    "activation_backward",
+    "cost_sum",
+)
+
+
+def normalize_dtype(dtype: object) -> str:
+    """The dtype name nnfs uses ("float32" or "float64") for ``dtype`` (a name or numpy dtype)."""
+    try:
+        name = np.dtype(dtype).name  # accepts "float32", np.float32, np.dtype("f4")...
+    except TypeError:
+        name = None
+    if name not in KNOWN_DTYPES:
+        raise NnfsValueError(f"dtype must be one of {', '.join(KNOWN_DTYPES)}, got {dtype!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """What a factory has allocated, for tests and benchmarks.
+
+    ``allocations`` counts every device allocation the factory has made (never decreases), so a
+    test can read it before and after some epochs and require no change. ``bytes_in_use`` is what
+    live buffers hold now and ``peak_bytes`` the most they ever held. ``synchronizations``
+    counts ``synchronize()`` calls.
+    """
+
+    allocations: int
+    bytes_in_use: int
+    peak_bytes: int
+    synchronizations: int
+
+
+@dataclass(frozen=True)
+class MemoryLimits:
+    """How much memory a device offers: in all, and in one allocation (None: unknown)."""
+
+    total_bytes: int | None
+    max_allocation_bytes: int | None
+
+
+class Buffer:
+    """One allocation on a device. Matrices and vectors are windows into a buffer."""
+
+    __slots__ = ("factory", "size", "nbytes", "storage", "_finalizer", "__weakref__")
+
+    def __init__(self, factory: Factory, size: int, storage: Any):
+        self.factory = factory
+        self.size = size
+        self.nbytes = size * factory.itemsize
+        self.storage = storage
+        self._finalizer = weakref.finalize(self, factory._account_free, self.nbytes)
+
+    @property
+    def released(self) -> bool:
+        return self.storage is None
+
+    def release(self) -> None:
+        if self.storage is not None:
+            storage, self.storage = self.storage, None
+            self._finalizer()
+            self.factory._free(storage)
+
+
+class _Window:
+    """What matrices and vectors share: a window of a buffer, release and ``with``."""
+
+    __slots__ = ("factory", "buffer", "offset", "size", "handle", "owns", "_released", "__weakref__")
+
+    def __init__(self, buffer: Buffer, offset: int, size: int, owns: bool):
+        self.factory = buffer.factory
+        self.buffer = buffer
+        self.offset = offset
+        self.size = size
+        self.owns = owns
+        self._released = False
+
+    @property
+    def dtype(self) -> str:
+        return self.factory.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.factory.itemsize
+
+    @property
+    def released(self) -> bool:
+        """True after ``release()``, or once the memory this window views was released."""
+        return self._released or self.buffer.storage is None
+
+    def release(self) -> None:
+        """Give the memory back (for a view: stop using it). Safe to call more than once."""
+        self._released = True
+        self.handle = None
+        if self.owns:
+            self.buffer.release()
+
+    def __enter__(self):
+        check.live(self, "the object entering 'with'")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def overlaps(self, other: _Window) -> bool:
+        """True if both windows share at least one element of the same buffer."""
+        return (
+            self.buffer is other.buffer
+            and self.offset < other.offset + other.size
+            and other.offset < self.offset + self.size
+        )
+
+    def _state(self) -> str:
+        notes = [self.dtype, self.factory.name]
+        if not self.owns:
+            notes.append("view")
+        if self.released:
+            notes.append("released")
+        return ", ".join(notes)
+
+    def __str__(self) -> str:
+        if self.released:
+            return repr(self)
+        return f"{self!r}\n{self.factory.to_host(self)}"
+
+
+class Matrix(_Window):
+    """A ``rows × cols`` matrix on a device, stored column by column.
+
+    Create matrices with :meth:`Factory.matrix`; read one back with ``nnfs.transfer(m)``.
+    """
+
+    __slots__ = ("rows", "cols")
+
+    def __init__(self, buffer: Buffer, offset: int, rows: int, cols: int, owns: bool = False):
+        super().__init__(buffer, offset, rows * cols, owns)
+        self.rows = rows
+        self.cols = cols
+        self.handle = buffer.factory._matrix_handle(buffer.storage, offset, rows, cols)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.cols)
+
+    @property
+    def shape_text(self) -> str:
+        return f"{self.rows}×{self.cols} matrix"
+
+    def columns(self, start: int, stop: int) -> Matrix:
+        """A view of the columns ``start`` to ``stop - 1`` (samples of a batch, say)."""
+        check.live(self, "the matrix")
+        start = check.count(start, "columns: start", minimum=0)
+        stop = check.count(stop, "columns: stop", minimum=start + 1)
+        if stop > self.cols:
+            raise NnfsValueError(
+                f"columns: stop must be at most the number of columns ({self.cols}), got {stop}"
+            )
+        return Matrix(self.buffer, self.offset + start * self.rows, self.rows, stop - start)
+
+    def column(self, j: int) -> Vector:
+        """A view of column ``j`` as a vector."""
+        check.live(self, "the matrix")
+        j = check.count(j, "column: index", minimum=0)
+        if j >= self.cols:
+            raise NnfsValueError(f"column: index must be below {self.cols}, got {j}")
+        return Vector(self.buffer, self.offset + j * self.rows, self.rows)
+
+    def as_vector(self) -> Vector:
+        """A view of all entries as one vector, column after column."""
+        check.live(self, "the matrix")
+        return Vector(self.buffer, self.offset, self.size)
+
+    def __repr__(self) -> str:
+        return f"Matrix({self.rows}×{self.cols}, {self._state()})"
+
+
+class Vector(_Window):
+    """A vector of ``size`` entries on a device. Create vectors with :meth:`Factory.vector`."""
+
+    __slots__ = ()
+
+    def __init__(self, buffer: Buffer, offset: int, size: int, owns: bool = False):
+        super().__init__(buffer, offset, size, owns)
+        self.handle = buffer.factory._vector_handle(buffer.storage, offset, size)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.size,)
+
+    @property
+    def shape_text(self) -> str:
+        return f"vector of {self.size}"
+
+    def subvector(self, start: int, stop: int) -> Vector:
+        """A view of the entries ``start`` to ``stop - 1``."""
+        check.live(self, "the vector")
+        start = check.count(start, "subvector: start", minimum=0)
+        stop = check.count(stop, "subvector: stop", minimum=start + 1)
+        if stop > self.size:
+            raise NnfsValueError(f"subvector: stop must be at most {self.size}, got {stop}")
+        return Vector(self.buffer, self.offset + start, stop - start)
+
+    def as_matrix(self, rows: int, cols: int, start: int = 0) -> Matrix:
+        """A ``rows × cols`` matrix view of the entries from ``start`` on, column after column."""
+        check.live(self, "the vector")
+        rows = check.count(rows, "as_matrix: rows")
+        cols = check.count(cols, "as_matrix: cols")
+        start = check.count(start, "as_matrix: start", minimum=0)
+        if start + rows * cols > self.size:
+            raise NnfsValueError(
+                f"as_matrix: {rows}×{cols} from entry {start} needs {start + rows * cols} "
+                f"entries, the vector has {self.size}"
+            )
+        return Matrix(self.buffer, self.offset + start, rows, cols)
+
+    def __repr__(self) -> str:
+        return f"Vector({self.size}, {self._state()})"
+
+
+def _supported(operation: str) -> Callable:
+    """Decorate a public operation so that it first refuses when the backend does not have it."""
+
+    def decorate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def checked(self: Factory, *args: Any, **kwargs: Any) -> Any:
+            if operation in self.unsupported:
+                raise UnsupportedOperation(
+                    f"the {self.name} backend does not provide {operation}() "
+                    f"(it declares it unsupported)"
+                )
+            check.live(self, f"the {self.name} factory")
+            return method(self, *args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+class Factory(abc.ABC):
+    """Base class of every backend's factory: memory of one dtype on one device, and the
+    operations on it.
+
+    Subclasses set the capability constants below and implement the abstract underscore
+    methods. See the module docstring for the two tiers and the memory layout, and
+    ``examples/nnfs-reference-backend`` in the nnfs repository for the smallest complete backend.
+    """
+
+    #: The backend name this factory belongs to ("cpu", "opencl"...).
+    name: ClassVar[str] = "?"
+    #: The dtypes this backend can work in.
+    dtypes: ClassVar[tuple[str, ...]] = ("float32",)
+    #: How often the training loop must drain the device's queue: every this many epochs, or 0
+    #: when it never needs to (work is synchronous, or the queue copes with any amount of work).
+    #: Results are always synchronised where they are read.
+    sync_every: ClassVar[int] = 0
+    #: Operations of ``OPERATIONS`` the backend does not provide; calling one raises
+    #: ``UnsupportedOperation``.
+    unsupported: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, dtype: object = "float32"):
+        dtype = normalize_dtype(dtype)
+        if dtype not in self.dtypes:
+            raise UnsupportedOperation(
+                f"the {self.name} backend does not support {dtype}; it supports "
+                f"{', '.join(self.dtypes)}"
+            )
+        self.dtype = dtype
+        self.numpy_dtype = np.dtype(dtype)
+        self.itemsize = self.numpy_dtype.itemsize
+        self._allocations = 0
+        self._bytes_in_use = 0
+        self._peak_bytes = 0
+        self._synchronizations = 0
+        self._released = False
+        self._buffers: weakref.WeakSet[Buffer] = weakref.WeakSet()
+
+    # --- what a backend implements ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def _allocate(self, size: int) -> Any:
+        """Allocate ``size`` elements of ``self.dtype``, zero-filled; return the storage object.
+
+        Raise :class:`nnfs.OutOfDeviceMemory` when the device refuses (a ``MemoryError`` is
+        turned into one by the caller).
+        """
+
+    def _free(self, storage: Any) -> None:
+        """Give ``storage`` back to the device. The default drops the reference."""
+
+    @abc.abstractmethod
+    def _matrix_handle(self, storage: Any, offset: int, rows: int, cols: int) -> Any:
+        """What the backend wants to keep for a ``rows × cols`` column-major window of
+        ``storage`` starting ``offset`` elements in (a numpy view, a pointer and offset...)."""
+
+    @abc.abstractmethod
+    def _vector_handle(self, storage: Any, offset: int, size: int) -> Any:
+        """Like ``_matrix_handle``, for ``size`` consecutive elements."""
+
+    @abc.abstractmethod
+    def _read(self, x: Matrix | Vector) -> np.ndarray:
+        """A new host array: ``rows × cols`` in C order for a matrix, 1-D for a vector."""
+
+    @abc.abstractmethod
+    def _write(self, host: np.ndarray, x: Matrix | Vector) -> None:
+        """Copy ``host`` (C-ordered, ``x``'s shape and dtype) into ``x``."""
+
+    @abc.abstractmethod
+    def _gemm(self, alpha: float, a: Matrix, b: Matrix, beta: float, c: Matrix,
+              trans_a: bool, trans_b: bool) -> None:
+        """``c ← alpha·op(a)·op(b) + beta·c``, op transposing when asked (BLAS gemm). When
+        beta is 0, ``c``'s old contents are ignored (even NaN)."""
+
+    @abc.abstractmethod
+    def _gemv(self, alpha: float, a: Matrix, x: Vector, beta: float, y: Vector,
+              trans: bool) -> None:
+        """``y ← alpha·op(a)·x + beta·y`` (BLAS gemv); beta 0 ignores ``y``'s contents."""
+
+    @abc.abstractmethod
+    def _rank1_update(self, alpha: float, x: Vector, y: Vector, a: Matrix) -> None:
+        """``a ← a + alpha·x·yᵀ`` (BLAS ger)."""
+
+    @abc.abstractmethod
+    def _axpy(self, alpha: float, x: Matrix | Vector, y: Matrix | Vector) -> None:
+        """``y ← alpha·x + y`` (BLAS axpy), elementwise over equal shapes."""
+
+    @abc.abstractmethod
+    def _scal(self, alpha: float, x: Matrix | Vector) -> None:
+        """``x ← alpha·x`` (BLAS scal)."""
+
+    @abc.abstractmethod
+    def _copy(self, x: Matrix | Vector, y: Matrix | Vector) -> None:
+        """``y ← x`` (BLAS copy)."""
+
+    @abc.abstractmethod
+    def _fill(self, x: Matrix | Vector, value: float) -> None:
+        """Set every entry of ``x`` to ``value``."""
+
+    @abc.abstractmethod
+    def _nrm2(self, x: Matrix | Vector) -> float:
+        """The Euclidean norm of all entries (BLAS nrm2), as a Python float."""
+
+    @abc.abstractmethod
+    def _sub(self, x: Matrix | Vector, y: Matrix | Vector, out: Matrix | Vector) -> None:
+        """``out ← x − y`` elementwise; ``out`` may be ``x`` or ``y``."""
+
+    @abc.abstractmethod
+    def _mul(self, x: Matrix | Vector, y: Matrix | Vector, out: Matrix | Vector) -> None:
+        """``out ← x ⊙ y`` elementwise; ``out`` may be ``x`` or ``y``."""
+
+    @abc.abstractmethod
+    def _activation(self, kind: str, z: Matrix, bias: Vector | None, out: Matrix) -> None:
+        """``out ← f(z + bias·1ᵀ)`` for the activation ``kind`` of ``ACTIVATION_KINDS``.
+
+        ``bias`` (one entry per row) may be None. ``out`` may be ``z``. ``softmax`` normalises
+        each column: ``out[:, j] = exp(s_j) / Σ exp(s_j)`` with ``s_j = z[:, j] + bias``,
+        computed without overflow.
+        """
+
+    @abc.abstractmethod
+    def _activation_backward(self, kind: str, a: Matrix, delta: Matrix) -> None:
+        """``delta ← delta ⊙ f'(z)``, the derivative expressed through the output ``a = f(z)``.
+
+        linear: 1; sigmoid: a(1 − a); tanh: 1 − a²; relu: 1 where a > 0, else 0. softmax,
+        whose Jacobian is not diagonal, takes each column ``g`` of ``delta`` to
+        ``a ⊙ (g − (aᵀg))``. ``a`` is left unchanged.
+        """
+
+    @abc.abstractmethod
+    def _cost_sum(self, kind: str, y: Matrix, a: Matrix) -> float:
+        """The sum over all entries of a cost's terms, as a Python float:
+
+        quadratic: Σ (a − y)²; binary_cross_entropy: −Σ [y·ln a + (1 − y)·ln(1 − a)];
+        categorical_cross_entropy: −Σ y·ln a; with ``a`` clipped to
+        ``[eps, 1 − eps]``, ``eps = numpy.finfo(dtype).eps``, inside the logarithms.
+        """
+
+    def _synchronize(self) -> None:
+        """Wait until every operation queued so far has finished. Default: nothing to wait for."""
+
+    def memory_limits(self) -> MemoryLimits:
+        """The device's memory: total bytes available and the largest single allocation.
+
+        Networks check what they need against this before allocating anything. The default
+        says nothing is known; device backends override it.
+        """
+        return MemoryLimits(None, None)
+
+    def describe(self) -> str:
+        """A short description for messages and ``repr``: backend, dtype, device."""
+        return f"{self.name} {self.dtype}"
+
+    # --- the plan hook: prepared operations for the training loop --------------------------
+
+    def _prepare(self, operation: str, *args: Any) -> Callable[[], Any]:
+        """A function of no arguments that runs ``_<operation>(*args)``, for the training loop.
+
+        The loop prepares its operations once, when a network is built, and then only calls
+        them. Arguments are checked already. Raises ``UnsupportedOperation`` if the backend
+        declared the operation unsupported.
+        """
+        if operation in self.unsupported:
+            raise UnsupportedOperation(
+                f"the {self.name} backend does not provide {operation}(), which training needs"
+            )
+        return self._plan(operation, *args)
+
+    def _plan(self, operation: str, *args: Any) -> Callable[[], Any]:
+        """Bind ``_<operation>`` to ``args``. A backend can override this to bind as much as
+        possible ahead of time (the CPU backend binds numpy functions to their arrays)."""
+        return functools.partial(getattr(self, "_" + operation), *args)
+
+    # --- accounting, used by the base class and by backends with internal allocations -------
+
+    def _account_allocation(self, nbytes: int) -> None:
+        self._allocations += 1
+        self._bytes_in_use += nbytes
+        self._peak_bytes = max(self._peak_bytes, self._bytes_in_use)
+
+    def _account_free(self, nbytes: int) -> None:
+        self._bytes_in_use -= nbytes
+
+    def _new_buffer(self, size: int) -> Buffer:
+        """Allocate a buffer of ``size`` elements, counted, with memory errors made nnfs errors."""
+        nbytes = size * self.itemsize
+        self.check_fits(nbytes, nbytes, "the allocation")
+        try:
+            storage = self._allocate(size)
+        except OutOfDeviceMemory:
+            raise
+        except MemoryError as error:
+            raise OutOfDeviceMemory(
+                f"{self.describe()}: the device refused {nbytes} bytes ({error})", nbytes, None
+            ) from None
+        self._account_allocation(nbytes)
+        buffer = Buffer(self, size, storage)
+        self._buffers.add(buffer)
+        return buffer
+
+    def stats(self) -> MemoryStats:
+        """Allocation and synchronisation counters (see :class:`MemoryStats`)."""
+        return MemoryStats(
+            self._allocations, self._bytes_in_use, self._peak_bytes, self._synchronizations
+        )
+
+    def check_fits(self, total_bytes: int, largest_bytes: int, what: str) -> None:
+        """Raise :class:`nnfs.OutOfDeviceMemory` if ``total_bytes`` (of which the largest single
+        allocation is ``largest_bytes``) cannot fit on the device; do nothing if unknown."""
+        limits = self.memory_limits()
+        if limits.max_allocation_bytes is not None and largest_bytes > limits.max_allocation_bytes:
+            raise OutOfDeviceMemory(
+                f"{what} needs one allocation of {largest_bytes} bytes, but {self.describe()} "
+                f"allows at most {limits.max_allocation_bytes} bytes in one allocation",
+                largest_bytes,
+                limits.max_allocation_bytes,
+            )
+        if limits.total_bytes is not None and total_bytes > limits.total_bytes:
+            raise OutOfDeviceMemory(
+                f"{what} needs {total_bytes} bytes, but {self.describe()} has "
+                f"{limits.total_bytes} bytes available",
+                total_bytes,
+                limits.total_bytes,
+            )
+
+    # --- public, checked operations ---------------------------------------------------------
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Release every buffer this factory still holds, then the factory. Idempotent."""
+        if not self._released:
+            for buffer in list(self._buffers):
+                buffer.release()
+            self._released = True
+
+    def __enter__(self) -> Factory:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = ", released" if self._released else ""
+        return f"<{type(self).__name__} {self.describe()}{state}>"
+
+    def matrix(self, rows: int, cols: int, data: object = None) -> Matrix:
+        """A new ``rows × cols`` matrix, zero-filled or holding ``data``.
+
+        ``data`` is given row by row as on the host: a nested sequence or numpy array of shape
+        ``rows × cols``, or a flat sequence of ``rows·cols`` numbers read row by row.
+        """
+        check.live(self, f"the {self.name} factory")
+        rows = check.count(rows, "matrix: rows")
+        cols = check.count(cols, "matrix: cols")
+        host = None
+        if data is not None:
+            host = check.host_array(data, (rows, cols), self.numpy_dtype, "matrix: data")
+        buffer = self._new_buffer(rows * cols)
+        result = Matrix(buffer, 0, rows, cols, owns=True)
+        if host is not None:
+            self._write(host, result)
+        return result
+
+    def vector(self, n: int, data: object = None) -> Vector:
+        """A new vector of ``n`` entries, zero-filled or holding ``data`` (a sequence of n)."""
+        check.live(self, f"the {self.name} factory")
+        n = check.count(n, "vector: n")
+        host = None
+        if data is not None:
+            host = check.host_array(data, (n,), self.numpy_dtype, "vector: data")
+        result = Vector(self._new_buffer(n), 0, n, owns=True)
+        if host is not None:
+            self._write(host, result)
+        return result
+
+    def to_host(self, x: Matrix | Vector) -> np.ndarray:
+        """A numpy copy of ``x``: ``rows × cols`` for a matrix, 1-D for a vector."""
+        check.on_factory(self, x, "to_host: x")
+        return self._read(x)
+
+    def from_host(self, data: object, x: Matrix | Vector) -> Matrix | Vector:
+        """Copy host ``data`` (see :meth:`matrix`) into ``x``; return ``x``."""
+        check.on_factory(self, x, "from_host: destination")
+        self._write(check.host_array(data, x.shape, self.numpy_dtype, "from_host: data"), x)
+        return x
+
+    @_supported("gemm")
+    def gemm(self, alpha: float, a: Matrix, b: Matrix, beta: float, c: Matrix, *,
+             trans_a: bool = False, trans_b: bool = False) -> Matrix:
+        """``c ← alpha·op(a)·op(b) + beta·c`` (BLAS gemm); op transposes when asked. Returns c."""
+        alpha = check.real(alpha, "gemm: alpha")
+        beta = check.real(beta, "gemm: beta")
+        check.matrix(self, a, "gemm: a")
+        check.matrix(self, b, "gemm: b")
+        check.matrix(self, c, "gemm: c")
+        m, k = (a.cols, a.rows) if trans_a else (a.rows, a.cols)
+        k2, n = (b.cols, b.rows) if trans_b else (b.rows, b.cols)
+        if k != k2 or c.rows != m or c.cols != n:
+            op_a = "aᵀ" if trans_a else "a"
+            op_b = "bᵀ" if trans_b else "b"
+            raise ShapeError(
+                f"gemm: {op_a} is {m}×{k} and {op_b} is {k2}×{n}, so c must be {m}×{n} and the "
+                f"inner dimensions must agree; got c {c.rows}×{c.cols}"
+            )
+        check.no_overlap(c, a, "gemm: c", "a")
+        check.no_overlap(c, b, "gemm: c", "b")
+        self._gemm(alpha, a, b, beta, c, bool(trans_a), bool(trans_b))
+        return c
+
+    @_supported("gemv")
+    def gemv(self, alpha: float, a: Matrix, x: Vector, beta: float, y: Vector, *,
+             trans: bool = False) -> Vector:
+        """``y ← alpha·op(a)·x + beta·y`` (BLAS gemv). Returns y."""
+        alpha = check.real(alpha, "gemv: alpha")
+        beta = check.real(beta, "gemv: beta")
+        check.matrix(self, a, "gemv: a")
+        rows, cols = (a.cols, a.rows) if trans else (a.rows, a.cols)
+        check.vector(self, x, "gemv: x", cols)
+        check.vector(self, y, "gemv: y", rows)
+        check.no_overlap(y, a, "gemv: y", "a")
+        check.no_overlap(y, x, "gemv: y", "x")
+        self._gemv(alpha, a, x, beta, y, bool(trans))
+        return y
+
+    @_supported("rank1_update")
+    def rank1_update(self, alpha: float, x: Vector, y: Vector, a: Matrix) -> Matrix:
+        """``a ← a + alpha·x·yᵀ`` (BLAS ger): x has a's rows, y its columns. Returns a."""
+        alpha = check.real(alpha, "rank1_update: alpha")
+        check.matrix(self, a, "rank1_update: a")
+        check.vector(self, x, "rank1_update: x", a.rows)
+        check.vector(self, y, "rank1_update: y", a.cols)
+        check.no_overlap(a, x, "rank1_update: a", "x")
+        check.no_overlap(a, y, "rank1_update: a", "y")
+        self._rank1_update(alpha, x, y, a)
+        return a
+
+    @_supported("axpy")
+    def axpy(self, alpha: float, x: Matrix | Vector, y: Matrix | Vector) -> Matrix | Vector:
+        """``y ← alpha·x + y`` (BLAS axpy) for matrices or vectors of one shape. Returns y."""
+        alpha = check.real(alpha, "axpy: alpha")
+        self._elementwise("axpy", x, y)
+        self._axpy(alpha, x, y)
+        return y
+
+    @_supported("scal")
+    def scal(self, alpha: float, x: Matrix | Vector) -> Matrix | Vector:
+        """``x ← alpha·x`` (BLAS scal). Returns x."""
+        alpha = check.real(alpha, "scal: alpha")
+        check.on_factory(self, x, "scal: x")
+        self._scal(alpha, x)
+        return x
+
+    @_supported("copy")
+    def copy(self, x: Matrix | Vector, y: Matrix | Vector) -> Matrix | Vector:
+        """``y ← x`` (BLAS copy). Returns y."""
+        self._elementwise("copy", x, y)
+        self._copy(x, y)
+        return y
+
+    @_supported("fill")
+    def fill(self, x: Matrix | Vector, value: float) -> Matrix | Vector:
+        """Set every entry of ``x`` to ``value``. Returns x."""
+        value = check.real(value, "fill: value")
+        check.on_factory(self, x, "fill: x")
+        self._fill(x, value)
+        return x
+
+    @_supported("nrm2")
+    def nrm2(self, x: Matrix | Vector) -> float:
+        """The Euclidean norm of all entries of ``x`` (BLAS nrm2)."""
+        check.on_factory(self, x, "nrm2: x")
+        return self._nrm2(x)
+
+    @_supported("sub")
+    def sub(self, x: Matrix | Vector, y: Matrix | Vector, out: Matrix | Vector) -> Matrix | Vector:
+        """``out ← x − y`` elementwise; ``out`` may be x or y. Returns out."""
+        self._elementwise("sub", x, y, out)
+        self._sub(x, y, out)
+        return out
+
+    @_supported("mul")
+    def mul(self, x: Matrix | Vector, y: Matrix | Vector, out: Matrix | Vector) -> Matrix | Vector:
+        """``out ← x ⊙ y`` elementwise; ``out`` may be x or y. Returns out."""
+        self._elementwise("mul", x, y, out)
+        self._mul(x, y, out)
+        return out
+
+    @_supported("activation")
+    def activation(self, kind: str, z: Matrix, out: Matrix, bias: Vector | None = None) -> Matrix:
+        """``out ← f(z + bias·1ᵀ)`` for ``kind`` in ``ACTIVATION_KINDS`` (bias optional).
+
+        ``out`` may be ``z``. Returns out.
+        """
+        kind = self._kind(kind, ACTIVATION_KINDS, "activation")
+        check.matrix(self, z, "activation: z")
+        check.matrix(self, out, "activation: out", z.rows, z.cols)
+        check.elementwise_alias(out, z, "activation: out", "z")
+        if bias is not None:
+            check.vector(self, bias, "activation: bias", z.rows)
+            check.no_overlap(out, bias, "activation: out", "bias")
+        self._activation(kind, z, bias, out)
+        return out
+
+    @_supported("activation_backward")
+    def activation_backward(self, kind: str, a: Matrix, delta: Matrix) -> Matrix:
+        """``delta ← delta ⊙ f'(z)``, with the derivative taken through ``a = f(z)``
+        (softmax: each column g becomes ``a ⊙ (g − aᵀg)``). Returns delta."""
+        kind = self._kind(kind, ACTIVATION_KINDS, "activation_backward")
+        check.matrix(self, a, "activation_backward: a")
+        check.matrix(self, delta, "activation_backward: delta", a.rows, a.cols)
+        check.no_overlap(delta, a, "activation_backward: delta", "a")
+        self._activation_backward(kind, a, delta)
+        return delta
+
+    @_supported("cost_sum")
+    def cost_sum(self, kind: str, y: Matrix, a: Matrix) -> float:
+        """The sum of a cost's terms over all entries (see ``_cost_sum``) for ``kind`` in
+        ``COST_KINDS``."""
+        kind = self._kind(kind, COST_KINDS, "cost_sum")
+        check.matrix(self, a, "cost_sum: a")
+        check.matrix(self, y, "cost_sum: y", a.rows, a.cols)
+        return self._cost_sum(kind, y, a)
+
+    def synchronize(self) -> None:
+        """Wait until the device has finished all queued work (no-op on synchronous devices)."""
+        check.live(self, f"the {self.name} factory")
+        self._synchronizations += 1
+        self._synchronize()
+
+    # --- helpers of the checks --------------------------------------------------------------
+
+    def _elementwise(self, operation: str, *operands: Matrix | Vector) -> None:
+        names = ("x", "y", "out")
+        for name, operand in zip(names, operands):
+            check.on_factory(self, operand, f"{operation}: {name}")
+        for name, operand in zip(names[1:], operands[1:]):
+            check.same_shape(operands[0], operand, f"{operation}: x", f"{operation}: {name}")
+        if len(operands) == 3:
+            check.elementwise_alias(operands[2], operands[0], f"{operation}: out", "x")
+            check.elementwise_alias(operands[2], operands[1], f"{operation}: out", "y")
+        elif operation in ("copy", "axpy"):
+            check.elementwise_alias(operands[1], operands[0], f"{operation}: y", "x")
+
+    def _kind(self, kind: object, kinds: tuple[str, ...], operation: str) -> str:
+        if not isinstance(kind, str):
+            raise NnfsTypeError(f"{operation}: kind must be a string, got {type(kind).__name__}")
+        if kind not in kinds:
+            raise NnfsValueError(f"{operation}: kind must be one of {', '.join(kinds)}, got {kind!r}")
+        return kind
+

@@ -1,0 +1,439 @@
+"""Layers and networks: the inference network and the training network built from it.
+
+Notation, per layer l with input ``a₋₁`` (features × samples):
+
+* forward:  ``z = W·a₋₁``,  ``a = f(z + b)``          (bias added, as in PyTorch and Keras)
+* backward: ``δ = g ⊙ f'(z)``                         (g: gradient arriving from above)
+            ``∇W = δ·a₋₁ᵀ``,  ``∇b = δ·1``,  ``g₋₁ = Wᵀ·δ``
+
+All the parameters of a network live in one vector (each layer's W, column by column, then its
+b), and a training network keeps the gradients in a second vector of the same layout, so an
+update is one ``axpy`` and the gradients can be summed across processes in one call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks as check
+from .activations import Activation, activation as _activation
+from .costs import Cost
+from .errors import NnfsTypeError, NnfsValueError, ShapeError
+from .factory import Factory, Matrix, Vector
+
+
+@dataclass(frozen=True)
+class FullyConnected:
+    """A fully connected layer as declared, before a network builds it: units and activation."""
+
+    units: int
+    activation: Activation
+
+    def __repr__(self) -> str:
+        return f"fully_connected({self.units}, {self.activation!r})"
+
+
+def fully_connected(units: int, activation: Activation | str) -> FullyConnected:
+    """Declare a fully connected layer of ``units`` outputs and an activation (``nnfs.tanh`` or
+    ``"tanh"``); ``inference_network`` builds it."""
+    return FullyConnected(
+        check.count(units, "fully_connected: units"),
+        _activation(activation, "fully_connected: activation"),
+    )
+
+
+class InferenceLayer:
+    """A built fully connected layer: ``weights`` (units × inputs), ``bias`` (units)."""
+
+    __slots__ = ("in_dim", "out_dim", "activation", "weights", "bias")
+
+    def __init__(self, parameters: Vector, start: int, in_dim: int, out_dim: int,
+                 activation: Activation):
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+        self.activation = activation
+        self.weights = parameters.as_matrix(out_dim, in_dim, start)
+        self.bias = parameters.subvector(start + out_dim * in_dim, start + out_dim * (in_dim + 1))
+
+    @property
+    def parameter_count(self) -> int:
+        return self.out_dim * (self.in_dim + 1)
+
+    def __repr__(self) -> str:
+        return f"InferenceLayer({self.in_dim}→{self.out_dim}, {self.activation!r})"
+
+
+def _parameter_count(in_dim: int, widths: Sequence[int]) -> int:
+    sizes = [in_dim, *widths]
+    return sum(sizes[i + 1] * (sizes[i] + 1) for i in range(len(widths)))
+
+
+def _initial_parameters(in_dim: int, blueprints: Sequence[FullyConnected], dtype: np.dtype,
+                        seed: object) -> np.ndarray:
+    """Random weights (Glorot uniform, or He normal for relu) and zero biases, flat."""
+    rng = np.random.default_rng(seed)
+    chunks = []
+    fan_in = in_dim
+    for layer in blueprints:
+        fan_out = layer.units
+        if layer.activation.init == "he":
+            weights = rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
+        else:
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            weights = rng.uniform(-limit, limit, size=(fan_in, fan_out))
+        chunks.append(weights.ravel())  # (in × out) row by row = (out × in) column by column
+        chunks.append(np.zeros(fan_out))
+        fan_in = fan_out
+    return np.concatenate(chunks).astype(dtype)
+
+
+class InferenceNetwork:
+    """A feed-forward network for inference: call it on a matrix of samples (one per column).
+
+    ``network(x)`` returns a new output matrix; ``network(x, out)`` writes into ``out``. Build
+    one with :func:`inference_network`.
+    """
+
+    def __init__(self, factory: Factory, in_dim: int, blueprints: Sequence[FullyConnected],
+                 seed: object):
+        self.factory = factory
+        self.in_dim = in_dim
+        self.out_dim = blueprints[-1].units
+        count = _parameter_count(in_dim, [b.units for b in blueprints])
+        nbytes = count * factory.itemsize
+        factory.check_fits(nbytes, nbytes, f"the parameters of a network of {count} parameters")
+        initial = _initial_parameters(in_dim, blueprints, factory.numpy_dtype, seed)
+        self.parameters = factory.vector(count)
+        try:
+            factory._write(initial, self.parameters)
+            layers, start, width = [], 0, in_dim
+            for blueprint in blueprints:
+                layer = InferenceLayer(self.parameters, start, width, blueprint.units,
+                                       blueprint.activation)
+                layers.append(layer)
+                start += layer.parameter_count
+                width = blueprint.units
+        except BaseException:
+            self.parameters.release()
+            raise
+        self.layers: tuple[InferenceLayer, ...] = tuple(layers)
+
+    @property
+    def released(self) -> bool:
+        return self.parameters.released
+
+    @property
+    def parameter_count(self) -> int:
+        return self.parameters.size
+
+    @property
+    def architecture(self) -> list[FullyConnected]:
+        """The layers as declared, to rebuild the same network."""
+        return [FullyConnected(layer.out_dim, layer.activation) for layer in self.layers]
+
+    def release(self) -> None:
+        """Release the parameters. Idempotent."""
+        self.parameters.release()
+
+    def __enter__(self) -> InferenceNetwork:
+        check.live(self, "the inference network")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        layers = ", ".join(
+            f"fully_connected({layer.out_dim}, {layer.activation!r})" for layer in self.layers
+        )
+        state = ", released" if self.released else ""
+        return (f"InferenceNetwork({self.in_dim}, [{layers}], {self.factory.describe()}, "
+                f"{self.parameter_count} parameters{state})")
+
+    def __call__(self, x: Matrix, out: Matrix | None = None) -> Matrix:
+        check.live(self, "the inference network")
+        check.matrix(self.factory, x, "inference: x", self.in_dim)
+        if out is None:
+            out = self.factory.matrix(self.out_dim, x.cols)
+        else:
+            check.matrix(self.factory, out, "inference: out", self.out_dim, x.cols)
+            check.no_overlap(out, x, "inference: out", "x")
+        self._run(x, out)
+        return out
+
+    def _run(self, x: Matrix, out: Matrix) -> None:
+        """Forward pass of checked arguments, through two work matrices used in turn."""
+        factory, n = self.factory, x.cols
+        hidden = [layer.out_dim for layer in self.layers[:-1]]
+        work = []
+        try:
+            for parity in (0, 1):
+                widths = hidden[parity::2]
+                if widths:
+                    work.append(factory.matrix(max(widths), n))
+            source = x
+            for i, layer in enumerate(self.layers):
+                if i == len(self.layers) - 1:
+                    target = out
+                else:
+                    target = work[i % 2].as_vector().as_matrix(layer.out_dim, n)
+                factory._gemm(1.0, layer.weights, source, 0.0, target, False, False)
+                factory._activation(layer.activation.kind, target, layer.bias, target)
+                source = target
+        finally:
+            for matrix in work:
+                matrix.release()
+
+
+def inference_network(factory: Factory, in_dim: int, layers: Sequence[FullyConnected], *,
+                      seed: object = None) -> InferenceNetwork:
+    """Build a network of ``layers`` taking ``in_dim`` inputs, with its parameters on ``factory``.
+
+    Weights start random (Glorot uniform; He normal for relu layers), biases at zero; ``seed``
+    (an int) makes them reproducible. Set your own with ``nnfs.transfer(data, layer.weights)``.
+    """
+    if not isinstance(factory, Factory):
+        raise NnfsTypeError(
+            f"inference_network: factory must be an nnfs factory such as nnfs.backend('cpu'), "
+            f"got {type(factory).__name__}"
+        )
+    check.live(factory, "inference_network: factory")
+    in_dim = check.count(in_dim, "inference_network: in_dim")
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise NnfsTypeError(
+            "inference_network: layers must be a list such as [fully_connected(4, tanh)], "
+            f"got {type(layers).__name__}"
+        )
+    if not layers:
+        raise NnfsValueError("inference_network: layers is empty; give at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, FullyConnected):
+            raise NnfsTypeError(
+                f"inference_network: layers[{i}] must be made by fully_connected(units, "
+                f"activation), got {type(layer).__name__} {layer!r}"
+            )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise NnfsTypeError(f"inference_network: seed must be an int or None, got {seed!r}")
+    if seed is not None and seed < 0:
+        raise NnfsValueError(f"inference_network: seed must be non-negative, got {seed}")
+    return InferenceNetwork(factory, in_dim, list(layers), seed)
+
+
+class TrainingLayer:
+    """The training state of one layer: its views of the parameters and gradients, and the
+    ``z`` (later δ) and ``a`` matrices of the batch."""
+
+    __slots__ = ("inference", "input", "z", "a", "weights_gradient", "bias_gradient")
+
+    def __init__(self, inference: InferenceLayer, input: Matrix, z: Matrix, a: Matrix,
+                 gradient: Vector, start: int):
+        self.inference = inference
+        self.input = input
+        self.z = z
+        self.a = a
+        out_dim, in_dim = inference.out_dim, inference.in_dim
+        self.weights_gradient = gradient.as_matrix(out_dim, in_dim, start)
+        self.bias_gradient = gradient.subvector(start + out_dim * in_dim,
+                                                start + out_dim * (in_dim + 1))
+
+    @property
+    def weights(self) -> Matrix:
+        return self.inference.weights
+
+    @property
+    def bias(self) -> Vector:
+        return self.inference.bias
+
+    @property
+    def activation(self) -> Activation:
+        return self.inference.activation
+
+    @property
+    def output(self) -> Matrix:
+        return self.a
+
+    def __repr__(self) -> str:
+        return (f"TrainingLayer({self.inference.in_dim}→{self.inference.out_dim}, "
+                f"{self.activation!r}, batch {self.a.cols})")
+
+
+class TrainingNetwork:
+    """An inference network bound to one batch of inputs, with every buffer training needs.
+
+    Build it with :func:`training_network`; train it with :func:`nnfs.sgd`. The input matrix is
+    only read, never written. All memory is allocated here, once: an epoch allocates nothing.
+    """
+
+    def __init__(self, inference: InferenceNetwork, x: Matrix):
+        factory = inference.factory
+        self.factory = factory
+        self.inference = inference
+        self.input = x
+        n = x.cols
+        widths = [layer.out_dim for layer in inference.layers]
+        sizes = [inference.parameter_count, n] + [w * n for w in widths for _ in (0, 1)]
+        factory.check_fits(sum(sizes) * factory.itemsize, max(sizes) * factory.itemsize,
+                           f"a training network for batch {n}")
+        owned: list[Matrix | Vector] = []
+        try:
+            self.gradient = factory.vector(inference.parameter_count)
+            owned.append(self.gradient)
+            self.ones = factory.vector(n)
+            owned.append(self.ones)
+            factory._fill(self.ones, 1.0)
+            layers, source, start = [], x, 0
+            for inference_layer in inference.layers:
+                z = factory.matrix(inference_layer.out_dim, n)
+                owned.append(z)
+                a = factory.matrix(inference_layer.out_dim, n)
+                owned.append(a)
+                layers.append(TrainingLayer(inference_layer, source, z, a, self.gradient, start))
+                start += inference_layer.parameter_count
+                source = a
+        except BaseException:
+            for buffer in owned:
+                buffer.release()
+            raise
+        self._owned = owned
+        self.layers: tuple[TrainingLayer, ...] = tuple(layers)
+        self._forward_ops = self._prepare_forward()
+        self._backward_hidden_ops = self._prepare_backward()
+        self._apply_op = factory._prepare("axpy", 1.0, self.gradient, inference.parameters)
+        self._delta_key: tuple | None = None
+        self._delta_ops: list[Callable[[], object]] = []
+
+    # --- the prepared operations ------------------------------------------------------------
+
+    def _prepare_forward(self) -> list[Callable[[], object]]:
+        prepare, ops = self.factory._prepare, []
+        for layer in self.layers:
+            ops.append(prepare("gemm", 1.0, layer.weights, layer.input, 0.0, layer.z, False, False))
+            # z = W·a₋₁
+            ops.append(prepare("activation", layer.activation.kind, layer.z, layer.bias, layer.a))
+            # a = f(z + b)
+        return ops
+
+    def _prepare_backward(self) -> list[Callable[[], object]]:
+        """Everything after the output δ: δ of each layer sits in its ``z``."""
+        prepare, ops = self.factory._prepare, []
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            delta = layer.z
+            ops.append(prepare("gemm", 1.0, delta, layer.input, 0.0, layer.weights_gradient,
+                               False, True))  # ∇W = δ·a₋₁ᵀ
+            ops.append(prepare("gemv", 1.0, delta, self.ones, 0.0, layer.bias_gradient, False))
+            # ∇b = δ·1
+            if i > 0:  # the first layer never writes into its input
+                below = self.layers[i - 1]
+                ops.append(prepare("gemm", 1.0, layer.weights, delta, 0.0, below.z, True, False))
+                # g₋₁ = Wᵀ·δ
+                ops.append(prepare("activation_backward", below.activation.kind, below.a, below.z))
+                # δ₋₁ = g₋₁ ⊙ f'(z₋₁)
+        return ops
+
+    def _epoch_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:
+        """The prepared operations of one epoch: forward, gradient scaled by ``scale``, update."""
+        key = (y, cost, scale)
+        if self._delta_key != key:
+            last = self.layers[-1]
+            self._delta_ops = cost.delta_ops(self.factory, y, last.a, last.activation, scale,
+                                             last.z)
+            self._delta_key = key
+        return [*self._forward_ops, *self._delta_ops, *self._backward_hidden_ops, self._apply_op]
+
+    # --- public -----------------------------------------------------------------------------
+
+    @property
+    def batch_size(self) -> int:
+        return self.input.cols
+
+    @property
+    def output(self) -> Matrix:
+        """The output of the last forward pass (out_dim × batch)."""
+        return self.layers[-1].a
+
+    @property
+    def released(self) -> bool:
+        return self.gradient.released or self.inference.released
+
+    def memory_bytes(self) -> int:
+        """Bytes this training network holds on its device, besides the inference network's
+        parameters and the input matrix."""
+        return sum(buffer.nbytes for buffer in self._owned)
+
+    def check_target(self, y: object, what: str = "y") -> Matrix:
+        """Raise unless ``y`` is a live matrix of this factory shaped like the output."""
+        return check.matrix(self.factory, y, what, self.inference.out_dim, self.batch_size)
+
+    def forward(self) -> Matrix:
+        """Run the forward pass on the input; return the output matrix."""
+        check.live(self, "the training network")
+        check.live(self.input, "the training network's input")
+        for op in self._forward_ops:
+            op()
+        return self.output
+
+    def backward(self, y: Matrix, cost: Cost, scale: float = 1.0) -> Vector:
+        """After :meth:`forward`, write ``scale · Σ over samples of ∂ℓ/∂p`` for every parameter
+        p into :attr:`gradient` (same layout as the inference network's parameters).
+
+        ``sgd`` uses ``scale = −η/n``; ``scale = 1/n`` gives the gradient of the mean loss.
+        """
+        from .costs import cost as _cost
+
+        check.live(self, "the training network")
+        y = self.check_target(y, "backward: y")
+        cost = _cost(cost, "backward: cost")
+        cost.check_output(self.layers[-1].activation)
+        scale = check.real(scale, "backward: scale")
+        ops = self._epoch_ops(y, cost, scale)
+        for op in ops[len(self._forward_ops):-1]:
+            op()
+        return self.gradient
+
+    def apply(self) -> None:
+        """Add :attr:`gradient` to the parameters (the update, once scaled by −η/n)."""
+        check.live(self, "the training network")
+        self._apply_op()
+
+    def release(self) -> None:
+        """Release the buffers of training (not the inference network or the input)."""
+        for buffer in self._owned:
+            buffer.release()
+
+    def __enter__(self) -> TrainingNetwork:
+        check.live(self, "the training network")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = ", released" if self.released else ""
+        return (f"TrainingNetwork({len(self.layers)} layers, batch {self.batch_size}, "
+                f"{self.factory.describe()}, {self.memory_bytes()} bytes{state})")
+
+
+def training_network(inference: InferenceNetwork, x: Matrix) -> TrainingNetwork:
+    """Build the training network of ``inference`` for the inputs ``x`` (in_dim × batch).
+
+    ``x`` is read by every epoch and never written; keep it alive while training.
+    """
+    if not isinstance(inference, InferenceNetwork):
+        raise NnfsTypeError(
+            "training_network: inference must be made by nnfs.inference_network, "
+            f"got {type(inference).__name__}"
+        )
+    check.live(inference, "training_network: inference")
+    try:
+        check.matrix(inference.factory, x, "training_network: x", inference.in_dim)
+    except ShapeError:
+        raise ShapeError(
+            f"training_network: x must have {inference.in_dim} rows (the network's inputs), "
+            f"one column per sample; got {x.rows}×{x.cols}"
+        ) from None
+    return TrainingNetwork(inference, x)

@@ -1,0 +1,123 @@
+"""Stochastic gradient descent over a training network, and host transfer.
+
+``sgd`` follows the article: each epoch runs the forward pass, the cost's derivative, the
+backward pass and the update, on the whole batch the training network was built for. It returns
+the cost measured in the last epoch's forward pass, or one such cost per (epochs, eta) pair of a
+schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+from . import _checks as check
+from .costs import Cost, cost as _cost
+from .errors import NnfsTypeError, NnfsValueError
+from .factory import Matrix, Vector
+from .network import TrainingNetwork
+
+
+def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
+    """The (epochs, eta) pairs of an sgd call, checked."""
+    if eta is not None:
+        return [(check.count(epochs, "sgd: epochs"), _eta(eta, "sgd: eta"))]
+    if isinstance(epochs, (str, bytes)) or not isinstance(epochs, Sequence):
+        raise NnfsTypeError(
+            "sgd: give epochs and eta, as in sgd(training, y, cost, 20, 0.05), or a schedule of "
+            f"(epochs, eta) pairs, as in sgd(training, y, cost, [(5, 0.05), (3, 0.01)]); "
+            f"got epochs={epochs!r} and no eta"
+        )
+    if not epochs:
+        raise NnfsValueError("sgd: the schedule is empty; give at least one (epochs, eta) pair")
+    pairs = []
+    for i, pair in enumerate(epochs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise NnfsTypeError(f"sgd: schedule[{i}] must be an (epochs, eta) pair, got {pair!r}")
+        pairs.append((check.count(pair[0], f"sgd: schedule[{i}] epochs"),
+                      _eta(pair[1], f"sgd: schedule[{i}] eta")))
+    return pairs
+
+
+def _eta(value: object, what: str) -> float:
+    eta = check.real(value, what)
+    if eta <= 0:
+        raise NnfsValueError(f"{what} (the learning rate) must be positive, got {eta}")
+    return eta
+
+
+def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
+        eta: float | None = None) -> float | list[float]:
+    """Train ``training`` towards the outputs ``y`` by gradient descent on the whole batch.
+
+    ``sgd(training, y, cost, epochs, eta)`` runs ``epochs`` epochs with learning rate ``eta`` and
+    returns the cost of the last epoch's forward pass. ``sgd(training, y, cost, [(epochs, eta),
+    ...])`` runs each pair in turn and returns one cost per pair.
+
+    Each epoch updates every parameter by ``−(η/n)·Σ ∂ℓ/∂p`` (n: columns of the batch). The
+    loop drains the device's queue every ``factory.sync_every`` epochs when the backend asks
+    for it, and otherwise only where the cost is read.
+    """
+    if not isinstance(training, TrainingNetwork):
+        raise NnfsTypeError(
+            f"sgd: training must be made by nnfs.training_network, got {type(training).__name__}"
+        )
+    check.live(training, "sgd: training")
+    check.live(training.input, "sgd: the training network's input")
+    y = training.check_target(y, "sgd: y")
+    cost = _cost(cost, "sgd: cost")
+    cost.check_output(training.layers[-1].activation)
+    pairs = _schedule(epochs, eta)
+    costs = [_run(training, y, cost, n, rate) for n, rate in pairs]
+    return costs[0] if eta is not None else costs
+
+
+def _run(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int, eta: float) -> float:
+    """``epochs`` epochs of checked arguments; the cost of the last forward pass."""
+    factory = training.factory
+    ops = training._epoch_ops(y, cost, -eta / training.batch_size)
+    every = factory.sync_every
+    for epoch in range(1, epochs + 1):
+        for op in ops:
+            op()
+        if every and epoch % every == 0:
+            factory.synchronize()
+    last = training.layers[-1]
+    return cost.value(factory, y, last.a, last.activation)
+
+
+def transfer(source: object, destination: Matrix | Vector | None = None):
+    """Move data between the host and a device, as the article's ``transfer!``/``transfer``.
+
+    * ``transfer(data, destination)`` copies host data (nested lists or a numpy array, given row
+      by row as on the host) or a matrix of any backend into ``destination``, and returns it.
+    * ``transfer(matrix)`` returns a numpy copy of a matrix (rows × cols) or vector.
+    """
+    if destination is None:
+        if not isinstance(source, (Matrix, Vector)):
+            raise NnfsTypeError(
+                "transfer: with one argument, source must be an nnfs Matrix or Vector to copy to "
+                f"the host, got {type(source).__name__}; to copy host data to the device, give a "
+                "destination: transfer(data, destination)"
+            )
+        check.live(source, "transfer: source")
+        return source.factory.to_host(source)
+    if not isinstance(destination, (Matrix, Vector)):
+        raise NnfsTypeError(
+            f"transfer: destination must be an nnfs Matrix or Vector, got {type(destination).__name__}"
+        )
+    check.live(destination, "transfer: destination")
+    factory = destination.factory
+    if isinstance(source, (Matrix, Vector)):
+        check.live(source, "transfer: source")
+        if source.shape != destination.shape:
+            raise check.ShapeError(
+                f"transfer: source is a {source.shape_text} but destination is a "
+                f"{destination.shape_text}"
+            )
+        if source.factory is factory:
+            return factory.copy(source, destination)
+    host = check.host_array(source, destination.shape, factory.numpy_dtype, "transfer: source")
+    factory._write(host, destination)
+    return destination
+

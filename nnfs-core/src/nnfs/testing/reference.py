@@ -1,0 +1,102 @@
+"""The oracle of the conformance kit: every factory operation and one training epoch written
+plainly in numpy, in float64, on host arrays laid out as on the host (rows × cols)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def op(matrix: np.ndarray, transpose: bool) -> np.ndarray:
+    return matrix.T if transpose else matrix
+
+
+def gemm(alpha, a, b, beta, c, trans_a=False, trans_b=False):
+    return alpha * (op(a, trans_a) @ op(b, trans_b)) + (beta * c if beta != 0 else 0.0)
+
+
+def gemv(alpha, a, x, beta, y, trans=False):
+    return alpha * (op(a, trans) @ x) + (beta * y if beta != 0 else 0.0)
+
+
+def rank1_update(alpha, x, y, a):
+    return a + alpha * np.outer(x, y)
+
+
+def sigmoid(s):
+    return 0.5 * np.tanh(0.5 * s) + 0.5
+
+
+def activation(kind, z, bias=None):
+    s = z if bias is None else z + bias[:, None]
+    if kind == "linear":
+        return s
+    if kind == "sigmoid":
+        return sigmoid(s)
+    if kind == "tanh":
+        return np.tanh(s)
+    if kind == "relu":
+        return np.maximum(s, 0.0)
+    if kind == "softmax":
+        e = np.exp(s - s.max(axis=0, keepdims=True))
+        return e / e.sum(axis=0, keepdims=True)
+    raise ValueError(kind)
+
+
+def activation_backward(kind, a, delta):
+    if kind == "linear":
+        return delta
+    if kind == "sigmoid":
+        return delta * a * (1 - a)
+    if kind == "tanh":
+        return delta * (1 - a * a)
+    if kind == "relu":
+        return delta * (a > 0)
+    if kind == "softmax":
+        return a * (delta - (a * delta).sum(axis=0, keepdims=True))
+    raise ValueError(kind)
+
+
+def cost_sum(kind, y, a, eps):
+    if kind == "quadratic":
+        return float(((a - y) ** 2).sum())
+    clipped = np.clip(a, eps, 1 - eps)
+    if kind == "binary_cross_entropy":
+        return float(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)).sum())
+    if kind == "categorical_cross_entropy":
+        return float(-(y * np.log(clipped)).sum())
+    raise ValueError(kind)
+
+
+def train(weights, biases, kinds, x, y, epochs, eta, cost="quadratic"):
+    """Full-batch gradient descent, the article's update; returns (weights, biases, last cost).
+
+    ``cost`` is "quadratic" or "cross_entropy"; the returned cost is the reported value of the
+    last epoch's forward pass (see ``nnfs.costs``).
+    """
+    weights = [np.array(w, dtype=np.float64) for w in weights]
+    biases = [np.array(b, dtype=np.float64) for b in biases]
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n = x.shape[1]
+    value = None
+    for _ in range(epochs):
+        outputs = [x]
+        for w, b, kind in zip(weights, biases, kinds):
+            outputs.append(activation(kind, w @ outputs[-1], b))
+        a = outputs[-1]
+        if cost == "quadratic":
+            value = ((a - y) ** 2).sum() / (2 * a.size)
+            delta = activation_backward(kinds[-1], a, a - y)
+        else:
+            kind = "binary_cross_entropy" if kinds[-1] == "sigmoid" else "categorical_cross_entropy"
+            value = cost_sum(kind, y, a, 0.0) / n
+            delta = a - y
+        for i in range(len(weights) - 1, -1, -1):
+            grad_w = delta @ outputs[i].T
+            grad_b = delta.sum(axis=1)
+            if i > 0:
+                below = activation_backward(kinds[i - 1], outputs[i], weights[i].T @ delta)
+            weights[i] -= eta / n * grad_w
+            biases[i] -= eta / n * grad_b
+            if i > 0:
+                delta = below
+    return weights, biases, float(value)

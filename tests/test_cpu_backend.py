@@ -1,0 +1,68 @@
+"""The CPU backend: no temporaries in the hot path, memory flat over long training."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+
+import nnfs
+from nnfs import fully_connected, sigmoid, tanh
+
+
+def test_an_epoch_makes_no_temporary_arrays(cpu):
+    """numpy reports every array it allocates to tracemalloc: epochs must allocate none.
+
+    Every array of this network holds 256 KiB or more, so a temporary of any of them would
+    show. What is allowed is numpy's own iterator buffer (8192 elements, 32 KiB in float32),
+    which a broadcasting ufunc such as the bias addition uses whatever the arrays' sizes.
+    """
+    rng = np.random.default_rng(0)
+    with cpu.matrix(256, 1024, rng.uniform(-1, 1, (256, 1024))) as x, \
+            cpu.matrix(64, 1024, rng.uniform(0, 1, (64, 1024))) as y, \
+            nnfs.inference_network(cpu, 256, [fully_connected(128, tanh), fully_connected(64, "relu"),
+                                              fully_connected(64, sigmoid)], seed=0) as network, \
+            nnfs.training_network(network, x) as training:
+        nnfs.sgd(training, y, nnfs.quadratic_cost, 2, 0.1)
+        tracemalloc.start()
+        try:
+            start, _ = tracemalloc.get_traced_memory()
+            nnfs.sgd(training, y, nnfs.quadratic_cost, 20, 0.1)
+            nnfs.sgd(training, y, nnfs.cross_entropy_cost, [(5, 0.1), (5, 0.05)])
+            end, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak - start < 64 * 1024, f"epochs allocated up to {peak - start} bytes at once"
+    assert end - start < 4 * 1024, f"epochs kept {end - start} bytes"
+
+
+def test_memory_stays_flat_over_many_epochs(cpu):
+    with cpu.matrix(2, 2, [[0.3, 0.3], [0.9, 0.9]]) as x, cpu.matrix(1, 2, [0.5, 0.5]) as y, \
+            nnfs.inference_network(cpu, 2, [fully_connected(4, tanh),
+                                             fully_connected(1, sigmoid)]) as network, \
+            nnfs.training_network(network, x) as training:
+        nnfs.sgd(training, y, nnfs.quadratic_cost, 100, 0.05)
+        before = cpu.stats()
+        tracemalloc.start()
+        try:
+            start, _ = tracemalloc.get_traced_memory()
+            nnfs.sgd(training, y, nnfs.quadratic_cost, 20000, 0.05)
+            end, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        after = cpu.stats()
+    assert after.allocations == before.allocations
+    assert end - start < 4 * 1024
+
+
+def test_column_views_are_used_in_place(cpu):
+    """A network trained on a column view reads the view, not a copy."""
+    data = (np.arange(30).reshape(3, 10) / 30).astype(np.float32)
+    with cpu.matrix(3, 10, data) as big, \
+            nnfs.inference_network(cpu, 3, [fully_connected(2, sigmoid)], seed=0) as network:
+        view = big.columns(2, 6)
+        with nnfs.training_network(network, view) as training, cpu.matrix(2, 4) as y:
+            before = cpu.stats().allocations
+            nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 0.1)
+            assert cpu.stats().allocations == before
+        assert np.array_equal(nnfs.transfer(big), data)

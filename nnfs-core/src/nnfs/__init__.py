@@ -34,6 +34,7 @@ from .errors import (
     ModelFileError,
     NnfsError,
     NnfsFileNotFoundError,
+    NnfsPermissionError,
     NnfsTypeError,
     NnfsValueError,
     OutOfDeviceMemory,
@@ -44,7 +45,9 @@ from .errors import (
     UnsupportedOperation,
 )
 from .factory import Factory, Matrix, MemoryLimits, MemoryStats, Vector
+from .fit import History, fit, predict
 from .hookspecs import hookimpl
+from .io import load, save
 from .network import (
     FullyConnected,
     InferenceNetwork,
@@ -109,6 +112,7 @@ __all__ = [
     "DataFileError",
     "Factory",
     "FullyConnected",
+    "History",
     "InferenceNetwork",
     "Matrix",
     "MemoryLimits",
@@ -116,6 +120,7 @@ __all__ = [
     "ModelFileError",
     "NnfsError",
     "NnfsFileNotFoundError",
+    "NnfsPermissionError",
     "NnfsTypeError",
     "NnfsValueError",
     "OutOfDeviceMemory",
@@ -129,14 +134,18 @@ __all__ = [
     "backend",
     "backends",
     "cross_entropy_cost",
+    "fit",
     "fully_connected",
     "hookimpl",
     "inference_network",
     "linear",
+    "load",
+    "predict",
     "quadratic_cost",
     "register_backend",
     "register_plugin",
     "relu",
+    "save",
     "sgd",
     "sigmoid",
     "softmax",

@@ -102,6 +102,10 @@ class NnfsFileNotFoundError(NnfsError, FileNotFoundError):
     """A file that nnfs was asked to read does not exist."""
 
 
+class NnfsPermissionError(NnfsError, PermissionError):
+    """A file cannot be read or written for lack of permission."""
+
+
 __all__ = [
     "BackendMismatch",
     "BackendNotFound",
@@ -111,6 +115,7 @@ __all__ = [
     "ModelFileError",
     "NnfsError",
     "NnfsFileNotFoundError",
+    "NnfsPermissionError",
     "NnfsTypeError",
     "NnfsValueError",
     "OutOfDeviceMemory",

@@ -370,6 +370,20 @@ class Factory(abc.ABC):
     def _write(self, host: np.ndarray, x: Matrix | Vector) -> None:
         """Copy ``host`` (C-ordered, ``x``'s shape and dtype) into ``x``."""
 
+    def _write_samples(self, host: np.ndarray, x: Matrix) -> None:
+        """Copy ``host``, C-ordered ``x.cols × x.rows`` (one sample per row, as in numpy and
+        scikit-learn), into ``x``: row j of host becomes column j of x.
+
+        That is the very memory layout of a column-major matrix, so a backend can copy the
+        bytes as they are; the default goes through ``_write`` with a transposed copy.
+        """
+        self._write(np.ascontiguousarray(host.T), x)
+
+    def _read_samples(self, x: Matrix, out: np.ndarray) -> None:
+        """Copy ``x`` into ``out``, a C-ordered ``x.cols × x.rows`` host array (one sample per
+        row). The default goes through ``_read``."""
+        out[...] = self._read(x).T
+
     @abc.abstractmethod
     def _gemm(self, alpha: float, a: Matrix, b: Matrix, beta: float, c: Matrix,
               trans_a: bool, trans_b: bool) -> None:

@@ -162,31 +162,41 @@ class InferenceNetwork:
         else:
             check.matrix(self.factory, out, "inference: out", self.out_dim, x.cols)
             check.no_overlap(out, x, "inference: out", "x")
-        self._run(x, out)
+        work = self._work(x.cols)
+        try:
+            self._run(x, out, work)
+        finally:
+            for matrix in work:
+                matrix.release()
         return out
 
-    def _run(self, x: Matrix, out: Matrix) -> None:
-        """Forward pass of checked arguments, through two work matrices used in turn."""
-        factory, n = self.factory, x.cols
+    def _work(self, n: int) -> list[Matrix]:
+        """The two work matrices a forward pass of ``n`` samples goes through, in turn."""
         hidden = [layer.out_dim for layer in self.layers[:-1]]
-        work = []
+        work: list[Matrix] = []
         try:
             for parity in (0, 1):
                 widths = hidden[parity::2]
                 if widths:
-                    work.append(factory.matrix(max(widths), n))
-            source = x
-            for i, layer in enumerate(self.layers):
-                if i == len(self.layers) - 1:
-                    target = out
-                else:
-                    target = work[i % 2].as_vector().as_matrix(layer.out_dim, n)
-                factory._gemm(1.0, layer.weights, source, 0.0, target, False, False)
-                factory._activation(layer.activation.kind, target, layer.bias, target)
-                source = target
-        finally:
+                    work.append(self.factory.matrix(max(widths), n))
+        except BaseException:
             for matrix in work:
                 matrix.release()
+            raise
+        return work
+
+    def _run(self, x: Matrix, out: Matrix, work: list[Matrix]) -> None:
+        """Forward pass of checked arguments; ``work`` from ``_work`` for at least x.cols."""
+        factory, n = self.factory, x.cols
+        source = x
+        for i, layer in enumerate(self.layers):
+            if i == len(self.layers) - 1:
+                target = out
+            else:
+                target = work[i % 2].as_vector().as_matrix(layer.out_dim, n)
+            factory._gemm(1.0, layer.weights, source, 0.0, target, False, False)
+            factory._activation(layer.activation.kind, target, layer.bias, target)
+            source = target
 
 
 def inference_network(factory: Factory, in_dim: int, layers: Sequence[FullyConnected], *,
@@ -268,43 +278,70 @@ class TrainingNetwork:
     only read, never written. All memory is allocated here, once: an epoch allocates nothing.
     """
 
-    def __init__(self, inference: InferenceNetwork, x: Matrix):
+    def __init__(self, inference: InferenceNetwork, x: Matrix,
+                 shared: TrainingNetwork | None = None):
         factory = inference.factory
         self.factory = factory
         self.inference = inference
         self.input = x
-        n = x.cols
-        widths = [layer.out_dim for layer in inference.layers]
-        sizes = [inference.parameter_count, n] + [w * n for w in widths for _ in (0, 1)]
-        factory.check_fits(sum(sizes) * factory.itemsize, max(sizes) * factory.itemsize,
-                           f"a training network for batch {n}")
-        owned: list[Matrix | Vector] = []
-        try:
-            self.gradient = factory.vector(inference.parameter_count)
-            owned.append(self.gradient)
-            self.ones = factory.vector(n)
-            owned.append(self.ones)
+        if shared is None:
+            owned = self._allocate(inference, x.cols)
+            self.gradient, self.ones, *pairs = owned
             factory._fill(self.ones, 1.0)
-            layers, source, start = [], x, 0
-            for inference_layer in inference.layers:
-                z = factory.matrix(inference_layer.out_dim, n)
-                owned.append(z)
-                a = factory.matrix(inference_layer.out_dim, n)
-                owned.append(a)
-                layers.append(TrainingLayer(inference_layer, source, z, a, self.gradient, start))
-                start += inference_layer.parameter_count
-                source = a
-        except BaseException:
-            for buffer in owned:
-                buffer.release()
-            raise
+        else:  # the first columns of a wider network's buffers (a short last batch)
+            owned = []
+            self.gradient = shared.gradient
+            self.ones = shared.ones.subvector(0, x.cols)
+            pairs = [m.columns(0, x.cols) for layer in shared.layers for m in (layer.z, layer.a)]
         self._owned = owned
+        layers, source, start = [], x, 0
+        for i, inference_layer in enumerate(inference.layers):
+            z, a = pairs[2 * i], pairs[2 * i + 1]
+            layers.append(TrainingLayer(inference_layer, source, z, a, self.gradient, start))
+            start += inference_layer.parameter_count
+            source = a
         self.layers: tuple[TrainingLayer, ...] = tuple(layers)
         self._forward_ops = self._prepare_forward()
         self._backward_hidden_ops = self._prepare_backward()
         self._apply_op = factory._prepare("axpy", 1.0, self.gradient, inference.parameters)
         self._delta_key: tuple | None = None
-        self._delta_ops: list[Callable[[], object]] = []
+        self._step: list[Callable[[], object]] = []
+
+    @staticmethod
+    def plan_bytes(inference: InferenceNetwork, batch: int) -> tuple[int, int]:
+        """The bytes a training network for ``batch`` samples needs, in all and in its largest
+        single allocation (besides the parameters and the input)."""
+        widths = [layer.out_dim for layer in inference.layers]
+        sizes = [inference.parameter_count, batch] + [w * batch for w in widths for _ in (0, 1)]
+        itemsize = inference.factory.itemsize
+        return sum(sizes) * itemsize, max(sizes) * itemsize
+
+    @staticmethod
+    def _allocate(inference: InferenceNetwork, n: int) -> list[Matrix | Vector]:
+        """The gradient, the ones vector, and z and a of each layer; all or nothing."""
+        factory = inference.factory
+        total, largest = TrainingNetwork.plan_bytes(inference, n)
+        factory.check_fits(total, largest, f"a training network for batch {n}")
+        owned: list[Matrix | Vector] = []
+        try:
+            owned.append(factory.vector(inference.parameter_count))
+            owned.append(factory.vector(n))
+            for layer in inference.layers:
+                owned.append(factory.matrix(layer.out_dim, n))
+                owned.append(factory.matrix(layer.out_dim, n))
+        except BaseException:
+            for buffer in owned:
+                buffer.release()
+            raise
+        return owned
+
+    def narrowed(self, count: int) -> TrainingNetwork:
+        """A training network for the first ``count`` columns of this one's input, sharing its
+        memory (for the short last batch of an epoch). Allocates nothing."""
+        count = check.count(count, "narrowed: count")
+        if count > self.batch_size:
+            raise NnfsValueError(f"narrowed: count must be at most {self.batch_size}, got {count}")
+        return TrainingNetwork(self.inference, self.input.columns(0, count), shared=self)
 
     # --- the prepared operations ------------------------------------------------------------
 
@@ -337,13 +374,17 @@ class TrainingNetwork:
 
     def _epoch_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:
         """The prepared operations of one epoch: forward, gradient scaled by ``scale``, update."""
+        return [*self._forward_ops, *self._step_ops(y, cost, scale)]
+
+    def _step_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:
+        """What follows the forward pass: output δ, backward pass, update."""
         key = (y, cost, scale)
         if self._delta_key != key:
             last = self.layers[-1]
-            self._delta_ops = cost.delta_ops(self.factory, y, last.a, last.activation, scale,
-                                             last.z)
+            delta = cost.delta_ops(self.factory, y, last.a, last.activation, scale, last.z)
+            self._step = [*delta, *self._backward_hidden_ops, self._apply_op]
             self._delta_key = key
-        return [*self._forward_ops, *self._delta_ops, *self._backward_hidden_ops, self._apply_op]
+        return self._step
 
     # --- public -----------------------------------------------------------------------------
 
@@ -358,11 +399,11 @@ class TrainingNetwork:
 
     @property
     def released(self) -> bool:
-        return self.gradient.released or self.inference.released
+        return self.gradient.released or self.inference.released or self.layers[-1].a.released
 
     def memory_bytes(self) -> int:
         """Bytes this training network holds on its device, besides the inference network's
-        parameters and the input matrix."""
+        parameters and the input matrix (a narrowed network holds none of its own)."""
         return sum(buffer.nbytes for buffer in self._owned)
 
     def check_target(self, y: object, what: str = "y") -> Matrix:
@@ -390,8 +431,7 @@ class TrainingNetwork:
         cost = _cost(cost, "backward: cost")
         cost.check_output(self.layers[-1].activation)
         scale = check.real(scale, "backward: scale")
-        ops = self._epoch_ops(y, cost, scale)
-        for op in ops[len(self._forward_ops):-1]:
+        for op in self._step_ops(y, cost, scale)[:-1]:  # all but the update
             op()
         return self.gradient
 

@@ -8,7 +8,10 @@ schedule.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+
+import numpy as np
 
 
 from . import _checks as check
@@ -72,8 +75,19 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     return costs[0] if eta is not None else costs
 
 
+def quiet_floating_point() -> contextlib.AbstractContextManager:
+    """Silence numpy's overflow and invalid-value warnings while training: a cost that stops
+    being finite is reported by nnfs itself (``TrainingDiverged``), once, with the epoch."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
 def _run(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int, eta: float) -> float:
     """``epochs`` epochs of checked arguments; the cost of the last forward pass."""
+    with quiet_floating_point():
+        return _epochs(training, y, cost, epochs, eta)
+
+
+def _epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int, eta: float) -> float:
     factory = training.factory
     ops = training._epoch_ops(y, cost, -eta / training.batch_size)
     every = factory.sync_every

@@ -110,6 +110,12 @@ class CpuFactory(nnfs.Factory):
     def _write(self, host: np.ndarray, x: Matrix | Vector) -> None:
         np.copyto(x.handle, host.T if isinstance(x, Matrix) else host)
 
+    def _write_samples(self, host: np.ndarray, x: Matrix) -> None:
+        np.copyto(x.handle, host)  # the handle is already one sample per row
+
+    def _read_samples(self, x: Matrix, out: np.ndarray) -> None:
+        np.copyto(out, x.handle)
+
     def _work(self, shape: tuple[int, ...], part: int = 0) -> np.ndarray:
         """A view of ``shape`` into part 0, 1 or 2 of the scratch (three views of different
         parts never overlap).

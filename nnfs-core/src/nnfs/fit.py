@@ -1,0 +1,424 @@
+"""Mini-batch training over host data: ``fit`` and ``predict``.
+
+Host data follows numpy and scikit-learn: one sample per **row** (``X`` is samples × features).
+That is the memory layout of the device matrices (one sample per column, stored column by
+column), so a batch is gathered on the host into a preallocated array and copied to the device
+as it is. Everything is allocated when ``fit`` starts: the training network for ``batch_size``
+samples, its input and target matrices, and host batch arrays; the short last batch of an epoch
+runs on a narrowed view of the same buffers. No batch allocates memory.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _checks as check
+from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
+from .errors import NnfsTypeError, NnfsValueError, ShapeError, TrainingDiverged
+from .network import InferenceNetwork, TrainingNetwork
+from .training import quiet_floating_point
+
+#: Rows checked for NaN and infinity at a time (so the check needs no copy of the data).
+_CHECK_ROWS = 65536
+
+
+@dataclass
+class History:
+    """What ``fit`` measured, one entry per epoch.
+
+    ``cost``: the mean training cost of the epoch's batches (each measured in its forward pass,
+    before its update). ``validation_cost`` and ``validation_accuracy``: on the validation data
+    after the epoch, when it was given. ``eta``: the learning rate used.
+    """
+
+    cost: list[float] = field(default_factory=list)
+    validation_cost: list[float] = field(default_factory=list)
+    validation_accuracy: list[float] = field(default_factory=list)
+    eta: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.cost)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"cost": self.cost, "validation_cost": self.validation_cost,
+                "validation_accuracy": self.validation_accuracy, "eta": self.eta,
+                "seconds": self.seconds}
+
+
+# --- checking host data -------------------------------------------------------------------------
+
+def samples(data: object, what: str, features: int) -> np.ndarray:
+    """``data`` as a 2-D float array of ``features`` columns, checked to be finite."""
+    array = np.asarray(data) if not isinstance(data, np.ndarray) else data
+    if array.dtype.kind not in "biuf":
+        raise NnfsTypeError(f"{what} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim == 1 and features == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != features:
+        raise ShapeError(
+            f"{what} must have one sample per row and {features} columns (the network's "
+            f"inputs), got shape {array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise NnfsValueError(f"{what} is empty: it has no samples")
+    _check_finite(array, what)
+    return array
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    if array.dtype.kind != "f":
+        return
+    for start in range(0, array.shape[0], _CHECK_ROWS):
+        block = array[start:start + _CHECK_ROWS]
+        bad = check.first_non_finite(block)
+        if bad is not None:
+            row, column = bad[0][0] + start, bad[0][1]
+            raise NnfsValueError(f"{what} holds {bad[1]} in row {row}, column {column}")
+
+
+@dataclass
+class Targets:
+    """Desired outputs: class labels (one-hot on the fly) or one row of outputs per sample."""
+
+    labels: np.ndarray | None
+    values: np.ndarray | None
+    outputs: int
+
+    def __len__(self) -> int:
+        return len(self.labels) if self.labels is not None else len(self.values)
+
+
+def targets(data: object, what: str, outputs: int) -> Targets:
+    """``data`` as targets for a network of ``outputs`` outputs.
+
+    A 1-D array of integers is class labels when the network has several outputs (each in
+    ``0 .. outputs-1``); otherwise one row of ``outputs`` values per sample.
+    """
+    array = np.asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise NnfsTypeError(f"{what} must hold numbers (labels or outputs), got dtype {array.dtype}")
+    if array.ndim == 1 and outputs > 1:
+        if array.dtype.kind == "f":
+            _check_finite(array.reshape(-1, 1), what)
+            if not np.all(array == np.round(array)):
+                raise NnfsValueError(
+                    f"{what} is 1-D, so it must hold class labels (whole numbers), but it holds "
+                    f"fractions such as {float(array[array != np.round(array)][0])!r}"
+                )
+        labels = array.astype(np.int64)
+        outside = (labels < 0) | (labels >= outputs)
+        if outside.any():
+            row = int(np.argmax(outside))
+            raise NnfsValueError(
+                f"{what} holds the label {labels[row]} in row {row}, but the network has "
+                f"{outputs} outputs: labels must be 0 to {outputs - 1}"
+            )
+        return Targets(labels, None, outputs)
+    if array.ndim == 1 and outputs == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != outputs:
+        raise ShapeError(
+            f"{what} must be class labels (1-D) or one row of {outputs} outputs per sample, "
+            f"got shape {array.shape}"
+        )
+    _check_finite(array, what)
+    if array.dtype.kind != "f":
+        array = array.astype(np.float64)
+    return Targets(None, array, outputs)
+
+
+def accuracy(predicted: np.ndarray, expected: Targets, rows: slice | np.ndarray) -> int:
+    """How many of the ``predicted`` rows (samples) are right: the largest output is the
+    label's, or for one output, both sides of 0.5 agree."""
+    if expected.labels is not None:
+        return int(np.count_nonzero(predicted.argmax(axis=1) == expected.labels[rows]))
+    values = expected.values[rows]
+    if expected.outputs == 1:
+        return int(np.count_nonzero((predicted[:, 0] > 0.5) == (values[:, 0] > 0.5)))
+    return int(np.count_nonzero(predicted.argmax(axis=1) == values.argmax(axis=1)))
+
+
+# --- the batch machinery ------------------------------------------------------------------------
+
+class _Batches:
+    """Preallocated host and device buffers that move batches of host data to the device."""
+
+    def __init__(self, training: TrainingNetwork, y_device, batch_size: int,
+                 arrays: list[np.ndarray]):
+        self.training = training
+        self.factory = training.factory
+        dtype = self.factory.numpy_dtype
+        self.x_host = np.empty((batch_size, training.inference.in_dim), dtype)
+        self.y_host = np.empty((batch_size, training.inference.out_dim), dtype)
+        # arrays of another dtype are gathered into these, then converted into the above
+        self.raw: dict[tuple, np.ndarray] = {}
+        for array in arrays:
+            if array.dtype != dtype:
+                self.raw.setdefault((array.dtype, array.shape[1]),
+                                    np.empty((batch_size, array.shape[1]), array.dtype))
+        self.labels = np.empty(batch_size, np.int64)
+        self.rows = np.arange(batch_size)
+        self.y_device = y_device
+        self.narrow: dict[int, tuple[TrainingNetwork, object]] = {batch_size: (training, y_device)}
+
+    def network(self, count: int):
+        """The training network and target matrix for a batch of ``count`` samples."""
+        found = self.narrow.get(count)
+        if found is None:
+            found = (self.training.narrowed(count), self.y_device.columns(0, count))
+            self.narrow[count] = found
+        return found
+
+    def _gather(self, source: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
+        if source.dtype == out.dtype:
+            np.take(source, index, axis=0, out=out)
+        else:
+            raw = self.raw[(source.dtype, source.shape[1])][:len(index)]
+            np.take(source, index, axis=0, out=raw)
+            np.copyto(out, raw)
+
+    def load(self, x: np.ndarray, target: Targets | None, index: np.ndarray, network, y) -> None:
+        """Gather the samples ``index`` of ``x`` (and their targets) into the device matrices."""
+        count = len(index)
+        xs = self.x_host[:count]
+        self._gather(x, index, xs)
+        self.factory._write_samples(xs, network.input)
+        if target is None:
+            return
+        ys = self.y_host[:count]
+        if target.labels is not None:
+            labels = self.labels[:count]
+            np.take(target.labels, index, out=labels)
+            ys.fill(0.0)
+            ys[self.rows[:count], labels] = 1.0
+        else:
+            self._gather(target.values, index, ys)
+        self.factory._write_samples(ys, y)
+
+
+def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
+    """One (epochs, eta) pair, or the pairs of a schedule given as eta."""
+    from .training import _eta
+
+    if isinstance(eta, Sequence) and not isinstance(eta, (str, bytes)):
+        from .training import _schedule as pairs_of
+
+        pairs = pairs_of(eta, None)
+        if epochs is not None and check.count(epochs, "fit: epochs") != sum(n for n, _ in pairs):
+            raise NnfsValueError(
+                f"fit: epochs is {epochs} but the schedule given as eta has "
+                f"{sum(n for n, _ in pairs)} epochs; give one of them"
+            )
+        return pairs
+    if epochs is None:
+        raise NnfsTypeError("fit: give epochs (and eta), or a schedule of (epochs, eta) pairs as eta")
+    return [(check.count(epochs, "fit: epochs"), _eta(eta, "fit: eta"))]
+
+
+def _default_cost(inference: InferenceNetwork) -> Cost:
+    last = inference.layers[-1].activation.kind
+    return cross_entropy_cost if last in ("sigmoid", "softmax") else quadratic_cost
+
+
+def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None = None,
+        batch_size: int = 32, eta: float | Sequence[tuple[int, float]] = 0.1,
+        cost: Cost | str | None = None, shuffle: bool = True, seed: int | None = None,
+        validation: tuple[object, object] | None = None, quiet: bool = False,
+        on_epoch: Callable[[int, History], object] | None = None) -> History:
+    """Train ``inference`` by mini-batch gradient descent on host data; return the history.
+
+    Args:
+        X: samples × inputs (numpy and scikit-learn's convention), any size.
+        Y: class labels (1-D integers, for a network of several outputs) or samples × outputs.
+        epochs, eta: epochs at one learning rate, or ``eta=[(epochs, eta), ...]``, a schedule
+            as in ``sgd``.
+        batch_size: samples per update; the last batch of an epoch may be shorter.
+        cost: ``cross_entropy_cost`` by default for sigmoid and softmax outputs, else
+            ``quadratic_cost``.
+        shuffle, seed: visit the samples in a new random order each epoch (reproducible with
+            a seed), or in their order.
+        validation: ``(Xv, Yv)`` measured after every epoch (cost and accuracy).
+        quiet: no progress bar (there is none either when stderr is not a terminal).
+        on_epoch: called as ``on_epoch(epoch, history)`` after each epoch (epoch from 1).
+
+    Each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b samples. When a batch's
+    cost is NaN or infinite, training stops with :class:`nnfs.TrainingDiverged` before that
+    batch's update, so the weights are the last finite ones.
+    """
+    if not isinstance(inference, InferenceNetwork):
+        raise NnfsTypeError(
+            f"fit: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
+        )
+    check.live(inference, "fit: inference")
+    x = samples(X, "fit: X", inference.in_dim)
+    target = targets(Y, "fit: Y", inference.out_dim)
+    if len(target) != len(x):
+        raise ShapeError(f"fit: X has {len(x)} samples (rows) but Y has {len(target)}; "
+                         "they must have one row each per sample")
+    batch_size = check.count(batch_size, "fit: batch_size")
+    if batch_size > len(x):
+        raise NnfsValueError(
+            f"fit: batch_size is {batch_size} but X has only {len(x)} samples; give at most {len(x)}"
+        )
+    cost = _default_cost(inference) if cost is None else _cost(cost, "fit: cost")
+    cost.check_output(inference.layers[-1].activation)
+    pairs = _schedule(epochs, eta)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise NnfsTypeError(f"fit: seed must be an int or None, got {seed!r}")
+    checked_validation = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise NnfsTypeError("fit: validation must be a pair (Xv, Yv)")
+        xv = samples(validation[0], "fit: validation X", inference.in_dim)
+        yv = targets(validation[1], "fit: validation Y", inference.out_dim)
+        if len(xv) != len(yv):
+            raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has {len(yv)}")
+        checked_validation = (xv, yv)
+    return _fit(inference, x, target, pairs, batch_size, cost, bool(shuffle), seed,
+                checked_validation, quiet, on_epoch)
+
+
+def _progress(total: int, quiet: bool):
+    if quiet:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the progress extra is not installed: train without a bar
+        return None
+    # disable=None: no bar when stderr is not a terminal, so logs get no carriage returns
+    return tqdm(total=total, unit="epoch", disable=None, leave=False, dynamic_ncols=True)
+
+
+def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validation, quiet,
+         on_epoch) -> History:
+    factory = inference.factory
+    history = History()
+    started = time.perf_counter()
+    n = len(x)
+    with factory.matrix(inference.in_dim, batch_size) as x_device, \
+            factory.matrix(inference.out_dim, batch_size) as y_device, \
+            TrainingNetwork(inference, x_device) as training, quiet_floating_point():
+        arrays = [x] + ([] if target.values is None else [target.values])
+        if validation is not None:
+            arrays += [validation[0]] + ([] if validation[1].values is None else [validation[1].values])
+        batches = _Batches(training, y_device, batch_size, arrays)
+        order = np.arange(n)
+        rng = np.random.default_rng(seed)
+        bar = _progress(sum(epochs for epochs, _ in pairs), quiet)
+        epoch = 0
+        try:
+            for epochs, eta in pairs:
+                for _ in range(epochs):
+                    epoch += 1
+                    if shuffle:
+                        rng.shuffle(order)
+                    total = 0.0
+                    for start in range(0, n, batch_size):
+                        index = order[start:start + batch_size]
+                        network, y = batches.network(len(index))
+                        batches.load(x, target, index, network, y)
+                        total += len(index) * _batch_step(network, y, cost, eta, epoch)
+                    history.cost.append(total / n)
+                    history.eta.append(eta)
+                    if validation is not None:
+                        cost_value, right = _evaluate(batches, cost, *validation)
+                        history.validation_cost.append(cost_value)
+                        history.validation_accuracy.append(right)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(_postfix(history), refresh=False)
+                    if on_epoch is not None:
+                        on_epoch(epoch, history)
+        except KeyboardInterrupt:
+            factory.synchronize()  # the last update queued completes; the weights stay whole
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        factory.synchronize()
+    history.seconds = time.perf_counter() - started
+    return history
+
+
+def _postfix(history: History) -> dict[str, str]:
+    shown = {"cost": f"{history.cost[-1]:.4g}"}
+    if history.validation_accuracy:
+        shown["val_acc"] = f"{history.validation_accuracy[-1]:.4f}"
+    return shown
+
+
+def _batch_step(network: TrainingNetwork, y, cost: Cost, eta: float, epoch: int) -> float:
+    """One update on the batch loaded into ``network``; returns the batch's cost."""
+    for op in network._forward_ops:
+        op()
+    last = network.layers[-1]
+    value = cost.value(network.factory, y, last.a, last.activation)
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch} at learning rate eta={eta}: a batch's cost is "
+            f"{value}; the weights are those before that batch. Try a smaller eta.",
+            epoch, eta,
+        )
+    for op in network._step_ops(y, cost, -eta / network.batch_size):
+        op()
+    return value
+
+
+def _evaluate(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets) -> tuple[float, float]:
+    """Mean cost and accuracy of the network on ``x``, through the training buffers."""
+    factory = batches.factory
+    batch_size = batches.training.batch_size
+    outputs = np.empty((batch_size, target.outputs), factory.numpy_dtype)
+    total, right = 0.0, 0
+    index = np.arange(len(x))
+    for start in range(0, len(x), batch_size):
+        rows = index[start:start + batch_size]
+        network, y = batches.network(len(rows))
+        batches.load(x, target, rows, network, y)
+        for op in network._forward_ops:
+            op()
+        last = network.layers[-1]
+        total += len(rows) * cost.value(factory, y, last.a, last.activation)
+        predicted = outputs[:len(rows)]
+        factory._read_samples(last.a, predicted)
+        right += accuracy(predicted, target, rows)
+    return total / len(x), right / len(x)
+
+
+def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) -> np.ndarray:
+    """The network's outputs for host samples ``X`` (one per row), as a samples × outputs
+    numpy array. Works through batches of ``batch_size`` samples, allocated once."""
+    if not isinstance(inference, InferenceNetwork):
+        raise NnfsTypeError(
+            f"predict: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
+        )
+    check.live(inference, "predict: inference")
+    x = samples(X, "predict: X", inference.in_dim)
+    batch_size = min(check.count(batch_size, "predict: batch_size"), len(x))
+    factory = inference.factory
+    result = np.empty((len(x), inference.out_dim), factory.numpy_dtype)
+    host = np.empty((batch_size, inference.in_dim), factory.numpy_dtype)
+    with factory.matrix(inference.in_dim, batch_size) as x_device, \
+            factory.matrix(inference.out_dim, batch_size) as out_device:
+        work = inference._work(batch_size)
+        try:
+            for start in range(0, len(x), batch_size):
+                count = min(batch_size, len(x) - start)
+                xs, out = x_device, out_device
+                if count < batch_size:
+                    xs, out = x_device.columns(0, count), out_device.columns(0, count)
+                np.copyto(host[:count], x[start:start + count])
+                factory._write_samples(host[:count], xs)
+                inference._run(xs, out, work)
+                factory._read_samples(out, result[start:start + count])
+        finally:
+            for matrix in work:
+                matrix.release()
+    return result

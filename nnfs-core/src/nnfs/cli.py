@@ -80,11 +80,38 @@ def _demo(args: argparse.Namespace) -> int:
 
 # --- entry point --------------------------------------------------------------------------------
 
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .commands import add_train_arguments
+
+    add_train_arguments(parser)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .commands import run_train
+
+    return run_train(args)
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    from .commands import add_predict_arguments
+
+    add_predict_arguments(parser)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .commands import run_predict
+
+    return run_predict(args)
+
+
 #: name: (help, add the arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
     "backends": ("list the installed backends, their devices and dtypes, and why any cannot "
                  "be used", _backends_arguments, _backends),
+    "train": ("train a classifier (default: scikit-learn's digits) and print its test accuracy",
+              _train_arguments, _train),
+    "predict": ("predict with a model saved by 'nnfs train --save'", _predict_arguments, _predict),
     "demo": ("run the article's example: a 2-4-1 network trained towards 0.5",
              _demo_arguments, _demo),
 }

@@ -1,0 +1,251 @@
+"""``nnfs train`` and ``nnfs predict``: the main job, and using what it saved."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import nnfs
+
+from .errors import NnfsValueError
+from .network import FullyConnected, fully_connected
+
+DEFAULT_LAYERS = "256:relu,10:softmax"
+DEFAULT_EPOCHS = 50
+DEFAULT_BATCH = 16
+DEFAULT_ETA = "30:0.05,20:0.01"
+
+
+def parse_layers(text: str) -> list[FullyConnected]:
+    """``"64:tanh,10:softmax"`` as layers; the last one is the output layer."""
+    layers = []
+    for item in text.split(","):
+        units, _, activation = item.strip().partition(":")
+        if not units.strip().isdigit() or not activation.strip():
+            raise NnfsValueError(f"--layers: {item.strip()!r} must be UNITS:ACTIVATION, as in "
+                                 f"{DEFAULT_LAYERS!r}")
+        layers.append(fully_connected(int(units), activation.strip()))
+    return layers
+
+
+def parse_eta(text: str) -> float | list[tuple[int, float]]:
+    """``"0.5"``, or a schedule ``"20:0.5,20:0.1"`` of EPOCHS:ETA pairs."""
+    try:
+        if ":" not in text:
+            return float(text)
+        pairs = []
+        for item in text.split(","):
+            epochs, eta = item.split(":")
+            pairs.append((int(epochs), float(eta)))
+        return pairs
+    except ValueError:
+        raise NnfsValueError(f"--eta: {text!r} must be a number such as 0.5, or a schedule of "
+                             "EPOCHS:ETA pairs such as 20:0.5,20:0.1") from None
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default=None, help="backend name (default: NNFS_BACKEND, else cpu)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--layers", default=DEFAULT_LAYERS,
+                        help=f"UNITS:ACTIVATION,... ending with the output layer (default {DEFAULT_LAYERS})")
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULT_EPOCHS}")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--eta", default=DEFAULT_ETA,
+                        help=f"learning rate, or a schedule EPOCHS:ETA,... (default {DEFAULT_ETA})")
+    parser.add_argument("--cost", default="auto", choices=["auto", "quadratic", "cross_entropy"],
+                        help="auto: cross-entropy for sigmoid and softmax outputs, else quadratic")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, split and shuffling")
+    parser.add_argument("--data", default=None,
+                        help="a .npz (X, y), .csv (label column) or MNIST IDX file; default: "
+                             "scikit-learn's digits")
+    parser.add_argument("--labels", default=None, help="the IDX labels file, if not found by name")
+    parser.add_argument("--label-column", default=None,
+                        help="CSV label column: header name or index (default: the last)")
+    parser.add_argument("--test-data", default=None,
+                        help="a separate test set (same format); default: hold out --test-fraction")
+    parser.add_argument("--test-labels", default=None, help="the IDX labels file of --test-data")
+    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--save", default=None, metavar="FILE", help="save the trained model (.npz)")
+    parser.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                        help="with --save: also save every N epochs, each file written whole")
+    parser.add_argument("--plot", default=None, metavar="PNG", help="plot the cost per epoch")
+    parser.add_argument("--no-standardize", action="store_true",
+                        help="train on the features as they are, not scaled to zero mean and "
+                             "unit variance")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale of each feature (scale 1 for a constant feature)."""
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    return mean, np.where(scale > 1e-12, scale, 1.0)
+
+
+def fold_standardization(network, mean: np.ndarray, scale: np.ndarray) -> None:
+    """Make the first layer take raw features: W·((x − μ)/σ) + b = (W/σ)·x + (b − (W/σ)·μ)."""
+    first = network.layers[0]
+    weights = nnfs.transfer(first.weights).astype(np.float64) / scale
+    bias = nnfs.transfer(first.bias).astype(np.float64) - weights @ mean
+    nnfs.transfer(weights, first.weights)
+    nnfs.transfer(bias, first.bias)
+
+
+def checkpoint(network, path: str, standardization) -> None:
+    """Save ``network`` as it is now; with the standardization folded into a copy, so that the
+    file takes raw features like the final model."""
+    from .io import save
+
+    if standardization is None:
+        save(network, path)
+        return
+    factory = network.factory
+    with nnfs.inference_network(factory, network.in_dim, network.architecture) as copy:
+        factory.copy(network.parameters, copy.parameters)
+        fold_standardization(copy, *standardization)
+        save(copy, path)
+
+
+def _load_data(args: argparse.Namespace):
+    from . import data
+
+    if args.data is None:
+        dataset = data.digits()
+    else:
+        dataset = data.read(args.data, args.label_column, args.labels)
+    if dataset.y is None:
+        raise NnfsValueError(f"{args.data}: training needs labels (a label column or file)")
+    if args.test_data is not None:
+        test = data.read(args.test_data, args.label_column, args.test_labels)
+        if test.y is None:
+            raise NnfsValueError(f"{args.test_data}: the test set needs labels")
+        if test.X.shape[1] != dataset.X.shape[1]:
+            raise NnfsValueError(f"{args.test_data} has {test.X.shape[1]} features, the training "
+                                 f"data {dataset.X.shape[1]}")
+        return dataset, test
+    return data.split(dataset, args.test_fraction, args.seed)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .fit import fit
+    from .io import save
+
+    layers = parse_layers(args.layers)
+    eta = parse_eta(args.eta)
+    epochs = args.epochs
+    if isinstance(eta, float):
+        epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    if args.checkpoint_every and not args.save:
+        raise NnfsValueError("--checkpoint-every needs --save FILE")
+    if args.checkpoint_every < 0:
+        raise NnfsValueError(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
+    if args.plot:
+        from .plot import require_matplotlib
+
+        require_matplotlib()
+    train, test = _load_data(args)
+    classes = max(train.classes, test.classes)
+    if layers[-1].units < classes:
+        raise NnfsValueError(f"the last layer has {layers[-1].units} units but the data has "
+                             f"{classes} classes (labels 0 to {classes - 1}); end --layers with "
+                             f"{classes}:softmax")
+    factory = nnfs.backend(args.backend, args.dtype)
+    cost = None if args.cost == "auto" else args.cost
+    say = (lambda *a: None) if args.quiet else print
+    say(f"data: {args.data or 'digits (scikit-learn)'}: {len(train)} training and {len(test)} test samples, "
+        f"{train.X.shape[1]} features, {classes} classes")
+    with nnfs.inference_network(factory, train.X.shape[1], layers, seed=args.seed) as network:
+        say(f"network: {network.in_dim} → "
+            + " → ".join(f"{layer.out_dim} {layer.activation.kind}" for layer in network.layers)
+            + f", {network.parameter_count} parameters, on {factory.describe()}")
+        total = epochs if isinstance(eta, float) else sum(n for n, _ in eta)
+        every = max(1, total // 10)
+        terminal = sys.stderr.isatty()
+
+        def on_epoch(epoch: int, history) -> None:
+            if args.checkpoint_every and epoch % args.checkpoint_every == 0:
+                checkpoint(network, args.save, None if args.no_standardize else (mean, scale))
+            if not args.quiet and not terminal and (epoch % every == 0 or epoch == total):
+                print(f"epoch {epoch:>4}/{total}: cost {history.cost[-1]:.5g}, "
+                      f"test accuracy {history.validation_accuracy[-1]:.4f}", flush=True)
+
+        x_train, x_test = train.X, test.X
+        if not args.no_standardize:
+            mean, scale = standardizer(train.X)
+            x_train, x_test = (train.X - mean) / scale, (test.X - mean) / scale
+        started = time.perf_counter()
+        history = fit(network, x_train, train.y, epochs=epochs if isinstance(eta, float) else None,
+                      batch_size=args.batch_size, eta=eta, cost=cost, seed=args.seed,
+                      validation=(x_test, test.y), quiet=args.quiet, on_epoch=on_epoch)
+        seconds = time.perf_counter() - started
+        if not args.no_standardize:  # the saved model then takes raw features
+            fold_standardization(network, mean, scale)
+        predicted = nnfs.predict(network, test.X).argmax(axis=1)
+        right = int(np.count_nonzero(predicted == test.y))
+        print(f"test accuracy: {right / len(test):.2%} ({right} of {len(test)}) after "
+              f"{history.epochs} epochs in {seconds:.2f} s")
+        if args.save:
+            save(network, args.save)
+            say(f"saved: {args.save}")
+    if args.plot:
+        from .plot import plot_history
+
+        plot_history(history, args.plot, f"nnfs train: {train.name}")
+        say(f"plot: {args.plot}")
+    return 0
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a model saved by nnfs train --save")
+    parser.add_argument("--data", required=True,
+                        help="samples: .npz (X), .csv or MNIST IDX; a label column or labels "
+                             "file, if present, is used to report accuracy")
+    parser.add_argument("--labels", default=None, help="the IDX labels file, if not found by name")
+    parser.add_argument("--label-column", default=None,
+                        help="CSV label column (name or index), or 'none' when every column is "
+                             "a feature (default: the last column, when there is one more "
+                             "column than the model has inputs)")
+    parser.add_argument("--output", default=None, help="CSV file for the predictions (default: stdout)")
+    parser.add_argument("--probabilities", action="store_true",
+                        help="write every output of the network, not only the predicted label")
+    parser.add_argument("--backend", default=None)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import io as text_io
+
+    from . import data
+    from .io import load, read_model, write_whole
+
+    in_dim, _, _ = read_model(args.model)
+    label_column = args.label_column
+    dataset = data.read(args.data, "none" if label_column is None else label_column, args.labels)
+    if label_column is None and dataset.y is None and dataset.X.shape[1] == in_dim + 1:
+        dataset = data.read(args.data, None, args.labels)  # the extra last column is the label
+    if dataset.X.shape[1] != in_dim:
+        raise NnfsValueError(f"{args.data} has {dataset.X.shape[1]} features per sample but the "
+                             f"model {args.model} takes {in_dim}")
+    factory = nnfs.backend(args.backend, args.dtype)
+    with load(args.model, factory) as network:
+        outputs = nnfs.predict(network, dataset.X)
+    labels = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
+    text = text_io.StringIO()
+    if args.probabilities:
+        text.write(",".join(["label"] + [f"output_{i}" for i in range(outputs.shape[1])]) + "\n")
+        for label, row in zip(labels, outputs):
+            text.write(",".join([str(label)] + [f"{v:.6g}" for v in row]) + "\n")
+    else:
+        text.write("label\n" + "".join(f"{label}\n" for label in labels))
+    if args.output:
+        write_whole(Path(args.output), lambda file: file.write(text.getvalue().encode()), "--output")
+    else:
+        sys.stdout.write(text.getvalue())
+    if dataset.y is not None:
+        right = int(np.count_nonzero(labels == dataset.y))
+        print(f"accuracy: {right / len(dataset):.2%} ({right} of {len(dataset)})", file=sys.stderr)
+    return 0

@@ -104,6 +104,28 @@ def _predict(args: argparse.Namespace) -> int:
     return run_predict(args)
 
 
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from .bench import PRESETS
+
+    parser.add_argument("preset", nargs="?", default="scaled", choices=list(PRESETS),
+                        help="workload (default: scaled)")
+    parser.add_argument("--backend", default=None)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per timed run")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs (the median is shown)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    if args.repeats < 1 or (args.epochs is not None and args.epochs < 1):
+        raise NnfsError("--repeats and --epochs must be positive")
+    result = bench.run(args.preset, args.backend, args.dtype, args.epochs, args.repeats)
+    print(bench.as_json(result) if args.json else bench.report(result))
+    return 0
+
+
 #: name: (help, add the arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
@@ -112,6 +134,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
     "train": ("train a classifier (default: scikit-learn's digits) and print its test accuracy",
               _train_arguments, _train),
     "predict": ("predict with a model saved by 'nnfs train --save'", _predict_arguments, _predict),
+    "bench": ("time the article's micro benchmark against its GEMM floor",
+              _bench_arguments, _bench),
     "demo": ("run the article's example: a 2-4-1 network trained towards 0.5",
              _demo_arguments, _demo),
 }

@@ -73,6 +73,11 @@ class _Plugin:
     error: BaseException | None = None
     error_text: str = ""
 
+    @property
+    def key(self) -> str:
+        """The plugin's name with pluggy: two distributions may use the same entry-point name."""
+        return f"{self.distribution}:{self.name}"
+
 
 @dataclass
 class _Entry:
@@ -122,17 +127,11 @@ class Registry:
         for entry_point in self._entry_points():
             plugins.append(self._import(entry_point))
         plugins.extend(self._in_process)
-        seen_names = set()
         for module, plugin in plugins:
             if module is None:
                 continue
-            if plugin.name in seen_names:
-                self._fail(plugin, PluginError(
-                    f"another plugin is already registered under the name {plugin.name!r}"))
-                continue
             try:
-                manager.register(module, name=plugin.name)
-                seen_names.add(plugin.name)
+                manager.register(module, name=plugin.key)
             except Exception as error:  # pluggy.PluginValidationError: a hook of wrong signature
                 self._fail(plugin, error)
         self._manager = manager
@@ -209,7 +208,7 @@ class Registry:
         return entries
 
     def _call_hook(self, manager: pluggy.PluginManager, plugin: _Plugin) -> list:
-        module = manager.get_plugin(plugin.name)
+        module = manager.get_plugin(plugin.key)
         implementations = [impl for impl in manager.hook.nnfs_backends.get_hookimpls()
                            if impl.plugin is module]
         arguments: dict[str, object] = {}  # the hook's keyword arguments (none in API 1)

@@ -211,6 +211,12 @@ class Registry:
         module = manager.get_plugin(plugin.key)
         implementations = [impl for impl in manager.hook.nnfs_backends.get_hookimpls()
                            if impl.plugin is module]
+        if not implementations:
+            error = PluginError(f"{getattr(module, '__name__', module)!s} has no nnfs_backends "
+                                "function marked @nnfs.hookimpl, so it declares no backend")
+            self._fail(plugin, error)
+            return [_Entry(self._safe_name(plugin.name), plugin, error=error,
+                           error_text=plugin.error_text)]
         arguments: dict[str, object] = {}  # the hook's keyword arguments (none in API 1)
         try:
             specs = []

@@ -160,6 +160,24 @@ def test_a_hook_that_raises_is_reported_and_the_rest_keep_working(registry):
     assert isinstance(raised.value.__cause__, RuntimeError)
 
 
+def test_a_hook_of_the_wrong_signature_is_reported_on_one_line(registry):
+    import types
+
+    @nnfs.hookimpl
+    def nnfs_backends(device):
+        return [spec("wrongsig")]
+
+    registry.register_plugin(types.SimpleNamespace(nnfs_backends=nnfs_backends), "wrongsig")
+    with pytest.raises(nnfs.BackendUnavailable) as raised:
+        registry.backend("wrongsig")
+    message = str(raised.value)
+    assert "PluginValidationError" in message and "'device'" in message
+    assert "\n" not in message  # pluggy's message spans lines; tables and CLI errors are one line
+    row = next(i for i in registry.infos() if i.name == "wrongsig")
+    assert not row.available and "\n" not in row.reason
+    assert registry.backend("cpu").name == "cpu"
+
+
 def test_a_hook_returning_junk_is_reported(registry):
     registry.register_plugin(_plugin_returning(["not a spec"]), "junk")
     with pytest.raises(nnfs.BackendUnavailable, match="expected nnfs.BackendSpec"):

@@ -91,8 +91,9 @@ class _Entry:
 
 
 def _describe_error(error: BaseException) -> str:
-    text = str(error).strip() or "(no message)"
-    return f"{type(error).__name__}: {text}"
+    """``Type: message`` on one line (pluggy's validation errors span several)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {'; '.join(lines) or '(no message)'}"
 
 
 def _autoload_disabled() -> bool:

@@ -133,3 +133,11 @@ def test_a_backend_that_cannot_load_is_refused_with_its_error(plugin_site):
                                  "be used here: importing nnfs_broken_import failed: "
                                  "ModuleNotFoundError")
     assert "Traceback" not in run.stderr
+
+
+def test_the_kit_lists_its_checks_and_wants_a_backend_name():
+    listed = run_python("-m", "nnfs.testing", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [c.name for c in CHECKS]
+    nameless = run_python("-m", "nnfs.testing")
+    assert nameless.returncode == 2 and "give the name of the backend" in nameless.stderr

@@ -278,7 +278,7 @@ class TrainingNetwork:
         if missing:  # refused here, before anything is allocated, not in the middle of sgd
             raise UnsupportedOperation(
                 f"training_network: the {factory.name} backend does not provide "
-                f"{', '.join(missing)}, which training needs (it declares them unsupported)"
+                f"{', '.join(missing)}, which training needs (declared unsupported)"
             )
         self.factory = factory
         self.inference = inference

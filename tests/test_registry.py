@@ -52,8 +52,8 @@ def test_environment_variable_naming_a_missing_backend_names_the_variable(regist
 @pytest.mark.parametrize("value", ["", "cp u!", "ä"])
 def test_environment_variable_with_an_invalid_name_names_the_variable(registry, monkeypatch, value):
     monkeypatch.setenv("NNFS_BACKEND", value)
-    with pytest.raises(nnfs.NnfsValueError,
-                       match=r"the environment variable NNFS_BACKEND .* is not a valid backend name"):
+    with pytest.raises(nnfs.NnfsValueError, match=r"the environment variable NNFS_BACKEND "
+                                                  r".* is not a valid backend name"):
         registry.backend()
     assert registry.backend("cpu").name == "cpu"  # naming a backend does not read the variable
 

@@ -1,4 +1,4 @@
-"""A working plugin that claims the backend name 'twin', as the distribution of the other twin does."""
+"""A working plugin that claims the backend name 'twin', as the other twin does."""
 
 import nnfs
 from nnfs_cpu import CpuFactory

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{check.name:32} {check.description}")
         return 0
     if args.name is None:
-        parser.error("give the name of the backend to check, for example: python -m nnfs.testing cpu")
+        parser.error("give the name of the backend to check, for example: "
+                     "python -m nnfs.testing cpu")
 
     def report(result) -> None:
         label = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "skip": "skip"}[result.outcome]

@@ -44,6 +44,19 @@ def run_kit(plugin_site, name: str, *options: str) -> KitRun:
     return KitRun(result.returncode, outcomes, messages, result.stdout, result.stderr)
 
 
+@pytest.fixture(scope="module")
+def kit(plugin_site):
+    """``kit(name, *options)``: the kit's run on that backend, made once per module."""
+    runs: dict[tuple[str, ...], KitRun] = {}
+
+    def run(*arguments: str) -> KitRun:
+        if arguments not in runs:
+            runs[arguments] = run_kit(plugin_site, *arguments)
+        return runs[arguments]
+
+    return run
+
+
 def assert_names_failures(run: KitRun, name: str, failing: set[str], dtype="float32") -> None:
     """The exit status is 1 and stderr lists each failing check, with its message."""
     assert run.returncode == 1, run.stdout + run.stderr
@@ -72,30 +85,30 @@ FLAWS = {
 
 
 @pytest.mark.parametrize("name", sorted(FLAWS))
-def test_the_checks_that_see_the_flaw_fail_and_the_others_pass(plugin_site, name):
+def test_the_checks_that_see_the_flaw_fail_and_the_others_pass(kit, name):
     must_fail, must_pass = FLAWS[name]
-    run = run_kit(plugin_site, name)
+    run = kit(name)
     assert set(check for _, check in run.outcomes) == ALL_CHECKS, run.stdout + run.stderr
     assert must_fail <= run.checks("FAIL"), run.stdout
     assert must_pass <= run.checks("ok"), run.stdout
     assert_names_failures(run, name, must_fail)
 
 
-def test_gemm_ignoring_beta_is_shown_with_a_beta_case(plugin_site):
-    run = run_kit(plugin_site, "gemm-ignores-beta", "-k", "gemm")
+def test_gemm_ignoring_beta_is_shown_with_a_beta_case(kit):
+    run = kit("gemm-ignores-beta")
     message = run.messages["float32", "gemm"]
     beta = re.search(r"\), (-?[\d.]+), c \d+×\d+", message)  # gemm(α, a (.), b (.), β, c m×n)
     assert beta is not None and float(beta.group(1)) != 0.0, message
 
 
-def test_an_operation_declared_unsupported_must_raise_unsupported_operation(plugin_site):
-    run = run_kit(plugin_site, "silent-unsupported")
+def test_an_operation_declared_unsupported_must_raise_unsupported_operation(kit):
+    run = kit("silent-unsupported")
     assert run.messages["float32", "vector_operations"] == (
         "nrm2 is declared unsupported but did not raise UnsupportedOperation")
 
 
-def test_an_undeclared_gap_is_an_error_not_a_skip(plugin_site):
-    run = run_kit(plugin_site, "undeclared-gap")
+def test_an_undeclared_gap_is_an_error_not_a_skip(kit):
+    run = kit("undeclared-gap")
     key = ("float32", "vector_operations")
     assert run.outcomes[key] == "ERROR"
     assert "NotImplementedError: mul is not written yet" in run.messages[key]
@@ -103,8 +116,8 @@ def test_an_undeclared_gap_is_an_error_not_a_skip(plugin_site):
     assert_names_failures(run, "undeclared-gap", {"vector_operations"})
 
 
-def test_a_declared_dtype_that_is_mishandled_fails_in_that_dtype_only(plugin_site):
-    run = run_kit(plugin_site, "float64-mishandled")
+def test_a_declared_dtype_that_is_mishandled_fails_in_that_dtype_only(kit):
+    run = kit("float64-mishandled")
     assert run.checks("ok", "float32") == ALL_CHECKS, run.stdout
     failing = run.checks("FAIL", "float64")
     assert {"transfer_and_views", "gemm", "training_matches_reference"} <= failing, run.stdout
@@ -113,22 +126,22 @@ def test_a_declared_dtype_that_is_mishandled_fails_in_that_dtype_only(plugin_sit
     assert_names_failures(run, "float64-mishandled", failing, "float64")
 
 
-def test_a_backend_that_declares_what_it_lacks_conforms(plugin_site):
-    run = run_kit(plugin_site, "inference-only")
+def test_a_backend_that_declares_what_it_lacks_conforms(kit):
+    run = kit("inference-only")
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.checks("ok") == ALL_CHECKS  # nothing skipped: each check saw the declarations
     assert f"inference-only: {len(ALL_CHECKS)} passed, 0 failed, 0 skipped" in run.stdout
 
 
-def test_an_undeclared_dtype_is_refused_with_a_clear_error(plugin_site):
-    run = run_kit(plugin_site, "inference-only", "--dtype", "float64")
+def test_an_undeclared_dtype_is_refused_with_a_clear_error(kit):
+    run = kit("inference-only", "--dtype", "float64")
     assert run.returncode == 2 and run.outcomes == {}
     assert run.stderr == ("python -m nnfs.testing: error: the inference-only backend does not "
                           "support float64; it supports float32\n")
 
 
-def test_a_backend_that_cannot_load_is_refused_with_its_error(plugin_site):
-    run = run_kit(plugin_site, "broken-import")
+def test_a_backend_that_cannot_load_is_refused_with_its_error(kit):
+    run = kit("broken-import")
     assert run.returncode == 2 and run.outcomes == {}
     assert run.stderr.startswith("python -m nnfs.testing: error: the broken-import backend cannot "
                                  "be used here: importing nnfs_broken_import failed: "

@@ -3,7 +3,7 @@
 Nothing here runs when ``nnfs`` is imported. The first call that needs the list of backends
 (``nnfs.backend``, ``nnfs.backends``, ``nnfs backends``) imports the plugin modules named by the
 entry points of group ``nnfs`` and calls their ``nnfs_backends`` hooks, one plugin at a time:
-a plugin that fails to import, whose hook raises, whose hook has the wrong signature, that
+a plugin that fails to import, whose hook raises, has the wrong signature or is missing, that
 claims a name another plugin claims, or that was written for another plugin API version is
 recorded with its error and left out. Everything else keeps working, and the error is shown by
 ``nnfs backends`` and raised (as ``BackendUnavailable``) when somebody selects that backend.

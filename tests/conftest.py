@@ -1,8 +1,10 @@
-"""Shared fixtures: the backends installed here, each with the dtypes it declares."""
+"""Shared fixtures: the backends installed here, each with the dtypes it declares, and the test
+plugins of tests/plugins/ installed where only subprocesses see them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,10 @@ import pytest
 import nnfs
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Small distributions that break the plugin contract in one way each (see their docstrings).
+TEST_PLUGINS = ROOT / "tests" / "plugins"
+#: The reference backend, which the flawed test backends build on.
+REFERENCE_BACKEND = ROOT / "examples" / "nnfs-reference-backend"
 
 
 def _installed() -> list:
@@ -63,3 +69,41 @@ def run_nnfs(*args: str, env: dict | None = None, timeout: float = 120) -> subpr
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "nnfs", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """A directory holding the test plugins of tests/plugins/, and the reference backend they
+    build on, installed as real distributions (dist-info, entry points) by one pip call.
+
+    Only subprocesses run with ``PYTHONPATH`` set to it see them (``run_python(plugins=...)``):
+    the environment of the test session itself stays as it was.
+    """
+    root = tmp_path_factory.mktemp("plugins")
+    sources = root / "src"
+    skip = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    for source in [*sorted(TEST_PLUGINS.iterdir()), REFERENCE_BACKEND]:
+        if (source / "pyproject.toml").is_file():
+            shutil.copytree(source, sources / source.name, ignore=skip)  # pip builds in place
+    site = root / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-index", "--no-build-isolation", "--no-deps", "--target", str(site),
+         *sorted(str(path) for path in sources.iterdir())],
+        capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"pip could not install the test plugins:\n{result.stdout}{result.stderr}")
+    return site
+
+
+def run_python(*args: str, plugins: Path | None = None, env: dict | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run this environment's Python with ``args``, and the distributions installed in
+    ``plugins`` on its path. NNFS_* variables of the calling environment are left out."""
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith("NNFS_")}
+    if plugins is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            path for path in (str(plugins), os.environ.get("PYTHONPATH", "")) if path)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout)

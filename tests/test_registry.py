@@ -49,6 +49,15 @@ def test_environment_variable_naming_a_missing_backend_names_the_variable(regist
         registry.backend()
 
 
+@pytest.mark.parametrize("value", ["", "cp u!", "ä"])
+def test_environment_variable_with_an_invalid_name_names_the_variable(registry, monkeypatch, value):
+    monkeypatch.setenv("NNFS_BACKEND", value)
+    with pytest.raises(nnfs.NnfsValueError, match=r"the environment variable NNFS_BACKEND "
+                                                  r".* is not a valid backend name"):
+        registry.backend()
+    assert registry.backend("cpu").name == "cpu"  # naming a backend does not read the variable
+
+
 def test_unknown_name_lists_installed_and_pip_command(registry):
     with pytest.raises(nnfs.BackendNotFound) as raised:
         registry.backend("tpu")
@@ -158,6 +167,24 @@ def test_a_hook_that_raises_is_reported_and_the_rest_keep_working(registry):
     with pytest.raises(nnfs.BackendUnavailable, match="boom") as raised:
         registry.backend("exploding")
     assert isinstance(raised.value.__cause__, RuntimeError)
+
+
+def test_a_hook_of_the_wrong_signature_is_reported_on_one_line(registry):
+    import types
+
+    @nnfs.hookimpl
+    def nnfs_backends(device):
+        return [spec("wrongsig")]
+
+    registry.register_plugin(types.SimpleNamespace(nnfs_backends=nnfs_backends), "wrongsig")
+    with pytest.raises(nnfs.BackendUnavailable) as raised:
+        registry.backend("wrongsig")
+    message = str(raised.value)
+    assert "PluginValidationError" in message and "'device'" in message
+    assert "\n" not in message  # pluggy's message spans lines; tables and CLI errors are one line
+    row = next(i for i in registry.infos() if i.name == "wrongsig")
+    assert not row.available and "\n" not in row.reason
+    assert registry.backend("cpu").name == "cpu"
 
 
 def test_a_hook_returning_junk_is_reported(registry):

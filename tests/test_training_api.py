@@ -249,6 +249,22 @@ def test_a_bad_pair_anywhere_in_a_schedule_stops_everything_before_work(setup):
     assert np.array_equal(parameters(network), before)
 
 
+def test_a_backend_without_a_training_operation_is_refused_when_the_network_is_built():
+    from nnfs_cpu import CpuFactory
+
+    class NoCostSum(CpuFactory):  # declares that it cannot compute the cost
+        unsupported = frozenset({"cost_sum"})
+
+    with NoCostSum() as factory:
+        x = factory.matrix(2, 3)
+        inference = nnfs.inference_network(factory, 2, [fully_connected(1, sigmoid)])
+        before = factory.stats().allocations
+        with pytest.raises(nnfs.UnsupportedOperation, match=r"does not provide cost_sum, which "
+                                                           r"training needs"):
+            nnfs.training_network(inference, x)
+        assert factory.stats().allocations == before
+
+
 def test_wrong_data_size_for_matrix_and_transfer(cpu):
     with pytest.raises(nnfs.ShapeError, match=r"must have shape 2×3 or a flat sequence of 6"):
         cpu.matrix(2, 3, [[1, 2], [3, 4]])

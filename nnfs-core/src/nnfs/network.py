@@ -22,8 +22,12 @@ import numpy as np
 from . import _checks as check
 from .activations import Activation, activation as _activation
 from .costs import Cost
-from .errors import NnfsTypeError, NnfsValueError, ShapeError
+from .errors import NnfsTypeError, NnfsValueError, ShapeError, UnsupportedOperation
 from .factory import Factory, Matrix, Vector
+
+#: The factory operations that training (the passes, both costs and sgd) calls.
+TRAINING_OPERATIONS = ("gemm", "gemv", "axpy", "scal", "fill", "sub", "activation",
+                       "activation_backward", "cost_sum")
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,12 @@ class TrainingNetwork:
     def __init__(self, inference: InferenceNetwork, x: Matrix,
                  shared: TrainingNetwork | None = None):
         factory = inference.factory
+        missing = [op for op in TRAINING_OPERATIONS if op in factory.unsupported]
+        if missing:  # refused here, before anything is allocated, not in the middle of sgd
+            raise UnsupportedOperation(
+                f"training_network: the {factory.name} backend does not provide "
+                f"{', '.join(missing)}, which training needs (declared unsupported)"
+            )
         self.factory = factory
         self.inference = inference
         self.input = x

@@ -3,7 +3,7 @@
 Nothing here runs when ``nnfs`` is imported. The first call that needs the list of backends
 (``nnfs.backend``, ``nnfs.backends``, ``nnfs backends``) imports the plugin modules named by the
 entry points of group ``nnfs`` and calls their ``nnfs_backends`` hooks, one plugin at a time:
-a plugin that fails to import, whose hook raises, whose hook has the wrong signature, that
+a plugin that fails to import, whose hook raises, has the wrong signature or is missing, that
 claims a name another plugin claims, or that was written for another plugin API version is
 recorded with its error and left out. Everything else keeps working, and the error is shown by
 ``nnfs backends`` and raised (as ``BackendUnavailable``) when somebody selects that backend.
@@ -73,6 +73,11 @@ class _Plugin:
     error: BaseException | None = None
     error_text: str = ""
 
+    @property
+    def key(self) -> str:
+        """The plugin's name with pluggy: two distributions may use the same entry-point name."""
+        return f"{self.distribution}:{self.name}"
+
 
 @dataclass
 class _Entry:
@@ -86,8 +91,9 @@ class _Entry:
 
 
 def _describe_error(error: BaseException) -> str:
-    text = str(error).strip() or "(no message)"
-    return f"{type(error).__name__}: {text}"
+    """``Type: message`` on one line (pluggy's validation errors span several)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {'; '.join(lines) or '(no message)'}"
 
 
 def _autoload_disabled() -> bool:
@@ -122,17 +128,11 @@ class Registry:
         for entry_point in self._entry_points():
             plugins.append(self._import(entry_point))
         plugins.extend(self._in_process)
-        seen_names = set()
         for module, plugin in plugins:
             if module is None:
                 continue
-            if plugin.name in seen_names:
-                self._fail(plugin, PluginError(
-                    f"another plugin is already registered under the name {plugin.name!r}"))
-                continue
             try:
-                manager.register(module, name=plugin.name)
-                seen_names.add(plugin.name)
+                manager.register(module, name=plugin.key)
             except Exception as error:  # pluggy.PluginValidationError: a hook of wrong signature
                 self._fail(plugin, error)
         self._manager = manager
@@ -209,9 +209,15 @@ class Registry:
         return entries
 
     def _call_hook(self, manager: pluggy.PluginManager, plugin: _Plugin) -> list:
-        module = manager.get_plugin(plugin.name)
+        module = manager.get_plugin(plugin.key)
         implementations = [impl for impl in manager.hook.nnfs_backends.get_hookimpls()
                            if impl.plugin is module]
+        if not implementations:
+            error = PluginError(f"{getattr(module, '__name__', module)!s} has no nnfs_backends "
+                                "function marked @nnfs.hookimpl, so it declares no backend")
+            self._fail(plugin, error)
+            return [_Entry(self._safe_name(plugin.name), plugin, error=error,
+                           error_text=plugin.error_text)]
         arguments: dict[str, object] = {}  # the hook's keyword arguments (none in API 1)
         try:
             specs = []

@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nnfs.testing",
         description="Check that an installed nnfs backend conforms to the factory contract.")
-    parser.add_argument("name", help="the backend name, as given to nnfs.backend()")
+    parser.add_argument("name", nargs="?", help="the backend name, as given to nnfs.backend()")
     parser.add_argument("--dtype", action="append", choices=["float32", "float64"],
                         help="check only this dtype (repeatable; default: every declared dtype)")
     parser.add_argument("-k", dest="select", default=None,
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         for check in CHECKS:
             print(f"{check.name:32} {check.description}")
         return 0
+    if args.name is None:
+        parser.error("give the name of the backend to check, for example: "
+                     "python -m nnfs.testing cpu")
 
     def report(result) -> None:
         label = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "skip": "skip"}[result.outcome]

@@ -16,6 +16,7 @@ import numpy as np
 
 import nnfs
 from nnfs.factory import ACTIVATION_KINDS, COST_KINDS, Factory
+from nnfs.network import TRAINING_OPERATIONS
 
 from . import reference as ref
 
@@ -42,9 +43,6 @@ def _check(function: Callable[[Factory], None]) -> Callable[[Factory], None]:
     return function
 
 
-#: Operations the training networks and sgd need.
-TRAINING_OPERATIONS = ("gemm", "gemv", "axpy", "scal", "fill", "sub", "activation",
-                       "activation_backward", "cost_sum")
 
 # --- helpers ------------------------------------------------------------------------------------
 

@@ -1,0 +1,46 @@
+"""The nnfs plugin of the reference backend: tells nnfs that the backend ``reference`` exists.
+
+nnfs imports this module through the entry point ``reference`` of group ``nnfs`` (see
+``pyproject.toml``) the first time a program asks for a backend, and calls ``nnfs_backends``.
+Keep this module cheap to import and touch no device here: nnfs lists backends on machines that
+do not have their device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import nnfs
+
+from .factory import ReferenceFactory
+
+
+def probe() -> nnfs.BackendStatus:
+    """Is the device there? Called by ``nnfs backends`` and before a factory is created.
+
+    A GPU backend looks for its driver and devices here and, when there are none, returns
+    ``BackendStatus(False, reason)`` with a reason the user can act on. It never raises.
+    numpy is always there.
+    """
+    return nnfs.BackendStatus(
+        available=True,
+        devices=(f"host memory (numpy {np.__version__})",),
+        dtypes=ReferenceFactory.dtypes,
+    )
+
+
+@nnfs.hookimpl
+def nnfs_backends() -> list[nnfs.BackendSpec]:
+    return [
+        nnfs.BackendSpec(
+            name="reference",
+            factory=ReferenceFactory,
+            # The plugin API this backend was written for, as a literal: a future nnfs-core
+            # that speaks another API then refuses it with a clear message instead of
+            # running it against a contract it does not know.
+            api_version=1,
+            dtypes=ReferenceFactory.dtypes,
+            probe=probe,
+            description="the reference backend: plain numpy, a template to copy",
+        )
+    ]

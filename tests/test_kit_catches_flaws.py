@@ -1,0 +1,157 @@
+"""The conformance kit can fail: ``python -m nnfs.testing NAME`` on deliberately flawed backends.
+
+The backends of tests/plugins/flawed/ are the reference backend with one flaw each. For each, the
+checks that exercise the flaw must fail, the checks that cannot see it must pass, and the command
+must exit non-zero and name the failing checks. ``inference-only``, which declares what it lacks
+the way the contract asks, must pass.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from conftest import run_python
+from nnfs.testing import CHECKS
+
+ALL_CHECKS = {check.name for check in CHECKS}
+LINE = re.compile(r"^(ok|FAIL|ERROR|skip)\s+(float32|float64)\s+(\w+)\s+[\d.]+s(?:\s+(.*))?$")
+
+
+@dataclass
+class KitRun:
+    returncode: int
+    outcomes: dict[tuple[str, str], str]  # (dtype, check): "ok", "FAIL", "ERROR" or "skip"
+    messages: dict[tuple[str, str], str]
+    stdout: str
+    stderr: str
+
+    def checks(self, outcome: str, dtype: str = "float32") -> set[str]:
+        return {check for (d, check), o in self.outcomes.items() if d == dtype and o == outcome}
+
+
+def run_kit(plugin_site, name: str, *options: str) -> KitRun:
+    result = run_python("-m", "nnfs.testing", name, *options, plugins=plugin_site)
+    outcomes, messages = {}, {}
+    for line in result.stdout.splitlines():
+        match = LINE.match(line)
+        if match:
+            outcome, dtype, check, message = match.groups()
+            outcomes[dtype, check] = outcome
+            messages[dtype, check] = message or ""
+    return KitRun(result.returncode, outcomes, messages, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="module")
+def kit(plugin_site):
+    """``kit(name, *options)``: the kit's run on that backend, made once per module."""
+    runs: dict[tuple[str, ...], KitRun] = {}
+
+    def run(*arguments: str) -> KitRun:
+        if arguments not in runs:
+            runs[arguments] = run_kit(plugin_site, *arguments)
+        return runs[arguments]
+
+    return run
+
+
+def assert_names_failures(run: KitRun, name: str, failing: set[str], dtype="float32") -> None:
+    """The exit status is 1 and stderr lists each failing check, with its message."""
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"{name} does not conform:" in run.stderr
+    for check in failing:
+        assert f"  {dtype} {check}: {run.messages[dtype, check]}" in run.stderr, check
+
+
+#: backend: (checks that must fail, checks that must pass because they cannot see the flaw)
+FLAWS = {
+    "wrong-sigmoid": (
+        {"activation_derivatives", "gradients", "training_matches_reference"},
+        {"transfer_and_views", "gemm", "gemv", "vector_operations", "activations", "cost_sums",
+         "synchronize", "no_allocation_per_epoch", "bad_input", "declarations"},
+    ),
+    "gemm-ignores-beta": (
+        {"gemm"},
+        # training only ever calls gemm with beta 0: everything else passes
+        ALL_CHECKS - {"gemm"},
+    ),
+    "silent-unsupported": (
+        {"vector_operations"},
+        ALL_CHECKS - {"vector_operations"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLAWS))
+def test_the_checks_that_see_the_flaw_fail_and_the_others_pass(kit, name):
+    must_fail, must_pass = FLAWS[name]
+    run = kit(name)
+    assert set(check for _, check in run.outcomes) == ALL_CHECKS, run.stdout + run.stderr
+    assert must_fail <= run.checks("FAIL"), run.stdout
+    assert must_pass <= run.checks("ok"), run.stdout
+    assert_names_failures(run, name, must_fail)
+
+
+def test_gemm_ignoring_beta_is_shown_with_a_beta_case(kit):
+    run = kit("gemm-ignores-beta")
+    message = run.messages["float32", "gemm"]
+    beta = re.search(r"\), (-?[\d.]+), c \d+×\d+", message)  # gemm(α, a (.), b (.), β, c m×n)
+    assert beta is not None and float(beta.group(1)) != 0.0, message
+
+
+def test_an_operation_declared_unsupported_must_raise_unsupported_operation(kit):
+    run = kit("silent-unsupported")
+    assert run.messages["float32", "vector_operations"] == (
+        "nrm2 is declared unsupported but did not raise UnsupportedOperation")
+
+
+def test_an_undeclared_gap_is_an_error_not_a_skip(kit):
+    run = kit("undeclared-gap")
+    key = ("float32", "vector_operations")
+    assert run.outcomes[key] == "ERROR"
+    assert "NotImplementedError: mul is not written yet" in run.messages[key]
+    assert run.checks("skip") == set()
+    assert_names_failures(run, "undeclared-gap", {"vector_operations"})
+
+
+def test_a_declared_dtype_that_is_mishandled_fails_in_that_dtype_only(kit):
+    run = kit("float64-mishandled")
+    assert run.checks("ok", "float32") == ALL_CHECKS, run.stdout
+    failing = run.checks("FAIL", "float64")
+    assert {"transfer_and_views", "gemm", "training_matches_reference"} <= failing, run.stdout
+    assert "transfer(matrix) gave (1, 1) float32, expected (1, 1) float64" in (
+        run.messages["float64", "transfer_and_views"])
+    assert_names_failures(run, "float64-mishandled", failing, "float64")
+
+
+def test_a_backend_that_declares_what_it_lacks_conforms(kit):
+    run = kit("inference-only")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.checks("ok") == ALL_CHECKS  # nothing skipped: each check saw the declarations
+    assert f"inference-only: {len(ALL_CHECKS)} passed, 0 failed, 0 skipped" in run.stdout
+
+
+def test_an_undeclared_dtype_is_refused_with_a_clear_error(kit):
+    run = kit("inference-only", "--dtype", "float64")
+    assert run.returncode == 2 and run.outcomes == {}
+    assert run.stderr == ("python -m nnfs.testing: error: the inference-only backend does not "
+                          "support float64; it supports float32\n")
+
+
+def test_a_backend_that_cannot_load_is_refused_with_its_error(kit):
+    run = kit("broken-import")
+    assert run.returncode == 2 and run.outcomes == {}
+    assert run.stderr.startswith("python -m nnfs.testing: error: the broken-import backend cannot "
+                                 "be used here: importing nnfs_broken_import failed: "
+                                 "ModuleNotFoundError")
+    assert "Traceback" not in run.stderr
+
+
+def test_the_kit_lists_its_checks_and_wants_a_backend_name():
+    listed = run_python("-m", "nnfs.testing", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [c.name for c in CHECKS]
+    nameless = run_python("-m", "nnfs.testing")
+    assert nameless.returncode == 2 and "give the name of the backend" in nameless.stderr

@@ -333,3 +333,66 @@ def test_reprs_say_shape_dtype_and_backend(setup):
     assert "InferenceNetwork(3, [fully_connected(5, nnfs.tanh)" in repr(network)
     assert "batch 6" in repr(training) and "cpu float32" in repr(training)
     assert repr(nnfs.tanh) == "nnfs.tanh" and repr(nnfs.quadratic_cost) == "nnfs.quadratic_cost"
+
+
+# --- divergence ---------------------------------------------------------------------------------
+
+def diverging(factory):
+    """A linear network with large inputs: eta 1.0 makes the cost overflow within a few epochs."""
+    rng = np.random.default_rng(5)
+    x = factory.matrix(3, 8, rng.normal(size=(3, 8)) * 30)
+    y = factory.matrix(2, 8, rng.normal(size=(2, 8)))
+    network = nnfs.inference_network(factory, 3, [fully_connected(4, "linear"),
+                                                  fully_connected(2, "linear")], seed=0)
+    return x, y, network, nnfs.training_network(network, x)
+
+
+def replay_until_divergence(factory, eta):
+    """(epoch that diverges, parameters before its update), found one epoch at a time."""
+    x, y, network, training = diverging(factory)
+    epoch = 0
+    while True:
+        epoch += 1
+        before = nnfs.transfer(network.parameters).copy()
+        try:
+            nnfs.sgd(training, y, nnfs.quadratic_cost, 1, eta)
+        except nnfs.TrainingDiverged:
+            return epoch, before
+
+
+def test_sgd_stops_at_the_first_non_finite_cost_with_the_weights_before_it(cpu64):
+    expected_epoch, expected_weights = replay_until_divergence(cpu64, 1.0)
+    assert expected_epoch > 3  # it trains a few epochs before it overflows
+    x, y, network, training = diverging(cpu64)
+    with pytest.raises(nnfs.TrainingDiverged) as raised:
+        nnfs.sgd(training, y, nnfs.quadratic_cost, [(500, 1.0), (5, 0.1)])
+    error = raised.value
+    assert (error.epoch, error.eta) == (expected_epoch, 1.0)
+    assert f"epoch {error.epoch} of 500 at eta=1.0" in str(error)
+    weights = nnfs.transfer(network.parameters)
+    assert np.all(np.isfinite(weights))
+    np.testing.assert_array_equal(weights, expected_weights)
+
+
+def test_an_asynchronous_backend_rolls_back_and_replays_to_the_same_epoch(cpu64):
+    """sgd on a backend that queues work reads the cost only at the end, then replays."""
+    from nnfs_cpu import CpuFactory
+
+    class Queued(CpuFactory):
+        asynchronous = True
+        sync_every = 0
+
+    queued = Queued("float64")
+    expected_epoch, expected_weights = replay_until_divergence(cpu64, 1.0)
+    x, y, network, training = diverging(queued)
+    syncs = queued.stats().synchronizations
+    with pytest.raises(nnfs.TrainingDiverged) as raised:
+        nnfs.sgd(training, y, nnfs.quadratic_cost, 500, 1.0)
+    assert raised.value.epoch == expected_epoch
+    np.testing.assert_array_equal(nnfs.transfer(network.parameters), expected_weights)
+    assert queued.stats().synchronizations == syncs
+    # and when nothing diverges, the queued path returns the last forward pass's cost
+    x, y, network, training = diverging(queued)
+    x2, y2, network2, training2 = diverging(cpu64)
+    assert nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 1e-4) == \
+        nnfs.sgd(training2, y2, nnfs.quadratic_cost, 3, 1e-4)

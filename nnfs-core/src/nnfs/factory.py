@@ -319,6 +319,11 @@ class Factory(abc.ABC):
     #: when it never needs to (work is synchronous, or the queue copes with any amount of work).
     #: Results are always synchronised where they are read.
     sync_every: ClassVar[int] = 0
+    #: True when operations are queued and results arrive later (GPUs): reading a number back
+    #: then waits for the queue. sgd on a synchronous backend (False) reads each epoch's cost,
+    #: which is free there; on an asynchronous one it reads costs only every ``sync_every``
+    #: epochs (or only at the end), and keeps a copy of the parameters to roll back to.
+    asynchronous: ClassVar[bool] = False
     #: Operations of ``OPERATIONS`` the backend does not provide; calling one raises
     #: ``UnsupportedOperation``.
     unsupported: ClassVar[frozenset[str]] = frozenset()

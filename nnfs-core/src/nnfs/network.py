@@ -316,6 +316,7 @@ class TrainingNetwork:
         self._apply_op = factory._prepare("axpy", 1.0, self.gradient, inference.parameters)
         self._delta_key: tuple | None = None
         self._step: list[Callable[[], object]] = []
+        self._backup: Vector | None = None
 
     @staticmethod
     def plan_bytes(inference: InferenceNetwork, batch: int) -> tuple[int, int]:
@@ -344,6 +345,14 @@ class TrainingNetwork:
                 buffer.release()
             raise
         return owned
+
+    def parameter_backup(self) -> Vector:
+        """A vector shaped like the parameters, for sgd on asynchronous backends to roll back
+        to; allocated the first time it is needed, then kept with the network."""
+        if self._backup is None:
+            self._backup = self.factory.vector(self.inference.parameter_count)
+            self._owned.append(self._backup)
+        return self._backup
 
     def narrowed(self, count: int) -> TrainingNetwork:
         """A training network for the first ``count`` columns of this one's input, sharing its

@@ -9,6 +9,7 @@ schedule.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 
 from . import _checks as check
 from .costs import Cost, cost as _cost
-from .errors import NnfsTypeError, NnfsValueError
+from .errors import NnfsTypeError, NnfsValueError, TrainingDiverged
 from .factory import Matrix, Vector
 from .network import TrainingNetwork
 
@@ -60,6 +61,9 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     Each epoch updates every parameter by ``−(η/n)·Σ ∂ℓ/∂p`` (n: columns of the batch). The
     loop drains the device's queue every ``factory.sync_every`` epochs when the backend asks
     for it, and otherwise only where the cost is read.
+
+    If a cost becomes NaN or infinite, sgd raises :class:`nnfs.TrainingDiverged` naming the
+    epoch and eta, with the weights as they were before that epoch's update.
     """
     if not isinstance(training, TrainingNetwork):
         raise NnfsTypeError(
@@ -84,20 +88,64 @@ def quiet_floating_point() -> contextlib.AbstractContextManager:
 def _run(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int, eta: float) -> float:
     """``epochs`` epochs of checked arguments; the cost of the last forward pass."""
     with quiet_floating_point():
-        return _epochs(training, y, cost, epochs, eta)
+        if training.factory.asynchronous and not training.factory.sync_every:
+            return _queued_epochs(training, y, cost, epochs, eta)
+        return _checked_epochs(training, y, cost, epochs, eta)
 
 
-def _epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int, eta: float) -> float:
+def _diverged(epoch: int, epochs: int, eta: float, value: float) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"sgd: training diverged in epoch {epoch} of {epochs} at eta={eta}: the cost became "
+        f"{value}; the weights are those before that epoch's update. Try a smaller eta.",
+        epoch, eta,
+    )
+
+
+def _checked_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int,
+                    eta: float) -> float:
+    """Read every epoch's cost before its update, and stop at the first that is not finite.
+
+    On a synchronous backend the read costs nothing; an asynchronous one that drains its queue
+    every ``sync_every`` epochs waits there anyway.
+    """
     factory = training.factory
-    ops = training._epoch_ops(y, cost, -eta / training.batch_size)
+    forward = training._forward_ops
+    step = training._step_ops(y, cost, -eta / training.batch_size)
+    last = training.layers[-1]
     every = factory.sync_every
+    value = math.nan
     for epoch in range(1, epochs + 1):
-        for op in ops:
+        for op in forward:
+            op()
+        value = cost.value(factory, y, last.a, last.activation)
+        if not math.isfinite(value):
+            raise _diverged(epoch, epochs, eta, value)
+        for op in step:
             op()
         if every and epoch % every == 0:
             factory.synchronize()
+    return value
+
+
+def _queued_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int,
+                   eta: float) -> float:
+    """Queue every epoch without reading anything back (the article's CUDA speed); read the
+    last cost at the end. If it is not finite, go back to the parameters of the start and
+    replay one epoch at a time, reading each cost, to stop before the first bad update."""
+    factory = training.factory
+    parameters = training.inference.parameters
+    backup = training.parameter_backup()
+    factory._copy(parameters, backup)
+    ops = training._epoch_ops(y, cost, -eta / training.batch_size)
+    for _ in range(epochs):
+        for op in ops:
+            op()
     last = training.layers[-1]
-    return cost.value(factory, y, last.a, last.activation)
+    value = cost.value(factory, y, last.a, last.activation)
+    if math.isfinite(value):
+        return value
+    factory._copy(backup, parameters)
+    return _checked_epochs(training, y, cost, epochs, eta)
 
 
 def transfer(source: object, destination: Matrix | Vector | None = None):

@@ -33,7 +33,7 @@ FAST_FLOAT64 = frozenset({(6, 0), (7, 0), (8, 0), (9, 0), (10, 0)})
 CUDA_LIBRARIES_PIP = "pip install 'cuda-toolkit[cublas,cudart,nvrtc]==12.*'"
 
 
-class DeviceUnavailable(Exception):  # noqa: N818 - reads as "the device is unavailable"
+class DeviceUnavailable(Exception):
     """No usable device: no CuPy, no driver, no GPU, or a missing CUDA library. The message is
     the reason, in words a user can act on; the factory raises it as nnfs.BackendUnavailable."""
 
@@ -222,8 +222,9 @@ class CupyDevice:
         self._handle = None
         self._device = cupy.cuda.Device(info.index)
         prefix = "s" if dtype == "float32" else "d"
+        routines = ("gemm", "gemv", "ger", "axpy", "scal", "nrm2")
         self._xgemm, self._xgemv, self._xger, self._xaxpy, self._xscal, self._xnrm2 = (
-            getattr(cublas, prefix + name) for name in ("gemm", "gemv", "ger", "axpy", "scal", "nrm2"))
+            getattr(cublas, prefix + name) for name in routines)
         with self._device:
             self._stream = cupy.cuda.Stream(non_blocking=True)
             self._pool = cupy.get_default_memory_pool()
@@ -236,7 +237,7 @@ class CupyDevice:
                     f"cuBLAS could not start on device {info} ({type(error).__name__}: {error}); "
                     f"the CUDA libraries come with: {CUDA_LIBRARIES_PIP}") from None
             try:
-                module = cupy.RawModule(code=kernels.source(), options=("-std=c++17",),
+                module = cupy.RawModule(code=kernels.source(), options=kernels.NVRTC_OPTIONS,
                                         name_expressions=kernels.name_expressions(dtype))
                 module.compile()
                 ctype = kernels.CTYPES[dtype]

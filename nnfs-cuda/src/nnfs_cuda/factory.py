@@ -83,7 +83,8 @@ def _blas_int(value: int, what: str) -> int:
 def _device_index(device: object) -> int:
     if isinstance(device, bool) or not isinstance(device, (int, np.integer)):
         raise nnfs.NnfsTypeError(
-            f"cuda: device must be a device index such as 0, got {type(device).__name__} {device!r}")
+            "cuda: device must be a device index such as 0, "
+            f"got {type(device).__name__} {device!r}")
     if device < 0:
         raise nnfs.NnfsValueError(f"cuda: device must be 0 or more, got {device}")
     return int(device)
@@ -108,7 +109,8 @@ class CudaFactory(nnfs.Factory):
         try:
             self._device = self.device_layer(info, self.dtype)
         except DeviceUnavailable as reason:
-            raise nnfs.BackendUnavailable(f"the cuda backend cannot use device {info}: {reason}") from None
+            raise nnfs.BackendUnavailable(
+                f"the cuda backend cannot use device {info}: {reason}") from None
         self.device_info = info
         self._pool_mark = self._device.pool_held_bytes()
         self.pool_growths = 0  # times CuPy's pool grew outside the factory's own allocations
@@ -127,7 +129,8 @@ class CudaFactory(nnfs.Factory):
         try:
             devices = self.device_layer.devices()
         except DeviceUnavailable as reason:
-            raise nnfs.BackendUnavailable(f"the cuda backend cannot be used here: {reason}") from None
+            raise nnfs.BackendUnavailable(
+                f"the cuda backend cannot be used here: {reason}") from None
         if index >= len(devices):
             listing = "; ".join(str(d) for d in devices)
             raise nnfs.NnfsValueError(

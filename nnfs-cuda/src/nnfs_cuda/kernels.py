@@ -21,6 +21,9 @@ import numpy as np
 #: The C++ name of each dtype nnfs-cuda instantiates the kernels for.
 CTYPES = {"float32": "float", "float64": "double"}
 
+#: The options nnfs-cuda gives NVRTC (CuPy adds the architecture and ``-ftz=true``).
+NVRTC_OPTIONS = ("-std=c++17",)
+
 _KERNEL = re.compile(r"^template <typename T>\n__global__ void (\w+)\(([^)]*)\)", re.MULTILINE)
 _ENUM = re.compile(r"^enum (\w+) \{([^}]*)\};", re.MULTILINE)
 _CONSTANT = re.compile(r"^constexpr int (\w+) = (\d+);", re.MULTILINE)
@@ -104,7 +107,7 @@ def arguments(kernel: str, values: tuple, dtype: str) -> tuple:
                         f"({', '.join(n for _, n in parameters)}), got {len(values)}")
     real = np.dtype(dtype)
     converted = []
-    for (kind, pname), value in zip(parameters, values):
+    for (kind, pname), value in zip(parameters, values, strict=True):
         where = f"kernel {kernel}, parameter {kind} {pname}"
         if kind.endswith("*"):
             want = np.dtype(np.float64) if kind == "double*" else real

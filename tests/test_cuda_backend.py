@@ -105,8 +105,14 @@ class _FakeRuntime:
             raise self.CUDARuntimeError(self._error)
         return self._count
 
+    cudaDevAttrSingleToDoublePrecisionPerfRatio = 87
+
     def getDeviceProperties(self, index):
         return {"name": b"Fake GPU", "totalGlobalMem": 11 * 2**30, "major": 6, "minor": 1}
+
+    def deviceGetAttribute(self, attribute, index):
+        assert attribute == 87
+        return 32
 
 
 @pytest.fixture
@@ -143,6 +149,16 @@ def test_probe_lists_devices(fake_runtime):
     status = probe()
     assert status.available and len(status.devices) == 2
     assert status.devices[1] == "1: Fake GPU (11.0 GiB, compute 6.1)"
+    assert find_devices()[0].float64_ratio == 32 and not find_devices()[0].fast_float64
+
+
+def test_float64_speed_comes_from_the_driver_when_it_says():
+    from nnfs_cuda.device import DeviceInfo
+
+    assert not DeviceInfo(0, "GTX 1080 Ti", 1, (6, 1)).fast_float64  # from the table
+    assert DeviceInfo(0, "A100", 1, (8, 0)).fast_float64
+    assert DeviceInfo(0, "future data-centre GPU", 1, (12, 3), float64_ratio=2).fast_float64
+    assert not DeviceInfo(0, "A100 as a driver might see it", 1, (8, 0), 64).fast_float64
 
 
 def test_probe_without_cupy(monkeypatch):

@@ -27,6 +27,7 @@ from . import kernels
 
 #: Compute capabilities whose float64 runs at half the float32 rate (data-centre GPUs: P100,
 #: V100, A100, H100, B100/B200). Others run float64 at 1/32 to 1/64 of their float32 rate.
+#: Used when the driver does not report the ratio itself.
 FAST_FLOAT64 = frozenset({(6, 0), (7, 0), (8, 0), (9, 0), (10, 0)})
 
 #: The pip command that brings the CUDA libraries nnfs-cuda loads, without a CUDA toolkit.
@@ -46,9 +47,14 @@ class DeviceInfo:
     name: str
     total_bytes: int
     compute_capability: tuple[int, int]
+    #: float32 speed / float64 speed as the driver reports it (2 on an A100, 32 on a
+    #: GTX 1080 Ti), or None when it does not say.
+    float64_ratio: int | None = None
 
     @property
     def fast_float64(self) -> bool:
+        if self.float64_ratio:
+            return self.float64_ratio <= 3
         return self.compute_capability in FAST_FLOAT64
 
     def __str__(self) -> str:
@@ -191,8 +197,13 @@ def find_devices() -> list[DeviceInfo]:
         name = properties["name"]
         if isinstance(name, bytes):
             name = name.decode(errors="replace")
+        try:
+            ratio = int(runtime.deviceGetAttribute(
+                runtime.cudaDevAttrSingleToDoublePrecisionPerfRatio, index))
+        except Exception:  # an attribute this driver does not report
+            ratio = None
         devices.append(DeviceInfo(index, name, int(properties["totalGlobalMem"]),
-                                  (int(properties["major"]), int(properties["minor"]))))
+                                  (int(properties["major"]), int(properties["minor"])), ratio))
     return devices
 
 

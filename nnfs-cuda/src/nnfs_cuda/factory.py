@@ -116,11 +116,13 @@ class CudaFactory(nnfs.Factory):
         self.pool_growths = 0  # times CuPy's pool grew outside the factory's own allocations
         if self.dtype == "float64" and not info.fast_float64:
             major, minor = info.compute_capability
+            speed = (f"this GPU runs it at 1/{info.float64_ratio} of its float32 speed"
+                     if info.float64_ratio else
+                     "consumer GPUs run it at 1/32 to 1/64 of their float32 speed")
             warnings.warn(SlowFloat64Warning(
                 f"float64 on {info.name} (compute {major}.{minor}) is supported but slow: "
-                "consumer GPUs run float64 at 1/32 to 1/64 of their float32 speed (data-centre "
-                "GPUs such as the A100 or H100 at 1/2); use float32 unless you need float64"),
-                stacklevel=2)
+                f"{speed} (data-centre GPUs such as the A100 or H100 at 1/2); use float32 "
+                "unless you need float64"), stacklevel=2)
         self._partials = self._new_scratch(PARTIALS)
         self._host_partials = np.zeros(PARTIALS)
 

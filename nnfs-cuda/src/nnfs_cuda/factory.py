@@ -144,7 +144,6 @@ class CudaFactory(nnfs.Factory):
         """Internal float64 device memory of ``size`` elements, counted as an allocation."""
         storage = self._allocate(size, "float64")
         self._account_allocation(size * 8)
-        self._pool_mark = self._device.pool_held_bytes()
         return storage
 
     # --- memory -----------------------------------------------------------------------------

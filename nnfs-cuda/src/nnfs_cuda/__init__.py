@@ -1,0 +1,10 @@
+"""nnfs-cuda: the CUDA backend of nnfs, on CuPy (cuBLAS and NVRTC-compiled kernels).
+
+Select it with ``nnfs.backend("cuda")`` (``device=1`` for the second GPU); nnfs finds it
+through its entry point. Importing this package imports no CuPy and touches no GPU.
+"""
+
+from .factory import CudaFactory, SlowFloat64Warning
+
+__all__ = ["CudaFactory", "SlowFloat64Warning"]
+__version__ = "0.1.0"

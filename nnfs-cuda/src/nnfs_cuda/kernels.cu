@@ -1,0 +1,145 @@
+// The CUDA kernels of nnfs-cuda: the vector math of nnfs's factory contract (the matrix
+// products go to cuBLAS). Each operation is one fused pass that reads and writes every entry
+// once: the bias is added inside the activation, the derivative is multiplied into delta in
+// place, and the cost is reduced to one partial sum per block without an array of terms.
+//
+// Every kernel is a template over T (float or double); nnfs_cuda/device.py compiles both
+// instantiations once per factory with NVRTC (through cupy.RawModule).
+//
+// nnfs_cuda/kernels.py reads this file to learn the kernels' parameters, so keep to:
+//   * one `template <typename T> __global__ void NAME(PARAMETERS)` line per kernel;
+//   * parameter types among: const T*, T*, T, int, long long, double, double*;
+//   * the constants and enums below written as they are.
+//
+// Layout: a matrix is column-major with leading dimension = rows, so column j of a
+// rows × cols matrix is the `rows` entries from j·rows on. Element kernels walk their range
+// with a grid-stride loop, so any grid is correct; the launch only decides the speed.
+
+constexpr int THREADS = 256;  // threads per block; cost_partials needs exactly this many
+
+enum Activation { LINEAR = 0, SIGMOID = 1, TANH = 2, RELU = 3 };
+enum Cost { QUADRATIC = 0, BINARY_CROSS_ENTROPY = 1, CATEGORICAL_CROSS_ENTROPY = 2 };
+
+#define FOR_EACH(i, n)                                                        \
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
+         i += (long long)blockDim.x * gridDim.x)
+
+// f(s) of the element-wise activations.
+template <typename T>
+__device__ T activate(int kind, T s) {
+    switch (kind) {
+    case SIGMOID: return T(0.5) * tanh(T(0.5) * s) + T(0.5);  // σ(s) = ½·tanh(½s) + ½, no overflow
+    case TANH: return tanh(s);
+    case RELU: return s > T(0) ? s : T(0);
+    default: return s;  // LINEAR
+    }
+}
+
+// f'(z) expressed through a = f(z).
+template <typename T>
+__device__ T derivative(int kind, T a) {
+    switch (kind) {
+    case SIGMOID: return a * (T(1) - a);
+    case TANH: return T(1) - a * a;
+    case RELU: return a > T(0) ? T(1) : T(0);
+    default: return T(1);  // LINEAR
+    }
+}
+
+// out = f(z + bias·1ᵀ) element by element; has_bias = 0 ignores bias. out may be z.
+template <typename T>
+__global__ void bias_activation(const T* z, const T* bias, int has_bias, T* out, int kind, long long rows, long long n) {
+    FOR_EACH(i, n) {
+        T s = z[i];
+        if (has_bias) s += bias[i % rows];
+        out[i] = activate(kind, s);
+    }
+}
+
+// Each column of out = softmax(column of z + bias): exp(s − max s) / Σ exp(s − max s).
+// One thread per column (sample); out may be z, since a thread reads its column before writing.
+template <typename T>
+__global__ void bias_softmax(const T* z, const T* bias, int has_bias, T* out, long long rows, long long cols) {
+    FOR_EACH(j, cols) {
+        const T* zj = z + j * rows;
+        T* oj = out + j * rows;
+        T top = zj[0] + (has_bias ? bias[0] : T(0));
+        for (long long r = 0; r < rows; ++r) {
+            T s = zj[r] + (has_bias ? bias[r] : T(0));
+            oj[r] = s;
+            top = s > top ? s : top;
+        }
+        T total = T(0);
+        for (long long r = 0; r < rows; ++r) {
+            T e = exp(oj[r] - top);
+            oj[r] = e;
+            total += e;
+        }
+        for (long long r = 0; r < rows; ++r) oj[r] /= total;
+    }
+}
+
+// delta ⊙= f'(z), through a = f(z).
+template <typename T>
+__global__ void activation_backward(const T* a, T* delta, int kind, long long n) {
+    FOR_EACH(i, n) delta[i] *= derivative(kind, a[i]);
+}
+
+// Each column g of delta becomes a ⊙ (g − aᵀg): the softmax Jacobian applied to g.
+template <typename T>
+__global__ void softmax_backward(const T* a, T* delta, long long rows, long long cols) {
+    FOR_EACH(j, cols) {
+        const T* aj = a + j * rows;
+        T* gj = delta + j * rows;
+        T dot = T(0);
+        for (long long r = 0; r < rows; ++r) dot += aj[r] * gj[r];
+        for (long long r = 0; r < rows; ++r) gj[r] = aj[r] * (gj[r] - dot);
+    }
+}
+
+// out = x − y; out may be x or y.
+template <typename T>
+__global__ void subtract(const T* x, const T* y, T* out, long long n) {
+    FOR_EACH(i, n) out[i] = x[i] - y[i];
+}
+
+// out = x ⊙ y; out may be x or y.
+template <typename T>
+__global__ void multiply(const T* x, const T* y, T* out, long long n) {
+    FOR_EACH(i, n) out[i] = x[i] * y[i];
+}
+
+// x = value everywhere.
+template <typename T>
+__global__ void fill(T* x, T value, long long n) {
+    FOR_EACH(i, n) x[i] = value;
+}
+
+// partials[block] = this block's share of the cost's sum over all entries, in double:
+//   QUADRATIC: Σ (a − y)²;  BINARY_CROSS_ENTROPY: −Σ [y·ln c + (1 − y)·ln(1 − c)];
+//   CATEGORICAL_CROSS_ENTROPY: −Σ y·ln c;  with c = a clipped to [eps, 1 − eps].
+// The host adds the gridDim.x partials; no atomics, so the sum is the same every run.
+template <typename T>
+__global__ void cost_partials(const T* y, const T* a, int kind, double eps, double* partials, long long n) {
+    __shared__ double cache[THREADS];
+    double sum = 0.0;
+    FOR_EACH(i, n) {
+        double yi = y[i];
+        double ai = a[i];
+        if (kind == QUADRATIC) {
+            double d = ai - yi;
+            sum += d * d;
+        } else {
+            double c = fmin(fmax(ai, eps), 1.0 - eps);
+            sum -= yi * log(c);
+            if (kind == BINARY_CROSS_ENTROPY) sum -= (1.0 - yi) * log(1.0 - c);
+        }
+    }
+    cache[threadIdx.x] = sum;
+    __syncthreads();
+    for (int half = THREADS / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) cache[threadIdx.x] += cache[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partials[blockIdx.x] = cache[0];
+}

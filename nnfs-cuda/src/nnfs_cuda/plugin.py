@@ -1,0 +1,38 @@
+"""The nnfs plugin of the CUDA backend: declares the backend ``cuda`` to nnfs.
+
+nnfs finds this module through the entry point ``cuda`` of group ``nnfs`` in nnfs-cuda's
+``pyproject.toml``. Importing it imports no CuPy and touches no device; the probe does, when
+``nnfs backends`` or ``nnfs.backend("cuda")`` asks, and on a machine without an NVIDIA GPU it
+says why the backend cannot run instead of failing.
+"""
+
+from __future__ import annotations
+
+import nnfs
+
+from .device import DeviceUnavailable, find_devices
+from .factory import CudaFactory
+
+
+def probe() -> nnfs.BackendStatus:
+    """The CUDA devices here, or why there are none (no CuPy, no driver, no GPU)."""
+    try:
+        devices = find_devices()
+    except DeviceUnavailable as reason:
+        return nnfs.BackendStatus(available=False, reason=str(reason))
+    return nnfs.BackendStatus(available=True, devices=tuple(str(d) for d in devices),
+                              dtypes=CudaFactory.dtypes)
+
+
+@nnfs.hookimpl
+def nnfs_backends() -> list[nnfs.BackendSpec]:
+    return [
+        nnfs.BackendSpec(
+            name="cuda",
+            factory=CudaFactory,
+            api_version=1,
+            dtypes=CudaFactory.dtypes,
+            probe=probe,
+            description="NVIDIA GPUs: cuBLAS and CUDA kernels on one stream, through CuPy",
+        )
+    ]

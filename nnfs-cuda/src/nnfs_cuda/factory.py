@@ -98,6 +98,7 @@ class CudaFactory(nnfs.Factory):
     name = "cuda"
     dtypes = ("float32", "float64")
     sync_every = 0  # one stream in order: wait only where a result is read
+    asynchronous = True  # kernels and cuBLAS calls return before the GPU has run them
 
     #: The device layer class: CupyDevice here, a stand-in in the test suite.
     device_layer: ClassVar[type] = CupyDevice

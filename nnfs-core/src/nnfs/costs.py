@@ -30,19 +30,36 @@ class Cost:
     """A cost function; use the module-level instances (``nnfs.quadratic_cost``...)."""
 
     name = "cost"
+    #: The kind of ``Factory.cost_delta`` that computes this cost's output δ.
+    delta_kind = ""
 
     def check_output(self, activation: Activation) -> None:
         """Raise if this cost cannot be used with an output layer of ``activation``."""
 
-    def delta_ops(
-        self, factory: Factory, y: Matrix, a: Matrix, activation: Activation, scale: float, out: Matrix
-    ) -> list[Callable[[], object]]:
-        """Prepared operations that write ``scale · ∂ℓ/∂z`` of the output layer into ``out``."""
+    def sum_kind(self, activation: Activation) -> str:
+        """The kind of ``Factory.cost_sum`` that sums this cost's terms."""
         raise NotImplementedError
+
+    def normalizer(self, a: Matrix) -> float:
+        """What the sum of the terms is divided by to give the reported value."""
+        raise NotImplementedError
+
+    def delta_op(self, factory: Factory, y: Matrix, a: Matrix, activation: Activation,
+                 scale: float, out: Matrix) -> list[Callable[[], object]]:
+        """Prepared steps that write ``scale · ∂ℓ/∂z`` of the output layer into ``out``."""
+        return factory._prepare_steps("cost_delta", self.delta_kind, activation.kind, scale,
+                                      y, a, out)
+
+    def value_op(self, factory: Factory, y: Matrix, a: Matrix,
+                 activation: Activation) -> Callable[[], float]:
+        """A prepared function returning the reported cost of output ``a`` against ``y``."""
+        total = factory._prepare("cost_sum", self.sum_kind(activation), y, a)
+        divisor = self.normalizer(a)
+        return lambda: total() / divisor
 
     def value(self, factory: Factory, y: Matrix, a: Matrix, activation: Activation) -> float:
         """The reported cost of output ``a`` against ``y`` (see the table above)."""
-        raise NotImplementedError
+        return self.value_op(factory, y, a, activation)()
 
     def __repr__(self) -> str:
         return f"nnfs.{self.name}"
@@ -50,20 +67,18 @@ class Cost:
 
 class QuadraticCost(Cost):
     name = "quadratic_cost"
+    delta_kind = "quadratic"  # scale·(a − y) ⊙ f'(z)
 
-    def delta_ops(self, factory, y, a, activation, scale, out):
-        return [
-            factory._prepare("sub", a, y, out),  # out = a − y
-            factory._prepare("scal", scale, out),  # out = scale·(a − y)
-            factory._prepare("activation_backward", activation.kind, a, out),  # ⊙ f'(z)
-        ]
+    def sum_kind(self, activation):
+        return "quadratic"
 
-    def value(self, factory, y, a, activation):
-        return factory._cost_sum("quadratic", y, a) / (2 * a.size)
+    def normalizer(self, a):
+        return 2 * a.size
 
 
 class CrossEntropyCost(Cost):
     name = "cross_entropy_cost"
+    delta_kind = "cross_entropy"  # scale·(a − y): f' cancels for sigmoid and softmax
 
     def check_output(self, activation):
         if activation.kind not in ("sigmoid", "softmax"):
@@ -72,15 +87,11 @@ class CrossEntropyCost(Cost):
                 f"got {activation!r}; use quadratic_cost or change the last layer"
             )
 
-    def delta_ops(self, factory, y, a, activation, scale, out):
-        return [
-            factory._prepare("sub", a, y, out),  # ∂ℓ/∂z = a − y for sigmoid and softmax
-            factory._prepare("scal", scale, out),
-        ]
+    def sum_kind(self, activation):
+        return "binary_cross_entropy" if activation.kind == "sigmoid" else "categorical_cross_entropy"
 
-    def value(self, factory, y, a, activation):
-        kind = "binary_cross_entropy" if activation.kind == "sigmoid" else "categorical_cross_entropy"
-        return factory._cost_sum(kind, y, a) / a.cols
+    def normalizer(self, a):
+        return a.cols
 
 
 quadratic_cost = QuadraticCost()

@@ -52,6 +52,9 @@ ACTIVATION_KINDS = ("linear", "sigmoid", "tanh", "relu", "softmax")
 #: The costs whose value every backend computes (see ``Factory.cost_sum``).
 COST_KINDS = ("quadratic", "binary_cross_entropy", "categorical_cross_entropy")
 
+#: The costs whose output-layer gradient every backend computes (see ``Factory.cost_delta``).
+COST_DELTA_KINDS = ("quadratic", "cross_entropy")
+
 #: The operations a backend may declare unsupported (``Factory.unsupported``).
 OPERATIONS = (
     "gemm",
@@ -66,8 +69,14 @@ OPERATIONS = (
     "mul",
     "activation",
     "activation_backward",
+    "cost_delta",
     "cost_sum",
 )
+
+
+def _run_steps(steps: list[Callable[[], Any]]) -> None:
+    for step in steps:
+        step()
 
 
 def normalize_dtype(dtype: object) -> str:
@@ -450,6 +459,19 @@ class Factory(abc.ABC):
         ``a ⊙ (g − (aᵀg))``. ``a`` is left unchanged.
         """
 
+    def _cost_delta(self, kind: str, activation: str, scale: float, y: Matrix, a: Matrix,
+                    out: Matrix) -> None:
+        """``out ← scale · ∂ℓ/∂z`` of an output layer of ``activation`` with ``a = f(z)``:
+
+        quadratic: ``scale·(a − y) ⊙ f'(z)``; cross_entropy (sigmoid or softmax outputs):
+        ``scale·(a − y)``. The default composes ``_sub``, ``_scal`` and ``_activation_backward``;
+        a backend may fuse it.
+        """
+        self._sub(a, y, out)
+        self._scal(scale, out)
+        if kind == "quadratic":
+            self._activation_backward(activation, a, out)
+
     @abc.abstractmethod
     def _cost_sum(self, kind: str, y: Matrix, a: Matrix) -> float:
         """The sum over all entries of a cost's terms, as a Python float:
@@ -483,15 +505,26 @@ class Factory(abc.ABC):
         them. Arguments are checked already. Raises ``UnsupportedOperation`` if the backend
         declared the operation unsupported.
         """
+        steps = self._prepare_steps(operation, *args)
+        if len(steps) == 1:
+            return steps[0]
+        return functools.partial(_run_steps, steps)
+
+    def _prepare_steps(self, operation: str, *args: Any) -> list[Callable[[], Any]]:
+        """Like ``_prepare``, as a list of functions to call in order, so that the training
+        loop can run one flat list of steps per epoch."""
         if operation in self.unsupported:
             raise UnsupportedOperation(
                 f"the {self.name} backend does not provide {operation}(), which training needs"
             )
-        return self._plan(operation, *args)
+        plan = self._plan(operation, *args)
+        return list(plan) if isinstance(plan, (list, tuple)) else [plan]
 
-    def _plan(self, operation: str, *args: Any) -> Callable[[], Any]:
-        """Bind ``_<operation>`` to ``args``. A backend can override this to bind as much as
-        possible ahead of time (the CPU backend binds numpy functions to their arrays)."""
+    def _plan(self, operation: str, *args: Any) -> Callable[[], Any] | list[Callable[[], Any]]:
+        """Bind ``_<operation>`` to ``args``: a function of no arguments, or a list of them to
+        call in order. A backend can override this to bind as much as possible ahead of time
+        (the CPU backend binds numpy functions to their arrays). A plan that returns a value
+        (``nrm2``, ``cost_sum``) must be a single function."""
         return functools.partial(getattr(self, "_" + operation), *args)
 
     # --- accounting, used by the base class and by backends with internal allocations -------
@@ -737,6 +770,25 @@ class Factory(abc.ABC):
         check.no_overlap(delta, a, "activation_backward: delta", "a")
         self._activation_backward(kind, a, delta)
         return delta
+
+    @_supported("cost_delta")
+    def cost_delta(self, kind: str, activation: str, scale: float, y: Matrix, a: Matrix,
+                   out: Matrix) -> Matrix:
+        """``out ← scale · ∂ℓ/∂z`` for an output layer of ``activation`` (see ``_cost_delta``);
+        ``kind`` in ``COST_DELTA_KINDS``. Returns out."""
+        kind = self._kind(kind, COST_DELTA_KINDS, "cost_delta")
+        activation = self._kind(activation, ACTIVATION_KINDS, "cost_delta")
+        if kind == "cross_entropy" and activation not in ("sigmoid", "softmax"):
+            raise NnfsValueError(f"cost_delta: cross_entropy needs a sigmoid or softmax output, "
+                                 f"got {activation}")
+        scale = check.real(scale, "cost_delta: scale")
+        check.matrix(self, a, "cost_delta: a")
+        check.matrix(self, y, "cost_delta: y", a.rows, a.cols)
+        check.matrix(self, out, "cost_delta: out", a.rows, a.cols)
+        check.no_overlap(out, a, "cost_delta: out", "a")
+        check.no_overlap(out, y, "cost_delta: out", "y")
+        self._cost_delta(kind, activation, scale, y, a, out)
+        return out
 
     @_supported("cost_sum")
     def cost_sum(self, kind: str, y: Matrix, a: Matrix) -> float:

@@ -27,7 +27,7 @@ from .factory import Factory, Matrix, Vector
 
 #: The factory operations that training (the passes, both costs and sgd) calls.
 TRAINING_OPERATIONS = ("gemm", "gemv", "axpy", "scal", "fill", "sub", "activation",
-                       "activation_backward", "cost_sum")
+                       "activation_backward", "cost_delta", "cost_sum")
 
 
 @dataclass(frozen=True)
@@ -313,9 +313,11 @@ class TrainingNetwork:
         self.layers: tuple[TrainingLayer, ...] = tuple(layers)
         self._forward_ops = self._prepare_forward()
         self._backward_hidden_ops = self._prepare_backward()
-        self._apply_op = factory._prepare("axpy", 1.0, self.gradient, inference.parameters)
+        self._apply_ops = factory._prepare_steps("axpy", 1.0, self.gradient, inference.parameters)
         self._delta_key: tuple | None = None
         self._step: list[Callable[[], object]] = []
+        self._cost_key: tuple | None = None
+        self._cost: Callable[[], float] | None = None
         self._backup: Vector | None = None
 
     @staticmethod
@@ -378,29 +380,29 @@ class TrainingNetwork:
         return ops
 
     def _prepare_forward(self) -> list[Callable[[], object]]:
-        prepare, ops = self.factory._prepare, []
+        prepare, ops = self.factory._prepare_steps, []
         for layer in self.layers:
-            ops.append(prepare("gemm", 1.0, layer.weights, layer.input, 0.0, layer.z, False, False))
+            ops += prepare("gemm", 1.0, layer.weights, layer.input, 0.0, layer.z, False, False)
             # z = W·a₋₁
-            ops.append(prepare("activation", layer.activation.kind, layer.z, layer.bias, layer.a))
+            ops += prepare("activation", layer.activation.kind, layer.z, layer.bias, layer.a)
             # a = f(z + b)
         return ops
 
     def _prepare_backward(self) -> list[Callable[[], object]]:
         """Everything after the output δ: δ of each layer sits in its ``z``."""
-        prepare, ops = self.factory._prepare, []
+        prepare, ops = self.factory._prepare_steps, []
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             delta = layer.z
-            ops.append(prepare("gemm", 1.0, delta, layer.input, 0.0, layer.weights_gradient,
-                               False, True))  # ∇W = δ·a₋₁ᵀ
-            ops.append(prepare("gemv", 1.0, delta, self.ones, 0.0, layer.bias_gradient, False))
+            ops += prepare("gemm", 1.0, delta, layer.input, 0.0, layer.weights_gradient,
+                           False, True)  # ∇W = δ·a₋₁ᵀ
+            ops += prepare("gemv", 1.0, delta, self.ones, 0.0, layer.bias_gradient, False)
             # ∇b = δ·1
             if i > 0:  # the first layer never writes into its input
                 below = self.layers[i - 1]
-                ops.append(prepare("gemm", 1.0, layer.weights, delta, 0.0, below.z, True, False))
+                ops += prepare("gemm", 1.0, layer.weights, delta, 0.0, below.z, True, False)
                 # g₋₁ = Wᵀ·δ
-                ops.append(prepare("activation_backward", below.activation.kind, below.a, below.z))
+                ops += prepare("activation_backward", below.activation.kind, below.a, below.z)
                 # δ₋₁ = g₋₁ ⊙ f'(z₋₁)
         return ops
 
@@ -413,10 +415,19 @@ class TrainingNetwork:
         key = (y, cost, scale)
         if self._delta_key != key:
             last = self.layers[-1]
-            delta = cost.delta_ops(self.factory, y, last.a, last.activation, scale, last.z)
-            self._step = [*delta, *self._backward_hidden_ops, self._apply_op]
+            delta = cost.delta_op(self.factory, y, last.a, last.activation, scale, last.z)
+            self._step = [*delta, *self._backward_hidden_ops, *self._apply_ops]
             self._delta_key = key
         return self._step
+
+    def _cost_op(self, y: Matrix, cost: Cost) -> Callable[[], float]:
+        """A prepared function returning the cost of the last forward pass against ``y``."""
+        key = (y, cost)
+        if self._cost_key != key:
+            last = self.layers[-1]
+            self._cost = cost.value_op(self.factory, y, last.a, last.activation)
+            self._cost_key = key
+        return self._cost
 
     # --- public -----------------------------------------------------------------------------
 
@@ -463,14 +474,16 @@ class TrainingNetwork:
         cost = _cost(cost, "backward: cost")
         cost.check_output(self.layers[-1].activation)
         scale = check.real(scale, "backward: scale")
-        for op in self._step_ops(y, cost, scale)[:-1]:  # all but the update
+        step = self._step_ops(y, cost, scale)
+        for op in step[:len(step) - len(self._apply_ops)]:  # all but the update
             op()
         return self.gradient
 
     def apply(self) -> None:
         """Add :attr:`gradient` to the parameters (the update, once scaled by −η/n)."""
         check.live(self, "the training network")
-        self._apply_op()
+        for op in self._apply_ops:
+            op()
 
     def release(self) -> None:
         """Release the buffers of training (not the inference network or the input)."""

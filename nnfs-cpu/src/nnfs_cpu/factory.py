@@ -42,20 +42,13 @@ def _blocks(total: int, width: int) -> list[tuple[int, int]]:
     return [(start, min(start + step, total)) for start in range(0, total, step)]
 
 
-def _run_all(plans: list[Plan]) -> None:
-    for plan in plans:
+def _run(plan: Plan | list[Plan]) -> None:
+    """Run a plan: one function, or a list of them in order."""
+    if isinstance(plan, list):
+        for step in plan:
+            step()
+    else:
         plan()
-
-
-def _sequence(plans: list[Plan]) -> Plan:
-    """One plan that runs ``plans`` in order."""
-    if len(plans) == 1:
-        return plans[0]
-    return functools.partial(_run_all, plans)
-
-
-def _nothing() -> None:
-    return None
 
 
 def _available_memory() -> int | None:
@@ -134,8 +127,11 @@ class CpuFactory(nnfs.Factory):
 
     # --- plans ------------------------------------------------------------------------------
 
-    def _plan(self, operation: str, *args: Any) -> Plan:
-        return getattr(self, "_plan_" + operation)(*args)
+    def _plan(self, operation: str, *args: Any) -> Plan | list[Plan]:
+        method = getattr(self, "_plan_" + operation, None)
+        if method is None:  # an operation the contract composes for us
+            return super()._plan(operation, *args)
+        return method(*args)
 
     def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
         # C = α·op(A)·op(B) + β·C  ⇔  Cᵀ = α·op(B)ᵀ·op(A)ᵀ + β·Cᵀ, with Xᵀ = x.handle
@@ -143,31 +139,31 @@ class CpuFactory(nnfs.Factory):
         right = a.handle.T if trans_a else a.handle
         ct = c.handle
         if beta == 0.0:
-            product = functools.partial(np.matmul, left, right, out=ct)
+            product = functools.partial(np.matmul, left, right, ct)
             if alpha == 1.0:
                 return product
-            return _sequence([product, functools.partial(np.multiply, ct, alpha, out=ct)])
+            return [product, functools.partial(np.multiply, ct, alpha, ct)]
         plans = []
         for start, stop in _blocks(ct.shape[0], ct.shape[1]):
             work = self._work((stop - start, ct.shape[1]))
             block = ct[start:stop]
-            plans.append(functools.partial(np.matmul, left[start:stop], right, out=work))
+            plans.append(functools.partial(np.matmul, left[start:stop], right, work))
             if alpha != 1.0:
-                plans.append(functools.partial(np.multiply, work, alpha, out=work))
+                plans.append(functools.partial(np.multiply, work, alpha, work))
             if beta != 1.0:
-                plans.append(functools.partial(np.multiply, block, beta, out=block))
-            plans.append(functools.partial(np.add, block, work, out=block))
-        return _sequence(plans)
+                plans.append(functools.partial(np.multiply, block, beta, block))
+            plans.append(functools.partial(np.add, block, work, block))
+        return plans
 
     def _plan_gemv(self, alpha, a, x, beta, y, trans) -> Plan:
         # A·x = x·Aᵀ-array;  Aᵀ·x = Aᵀ-array·x
         at, xv, yv = a.handle, x.handle, y.handle
         operands = (at, xv) if trans else (xv, at)
         if beta == 0.0:
-            product = functools.partial(np.matmul, *operands, out=yv)
+            product = functools.partial(np.matmul, *operands, yv)
             if alpha == 1.0:
                 return product
-            return _sequence([product, functools.partial(np.multiply, yv, alpha, out=yv)])
+            return [product, functools.partial(np.multiply, yv, alpha, yv)]
         work = self._work(yv.shape) if yv.size <= BLOCK else None
         if work is None:  # a long y: go through blocks of the rows of op(A)
             plans = []
@@ -175,17 +171,17 @@ class CpuFactory(nnfs.Factory):
                 part = self._work((stop - start,))
                 rows = at[start:stop] if trans else at[:, start:stop]
                 pair = (rows, xv) if trans else (xv, rows)
-                plans += [functools.partial(np.matmul, *pair, out=part),
-                          functools.partial(np.multiply, part, alpha, out=part),
-                          functools.partial(np.multiply, yv[start:stop], beta, out=yv[start:stop]),
-                          functools.partial(np.add, yv[start:stop], part, out=yv[start:stop])]
-            return _sequence(plans)
-        return _sequence([
-            functools.partial(np.matmul, *operands, out=work),
-            functools.partial(np.multiply, work, alpha, out=work),
-            functools.partial(np.multiply, yv, beta, out=yv),
-            functools.partial(np.add, yv, work, out=yv),
-        ])
+                plans += [functools.partial(np.matmul, *pair, part),
+                          functools.partial(np.multiply, part, alpha, part),
+                          functools.partial(np.multiply, yv[start:stop], beta, yv[start:stop]),
+                          functools.partial(np.add, yv[start:stop], part, yv[start:stop])]
+            return plans
+        return [
+            functools.partial(np.matmul, *operands, work),
+            functools.partial(np.multiply, work, alpha, work),
+            functools.partial(np.multiply, yv, beta, yv),
+            functools.partial(np.add, yv, work, yv),
+        ]
 
     def _plan_rank1_update(self, alpha, x, y, a) -> Plan:
         # A += α·x·yᵀ  ⇔  Aᵀ += α·y·xᵀ, row block by row block of Aᵀ
@@ -194,11 +190,11 @@ class CpuFactory(nnfs.Factory):
         for start, stop in _blocks(at.shape[0], at.shape[1]):
             work = self._work((stop - start, at.shape[1]))
             column = yv[start:stop, None]
-            plans.append(functools.partial(np.multiply, column, xv, out=work))
+            plans.append(functools.partial(np.multiply, column, xv, work))
             if alpha != 1.0:
-                plans.append(functools.partial(np.multiply, work, alpha, out=work))
-            plans.append(functools.partial(np.add, at[start:stop], work, out=at[start:stop]))
-        return _sequence(plans)
+                plans.append(functools.partial(np.multiply, work, alpha, work))
+            plans.append(functools.partial(np.add, at[start:stop], work, at[start:stop]))
+        return plans
 
     def _flat_blocks(self, *arrays: np.ndarray) -> list[tuple[np.ndarray, ...]]:
         """The arrays (of equal size) as flat views, block by block."""
@@ -208,18 +204,18 @@ class CpuFactory(nnfs.Factory):
     def _plan_axpy(self, alpha, x, y) -> Plan:
         xv, yv = x.handle, y.handle
         if alpha == 1.0:
-            return functools.partial(np.add, yv, xv, out=yv)
+            return functools.partial(np.add, yv, xv, yv)
         if alpha == -1.0:
-            return functools.partial(np.subtract, yv, xv, out=yv)
+            return functools.partial(np.subtract, yv, xv, yv)
         plans = []
         for xb, yb in self._flat_blocks(xv, yv):
             work = self._work(xb.shape)
-            plans += [functools.partial(np.multiply, xb, alpha, out=work),
-                      functools.partial(np.add, yb, work, out=yb)]
-        return _sequence(plans)
+            plans += [functools.partial(np.multiply, xb, alpha, work),
+                      functools.partial(np.add, yb, work, yb)]
+        return plans
 
     def _plan_scal(self, alpha, x) -> Plan:
-        return functools.partial(np.multiply, x.handle, alpha, out=x.handle)
+        return functools.partial(np.multiply, x.handle, alpha, x.handle)
 
     def _plan_copy(self, x, y) -> Plan:
         return functools.partial(np.copyto, y.handle, x.handle)
@@ -232,10 +228,10 @@ class CpuFactory(nnfs.Factory):
         return lambda: float(np.sqrt(np.dot(flat, flat)))
 
     def _plan_sub(self, x, y, out) -> Plan:
-        return functools.partial(np.subtract, x.handle, y.handle, out=out.handle)
+        return functools.partial(np.subtract, x.handle, y.handle, out.handle)
 
     def _plan_mul(self, x, y, out) -> Plan:
-        return functools.partial(np.multiply, x.handle, y.handle, out=out.handle)
+        return functools.partial(np.multiply, x.handle, y.handle, out.handle)
 
     def _plan_activation(self, kind, z, bias, out) -> Plan:
         zt, ot = z.handle, out.handle
@@ -245,79 +241,102 @@ class CpuFactory(nnfs.Factory):
         for start, stop in _blocks(zt.shape[0], zt.shape[1]):
             zb, ob = zt[start:stop], ot[start:stop]
             if b is not None:
-                plans.append(functools.partial(np.add, zb, b, out=ob))  # z + b
+                plans.append(functools.partial(np.add, zb, b, ob))  # z + b
             elif not in_place:
                 plans.append(functools.partial(np.copyto, ob, zb))
             plans += self._activation_steps(kind, ob, stop - start)
-        return _sequence(plans)
+        return plans
 
     def _activation_steps(self, kind: str, ob: np.ndarray, samples: int) -> list[Plan]:
         """In-place steps taking a block of z + b to f(z + b)."""
         if kind == "tanh":
-            return [functools.partial(np.tanh, ob, out=ob)]
+            return [functools.partial(np.tanh, ob, ob)]
         if kind == "sigmoid":  # σ(s) = ½·tanh(½s) + ½, which never overflows
-            return [functools.partial(np.multiply, ob, 0.5, out=ob),
-                    functools.partial(np.tanh, ob, out=ob),
-                    functools.partial(np.multiply, ob, 0.5, out=ob),
-                    functools.partial(np.add, ob, 0.5, out=ob)]
+            return [functools.partial(np.multiply, ob, 0.5, ob),
+                    functools.partial(np.tanh, ob, ob),
+                    functools.partial(np.multiply, ob, 0.5, ob),
+                    functools.partial(np.add, ob, 0.5, ob)]
         if kind == "relu":
             return [functools.partial(np.maximum, ob, 0.0, out=ob)]
         if kind == "softmax":  # per sample (a row here): exp(s − max s) / Σ exp(s − max s)
             column = self._work((samples, 1), part=2)
             return [functools.partial(np.max, ob, axis=1, keepdims=True, out=column),
-                    functools.partial(np.subtract, ob, column, out=ob),
-                    functools.partial(np.exp, ob, out=ob),
+                    functools.partial(np.subtract, ob, column, ob),
+                    functools.partial(np.exp, ob, ob),
                     functools.partial(np.sum, ob, axis=1, keepdims=True, out=column),
-                    functools.partial(np.divide, ob, column, out=ob)]
+                    functools.partial(np.divide, ob, column, ob)]
         return []  # linear
 
     def _plan_activation_backward(self, kind, a, delta) -> Plan:
         if kind == "linear":
-            return _nothing
+            return []
         at, dt = a.handle, delta.handle
         plans = []
         for start, stop in _blocks(at.shape[0], at.shape[1]):
             ab, db = at[start:stop], dt[start:stop]
             work = self._work(ab.shape)
             if kind == "tanh":  # δ ⊙= 1 − a²
-                plans += [functools.partial(np.multiply, ab, ab, out=work),
-                          functools.partial(np.subtract, 1.0, work, out=work)]
+                plans += [functools.partial(np.multiply, ab, ab, work),
+                          functools.partial(np.subtract, 1.0, work, work)]
             elif kind == "sigmoid":  # δ ⊙= a (1 − a)
-                plans += [functools.partial(np.subtract, 1.0, ab, out=work),
-                          functools.partial(np.multiply, work, ab, out=work)]
+                plans += [functools.partial(np.subtract, 1.0, ab, work),
+                          functools.partial(np.multiply, work, ab, work)]
             elif kind == "relu":  # δ ⊙= [a > 0]; a ≥ 0, so sign(a) is that indicator
-                plans.append(functools.partial(np.sign, ab, out=work))
+                plans.append(functools.partial(np.sign, ab, work))
             else:  # softmax: g ← a ⊙ (g − aᵀg), per sample
                 column = self._work((stop - start, 1), part=2)
-                plans += [functools.partial(np.multiply, ab, db, out=work),
+                plans += [functools.partial(np.multiply, ab, db, work),
                           functools.partial(np.sum, work, axis=1, keepdims=True, out=column),
-                          functools.partial(np.subtract, db, column, out=db),
-                          functools.partial(np.multiply, db, ab, out=db)]
+                          functools.partial(np.subtract, db, column, db),
+                          functools.partial(np.multiply, db, ab, db)]
                 continue
-            plans.append(functools.partial(np.multiply, db, work, out=db))
-        return _sequence(plans)
+            plans.append(functools.partial(np.multiply, db, work, db))
+        return plans
+
+    def _plan_cost_delta(self, kind, activation, scale, y, a, out) -> list[Plan]:
+        plans = [functools.partial(np.subtract, a.handle, y.handle, out.handle),  # a − y
+                 functools.partial(np.multiply, out.handle, scale, out.handle)]
+        if kind == "quadratic":  # ⊙ f'(z); cross-entropy's f' cancels against ∂ℓ/∂a
+            plans += self._plan_activation_backward(activation, a, out)
+        return plans
 
     def _plan_cost_sum(self, kind, y, a) -> Plan:
         eps = float(np.finfo(self.numpy_dtype).eps)
-        blocks = self._flat_blocks(y.handle, a.handle)
+        blocks = [(yb, ab, self._work(ab.shape), self._work(ab.shape, part=1))
+                  for yb, ab in self._flat_blocks(y.handle, a.handle)]
+        subtract, dot, clip, log = np.subtract, np.dot, np.clip, np.log
+
+        if kind == "quadratic":  # Σ (a − y)²
+            if len(blocks) == 1:
+                yb, ab, work, _ = blocks[0]
+
+                def total() -> float:
+                    subtract(ab, yb, work)
+                    return float(dot(work, work))
+
+                return total
+
+            def total() -> float:
+                result = 0.0
+                for yb, ab, work, _ in blocks:
+                    subtract(ab, yb, work)
+                    result += float(dot(work, work))
+                return result
+
+            return total
+
+        binary = kind == "binary_cross_entropy"
 
         def total() -> float:
             result = 0.0
-            for yb, ab in blocks:
-                work = self._work(ab.shape)
-                if kind == "quadratic":
-                    np.subtract(ab, yb, out=work)
-                    result += float(np.dot(work, work))
-                    continue
-                np.clip(ab, eps, 1.0 - eps, out=work)
-                if kind == "binary_cross_entropy":
-                    # y·ln a + (1 − y)·ln(1 − a) = y·ln a + ln(1 − a) − y·ln(1 − a)
-                    other = self._work(ab.shape, part=1)
-                    np.subtract(1.0, work, out=other)
-                    np.log(other, out=other)
-                    result -= float(np.sum(other)) - float(np.dot(yb, other))
-                np.log(work, out=work)
-                result -= float(np.dot(yb, work))
+            for yb, ab, work, other in blocks:
+                clip(ab, eps, 1.0 - eps, work)
+                if binary:  # y·ln a + (1 − y)·ln(1 − a) = y·ln a + ln(1 − a) − y·ln(1 − a)
+                    subtract(1.0, work, other)
+                    log(other, other)
+                    result -= float(np.sum(other)) - float(dot(yb, other))
+                log(work, work)
+                result -= float(dot(yb, work))
             return result
 
         return total
@@ -325,40 +344,43 @@ class CpuFactory(nnfs.Factory):
     # --- the one-off operations: make the plan, run it ---------------------------------------
 
     def _gemm(self, *args) -> None:
-        self._plan_gemm(*args)()
+        _run(self._plan_gemm(*args))
 
     def _gemv(self, *args) -> None:
-        self._plan_gemv(*args)()
+        _run(self._plan_gemv(*args))
 
     def _rank1_update(self, *args) -> None:
-        self._plan_rank1_update(*args)()
+        _run(self._plan_rank1_update(*args))
 
     def _axpy(self, *args) -> None:
-        self._plan_axpy(*args)()
+        _run(self._plan_axpy(*args))
 
     def _scal(self, *args) -> None:
-        self._plan_scal(*args)()
+        _run(self._plan_scal(*args))
 
     def _copy(self, *args) -> None:
-        self._plan_copy(*args)()
+        _run(self._plan_copy(*args))
 
     def _fill(self, *args) -> None:
-        self._plan_fill(*args)()
+        _run(self._plan_fill(*args))
 
     def _nrm2(self, *args) -> float:
         return self._plan_nrm2(*args)()
 
     def _sub(self, *args) -> None:
-        self._plan_sub(*args)()
+        _run(self._plan_sub(*args))
 
     def _mul(self, *args) -> None:
-        self._plan_mul(*args)()
+        _run(self._plan_mul(*args))
 
     def _activation(self, *args) -> None:
-        self._plan_activation(*args)()
+        _run(self._plan_activation(*args))
 
     def _activation_backward(self, *args) -> None:
-        self._plan_activation_backward(*args)()
+        _run(self._plan_activation_backward(*args))
+
+    def _cost_delta(self, *args) -> None:
+        _run(self._plan_cost_delta(*args))
 
     def _cost_sum(self, *args) -> float:
         return self._plan_cost_sum(*args)()

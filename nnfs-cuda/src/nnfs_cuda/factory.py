@@ -216,8 +216,18 @@ class CudaFactory(nnfs.Factory):
 
     # --- plans ------------------------------------------------------------------------------
 
-    def _plan(self, operation: str, *args: Any) -> Plan:
-        return getattr(self, "_plan_" + operation)(*args)
+    def _plan(self, operation: str, *args: Any) -> Plan | list[Plan]:
+        method = getattr(self, "_plan_" + operation, None)
+        if method is None:  # an operation the contract composes for us
+            return super()._plan(operation, *args)
+        return method(*args)
+
+    def _plan_cost_delta(self, kind, activation, scale, y, a, out) -> list[Plan]:
+        # out = scale·(a − y), then ⊙ f'(z) for the quadratic cost
+        plans = [self._plan_sub(a, y, out), self._plan_scal(scale, out)]
+        if kind == "quadratic":
+            plans.append(self._plan_activation_backward(activation, a, out))
+        return plans
 
     def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
         # C (m×n) = α·op(A)·op(B) + β·C, each operand column-major with ld = its rows

@@ -443,6 +443,37 @@ def check_activation_derivatives(factory: Factory) -> None:
 
 
 @_check
+def check_cost_deltas(factory: Factory) -> None:
+    """cost_delta (the output layer's scaled gradient) against numpy, for every pairing."""
+    if not supported(factory, "cost_delta"):
+        with factory.matrix(1, 1) as a:
+            expect_unsupported(lambda: factory.cost_delta("quadratic", "linear", 1.0, a, a, a),
+                               "cost_delta")
+        return
+    rng = np.random.default_rng(13)
+    pairs = [("quadratic", kind) for kind in ACTIVATION_KINDS]
+    pairs += [("cross_entropy", "sigmoid"), ("cross_entropy", "softmax")]
+    for (kind, activation), (rows, cols) in itertools.product(pairs, SHAPES):
+        a_host = rounded(factory, _activation_output(activation, rng, (rows, cols)))
+        y_host = rounded(factory, _uniform(rng, (rows, cols), 0, 1))
+        scale = -0.375
+        expected = scale * (a_host - y_host)
+        if kind == "quadratic":
+            expected = ref.activation_backward(activation, a_host, expected)
+        what = f"cost_delta {kind} with {activation} {rows}×{cols}"
+        a = Placed(factory, a_host, cols > 1, rng)
+        out = Placed(factory, _uniform(rng, (rows, cols)), cols > 1, rng)
+        try:
+            with factory.matrix(rows, cols, y_host) as y:
+                factory.cost_delta(kind, activation, scale, y, a.matrix, out.matrix)
+            assert_close(out.result(what), expected, factory, what)
+            assert np.array_equal(a.result(what), a_host), f"{what}: changed a"
+        finally:
+            a.release()
+            out.release()
+
+
+@_check
 def check_cost_sums(factory: Factory) -> None:
     """cost_sum of every cost against numpy, including outputs at exactly 0 and 1."""
     if not supported(factory, "cost_sum"):

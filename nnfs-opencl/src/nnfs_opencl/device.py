@@ -125,19 +125,22 @@ def select_device(option: object = None) -> Device:
     return _match(wanted, source, devices)
 
 
+def _listing(devices: list[Device]) -> str:
+    return "; ".join(device.describe() for device in devices)
+
+
 def _match(wanted: object, source: str, devices: list[Device]) -> Device:
-    listing = "; ".join(device.describe() for device in devices)
     if isinstance(wanted, bool) or not isinstance(wanted, (int, str)):
         raise nnfs.NnfsTypeError(
             f"{source}: an OpenCL device is named by a number, 'platform:device' or part of its "
-            f"name, got {type(wanted).__name__}; the devices: {listing}")
+            f"name, got {type(wanted).__name__}; the devices: {_listing(devices)}")
     text = str(wanted).strip()
     if text.isdigit():
         number = int(text)
         if number < len(devices):
             return devices[number]
         raise nnfs.NnfsValueError(
-            f"{source}: there is no OpenCL device {number}; the devices: {listing}")
+            f"{source}: there is no OpenCL device {number}; the devices: {_listing(devices)}")
     if ":" in text:
         platform, _, device = text.partition(":")
         if platform.strip().isdigit() and device.strip().isdigit():
@@ -146,10 +149,11 @@ def _match(wanted: object, source: str, devices: list[Device]) -> Device:
                         int(platform), int(device)):
                     return candidate
             raise nnfs.NnfsValueError(
-                f"{source}: there is no OpenCL device {text}; the devices: {listing}")
+                f"{source}: there is no OpenCL device {text}; the devices: {_listing(devices)}")
     lowered = text.lower()
     for candidate in devices:
         if lowered in candidate.name.lower() or lowered in candidate.platform_name.lower():
             return candidate
     raise nnfs.NnfsValueError(
-        f"{source}: no OpenCL device or platform name contains {text!r}; the devices: {listing}")
+        f"{source}: no OpenCL device or platform name contains {text!r}; "
+        f"the devices: {_listing(devices)}")

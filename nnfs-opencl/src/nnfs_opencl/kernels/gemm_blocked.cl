@@ -89,18 +89,30 @@ inline void gemm_block(const int m, const int n, const int k, const real alpha,
       for (int s = 0; s < NB && j0 + s * NR < n; ++s) {
         const int gj = j0 + s * NR;
         __local const real* bp = bs + s * KC * NR;
-        realV acc[MV][NR];  // the micro-tile, in registers
+        // the micro-tile, in registers: the loops over it are unrolled, or its entries
+        // would live in memory
+        realV acc[MV][NR];
+#pragma unroll
         for (int v = 0; v < MV; ++v)
+#pragma unroll
           for (int w = 0; w < NR; ++w) acc[v][w] = (realV)(0);
         for (int p = 0; p < kc; ++p) {  // acc += op(A)[:, p] · op(B)[p, :]
+          realV av[MV];
+#pragma unroll
+          for (int v = 0; v < MV; ++v) av[v] = ap[p * MV + v];
+#pragma unroll
           for (int w = 0; w < NR; ++w) {
             const realV bv = (realV)(bp[p * NR + w]);
-            for (int v = 0; v < MV; ++v) acc[v][w] += ap[p * MV + v] * bv;
+#pragma unroll
+            for (int v = 0; v < MV; ++v) acc[v][w] += av[v] * bv;
           }
         }
         const bool full = gi + MR <= m;
-        for (int w = 0; w < NR && gj + w < n; ++w) {
+#pragma unroll
+        for (int w = 0; w < NR; ++w) {
+          if (gj + w >= n) break;
           __global real* out = c + gi + (long)(gj + w) * ldc;
+#pragma unroll
           for (int v = 0; v < MV; ++v) {
             realV value = alpha * acc[v][w];
             if (full) {  // C = α·acc + β·C (β = 0: C is not read), then C += α·acc

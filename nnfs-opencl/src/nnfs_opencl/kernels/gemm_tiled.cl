@@ -27,7 +27,9 @@ inline void gemm_tile(const int m, const int n, const int k, const real alpha,
   const int t = ty * TM + tx;
   const int i0 = get_group_id(0) * BM, j0 = get_group_id(1) * BN;
   real acc[MR][NR];
+#pragma unroll
   for (int u = 0; u < MR; ++u)
+#pragma unroll
     for (int w = 0; w < NR; ++w) acc[u][w] = 0;
   for (int p0 = 0; p0 < k; p0 += KC) {
     barrier(CLK_LOCAL_MEM_FENCE);  // everybody is done with the previous slice
@@ -48,16 +50,22 @@ inline void gemm_tile(const int m, const int n, const int k, const real alpha,
       bs[p * BN + j] = x;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int p = 0; p < KC; ++p) {
+    for (int p = 0; p < KC; ++p) {  // acc += op(A)[:, p] · op(B)[p, :], in registers
       real av[MR], bv[NR];
+#pragma unroll
       for (int u = 0; u < MR; ++u) av[u] = as[p * BM + u * TM + tx];
+#pragma unroll
       for (int w = 0; w < NR; ++w) bv[w] = bs[p * BN + w * TN + ty];
+#pragma unroll
       for (int u = 0; u < MR; ++u)
+#pragma unroll
         for (int w = 0; w < NR; ++w) acc[u][w] += av[u] * bv[w];
     }
   }
+#pragma unroll
   for (int w = 0; w < NR; ++w) {
     const int gj = j0 + w * TN + ty;
+#pragma unroll
     for (int u = 0; u < MR; ++u) {
       const int gi = i0 + u * TM + tx;
       if (gi < m && gj < n) {

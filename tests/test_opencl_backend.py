@@ -254,6 +254,9 @@ def test_the_article_example_matches_the_cpu_backend(opencl, cpu):
     ours, theirs = article_example(opencl), article_example(cpu)
     np.testing.assert_allclose(ours.untrained, theirs.untrained, rtol=1e-6)
     np.testing.assert_allclose(ours.costs[:3], theirs.costs[:3], rtol=1e-4)
+    # after 2221 epochs the output is 0.5 to within a few float32 steps (6e-8 each), so the
+    # last cost (about 2e-13) can differ relatively by tens of percent: compare it absolutely
+    assert abs(ours.costs[3] - theirs.costs[3]) < 1e-11
     np.testing.assert_allclose(ours.trained, theirs.trained, rtol=1e-5)
     assert ours.input_unchanged
 

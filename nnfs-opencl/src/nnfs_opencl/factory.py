@@ -143,9 +143,11 @@ class OpenclFactory(nnfs.Factory):
         return MemoryLimits(available, device.max_mem_alloc_size)
 
     def describe(self) -> str:
+        strategy = getattr(self, "gemm_strategy", None)  # None while __init__ runs
+        if strategy is None:
+            return f"opencl {self.dtype}"
         return (f"opencl {self.dtype} on {self.device.name} ({self.device.platform_name}, "
-                f"gemm {self.gemm_strategy.name})" if hasattr(self, "gemm_strategy")
-                else f"opencl {self.dtype}")
+                f"gemm {strategy.name})")
 
     def release(self) -> None:
         if not self.released:

@@ -1,0 +1,327 @@
+"""The OpenCL factory: nnfs's factory contract on pyopencl.
+
+Layout. Every matrix and vector is a contiguous window of one ``pyopencl.Buffer``; its handle
+is ``(buffer, offset)``, the offset in elements. Kernels take the buffer and the offset, so a
+column view costs nothing (OpenCL sub-buffers would need aligned offsets).
+
+Kernels. ``kernels/elementwise.cl`` (BLAS levels 1 and 2, activations, costs, reductions) and
+one gemm program (see :mod:`nnfs_opencl.gemm`) are built once, when the factory is created.
+
+Plans. Each operation is written once, as ``_plan_<op>(...)`` returning a function of no
+arguments that enqueues a kernel whose arguments were set in advance (each plan has its own
+kernel object, so plans never disturb each other's arguments). The training loop keeps those
+functions (``Factory._prepare``): an epoch is a sequence of enqueues and one ``finish``. The
+one-off methods ``_<op>`` make a plan and run it.
+
+Memory. Buffers are zero-filled when allocated and the queue is drained there, so a driver
+that commits memory lazily reports a failure at once, as :class:`nnfs.OutOfDeviceMemory`.
+The reductions (nrm2, costs) write one partial sum per work-group into a buffer allocated
+with the factory, and the host adds those partial sums: nothing is allocated while training.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyopencl as cl
+
+import nnfs
+from nnfs import Matrix, MemoryLimits, Vector
+
+from .device import select_device
+from .gemm import STRATEGIES, kernel_source, make_gemm
+
+Plan = Callable[[], Any]
+
+#: The largest work-group the element-wise kernels use (a power of two).
+MAX_GROUP = 256
+
+#: OpenCL errors that mean "not enough memory" (the driver's words for OutOfDeviceMemory).
+_MEMORY_ERRORS = ("MEM_OBJECT_ALLOCATION_FAILURE", "OUT_OF_RESOURCES", "OUT_OF_HOST_MEMORY",
+                  "INVALID_BUFFER_SIZE")
+
+
+def _nothing() -> None:
+    return None
+
+
+def _power_of_two_at_most(limit: int, cap: int) -> int:
+    size = 1
+    while size * 2 <= min(limit, cap):
+        size *= 2
+    return size
+
+
+def _is_memory_error(error: cl.Error) -> bool:
+    codes = {getattr(cl.status_code, name, None) for name in _MEMORY_ERRORS}
+    return getattr(error, "code", None) in codes or any(name in str(error)
+                                                        for name in _MEMORY_ERRORS)
+
+
+class OpenclFactory(nnfs.Factory):
+    """nnfs's factory on one OpenCL device, with its own context and in-order queue.
+
+    Options (``nnfs.backend("opencl", device=..., gemm=...)``):
+
+    * ``device`` — a number, ``"platform:device"`` or part of a device or platform name; by
+      default ``NNFS_OPENCL_DEVICE``, else the first GPU, else the first device.
+    * ``gemm`` — ``"auto"`` (the built-in kernel for the device's kind), ``"blocked"`` (the
+      CPU kernel), ``"tiled"`` (the GPU kernel) or ``"clblast"`` (needs pyclblast).
+    """
+
+    name = "opencl"
+    dtypes = ("float32", "float64")  # float64 where the device has cl_khr_fp64
+    sync_every = 1  # drain the queue every epoch, as the article had to on OpenCL
+    asynchronous = True  # enqueued kernels run later; a read waits for the queue
+
+    def __init__(self, dtype: object = "float32", device: object = None, gemm: str = "auto"):
+        super().__init__(dtype)
+        if gemm not in STRATEGIES:
+            raise nnfs.NnfsValueError(
+                f"the opencl backend's gemm option must be one of {', '.join(STRATEGIES)}, "
+                f"got {gemm!r}")
+        self.device = select_device(device)
+        if self.dtype == "float64" and not self.device.supports_float64:
+            raise nnfs.UnsupportedOperation(
+                f"the OpenCL device {self.device.name} ({self.device.platform_name}) does not "
+                "support float64 (it lacks cl_khr_fp64); use float32, or choose another device "
+                "with the device option or NNFS_OPENCL_DEVICE")
+        cl_device = self.device.cl_device
+        self.context = cl.Context([cl_device])
+        self.queue = cl.CommandQueue(self.context, cl_device)
+        self.group = _power_of_two_at_most(cl_device.max_work_group_size, MAX_GROUP)
+        self.build_options = ["-Dreal=" + ("double" if self.dtype == "float64" else "float")]
+        if self.dtype == "float64":
+            self.build_options.append("-DUSE_DOUBLE")
+        self.program = cl.Program(self.context, kernel_source("elementwise.cl")).build(
+            [*self.build_options, f"-DGROUP={self.group}"])
+        self.gemm_strategy = make_gemm(self, gemm)
+        # one partial sum per work-group of a reduction, added up on the host
+        self._reduction_groups = min(256, 4 * cl_device.max_compute_units)
+        self._partial = self._allocate(self._reduction_groups)
+        self._account_allocation(self._reduction_groups * self.itemsize)
+        self._partial_host = np.zeros(self._reduction_groups, dtype=self.numpy_dtype)
+
+    # --- memory -----------------------------------------------------------------------------
+
+    def _allocate(self, size: int) -> cl.Buffer:
+        nbytes = size * self.itemsize
+        buffer = None
+        try:
+            buffer = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, nbytes)
+            cl.enqueue_fill_buffer(self.queue, buffer, np.zeros(1, self.numpy_dtype), 0, nbytes)
+            self.queue.finish()  # a driver that allocates lazily fails here, not in an epoch
+        except cl.Error as error:
+            if buffer is not None:
+                buffer.release()
+            if not _is_memory_error(error):
+                raise
+            limits = self.memory_limits()
+            raise nnfs.OutOfDeviceMemory(
+                f"{self.describe()}: the driver refused {nbytes} bytes ({error}); the device "
+                f"has {limits.total_bytes} bytes available and allows "
+                f"{limits.max_allocation_bytes} bytes in one allocation",
+                nbytes, limits.total_bytes) from None
+        return buffer
+
+    def _free(self, storage: cl.Buffer) -> None:
+        storage.release()  # OpenCL frees it once the commands that use it have finished
+
+    def _matrix_handle(self, storage: cl.Buffer, offset: int, rows: int, cols: int) -> tuple:
+        return (storage, offset)
+
+    def _vector_handle(self, storage: cl.Buffer, offset: int, size: int) -> tuple:
+        return (storage, offset)
+
+    def memory_limits(self) -> MemoryLimits:
+        """The device's global memory less what this factory holds, and its largest single
+        allocation (CL_DEVICE_MAX_MEM_ALLOC_SIZE)."""
+        device = self.device.cl_device
+        available = max(0, device.global_mem_size - self._bytes_in_use)
+        return MemoryLimits(available, device.max_mem_alloc_size)
+
+    def describe(self) -> str:
+        strategy = getattr(self, "gemm_strategy", None)  # None while __init__ runs
+        if strategy is None:
+            return f"opencl {self.dtype}"
+        return (f"opencl {self.dtype} on {self.device.name} ({self.device.platform_name}, "
+                f"gemm {strategy.name})")
+
+    def release(self) -> None:
+        if not self.released:
+            super().release()
+            self.queue.finish()
+            self._partial.release()
+            self._account_free(self._reduction_groups * self.itemsize)
+
+    def _read(self, x: Matrix | Vector) -> np.ndarray:
+        buffer, offset = x.handle
+        host = np.empty(x.size, dtype=self.numpy_dtype)
+        cl.enqueue_copy(self.queue, host, buffer, src_offset=offset * self.itemsize,
+                        is_blocking=True)
+        if isinstance(x, Matrix):  # column by column on the device
+            return np.ascontiguousarray(host.reshape(x.cols, x.rows).T)
+        return host
+
+    def _write(self, host: np.ndarray, x: Matrix | Vector) -> None:
+        buffer, offset = x.handle
+        flat = np.ascontiguousarray(host.T if isinstance(x, Matrix) else host).reshape(-1)
+        cl.enqueue_copy(self.queue, buffer, flat, dst_offset=offset * self.itemsize,
+                        is_blocking=True)
+
+    def _synchronize(self) -> None:
+        self.queue.finish()
+
+    # --- launching --------------------------------------------------------------------------
+
+    def _real(self, value: float) -> np.generic:
+        return self.numpy_dtype.type(value)
+
+    def _launch(self, name: str, items: int, *arguments: Any) -> Plan:
+        """A plan that runs kernel ``name`` on ``items`` work-items (rounded up to whole
+        work-groups), with ``arguments`` bound to a kernel object of its own."""
+        kernel = cl.Kernel(self.program, name)
+        kernel.set_args(*arguments)
+        size = -(-items // self.group) * self.group
+        return functools.partial(cl.enqueue_nd_range_kernel, self.queue, kernel, (size,),
+                                 (self.group,))
+
+    def _window(self, x: Matrix | Vector) -> tuple[cl.Buffer, np.int64]:
+        buffer, offset = x.handle
+        return buffer, np.int64(offset)
+
+    def _total(self, reduction: Plan) -> float:
+        """Run a reduction that writes partial sums, and add them up on the host."""
+        reduction()
+        cl.enqueue_copy(self.queue, self._partial_host, self._partial, is_blocking=True)
+        return float(self._partial_host.sum(dtype=np.float64))
+
+    def _reduction(self, name: str, *arguments: Any) -> Plan:
+        return self._launch(name, self._reduction_groups * self.group, *arguments,
+                            self._partial)
+
+    # --- plans ------------------------------------------------------------------------------
+
+    def _plan(self, operation: str, *args: Any) -> Plan | list[Plan]:
+        method = getattr(self, "_plan_" + operation, None)
+        if method is None:  # an operation the contract composes for us
+            return super()._plan(operation, *args)
+        return method(*args)
+
+    def _plan_cost_delta(self, kind, activation, scale, y, a, out) -> list[Plan]:
+        # out = scale·(a − y), then ⊙ f'(z) for the quadratic cost
+        plans = [self._plan_sub(a, y, out), self._plan_scal(scale, out)]
+        if kind == "quadratic":
+            plans.append(self._plan_activation_backward(activation, a, out))
+        return plans
+
+    def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
+        return self.gemm_strategy.plan(alpha, a, b, beta, c, trans_a, trans_b)
+
+    def _plan_gemv(self, alpha, a, x, beta, y, trans) -> Plan:
+        arguments = (np.int32(a.rows), np.int32(a.cols), self._real(alpha), *self._window(a),
+                     *self._window(x), self._real(beta), *self._window(y))
+        if trans:  # one work-group per column of A
+            return self._launch("gemv_t", a.cols * self.group, *arguments)
+        return self._launch("gemv_n", a.rows, *arguments)
+
+    def _plan_rank1_update(self, alpha, x, y, a) -> Plan:
+        return self._launch("rank1_update", a.size, np.int64(a.size), np.int32(a.rows),
+                            self._real(alpha), *self._window(x), *self._window(y),
+                            *self._window(a))
+
+    def _plan_axpy(self, alpha, x, y) -> Plan:
+        return self._launch("axpy", x.size, np.int64(x.size), self._real(alpha),
+                            *self._window(x), *self._window(y))
+
+    def _plan_scal(self, alpha, x) -> Plan:
+        return self._launch("scal", x.size, np.int64(x.size), self._real(alpha),
+                            *self._window(x))
+
+    def _plan_copy(self, x, y) -> Plan:
+        (source, source_offset), (target, target_offset) = x.handle, y.handle
+        return functools.partial(cl.enqueue_copy, self.queue, target, source,
+                                 byte_count=x.size * self.itemsize,
+                                 src_offset=source_offset * self.itemsize,
+                                 dst_offset=target_offset * self.itemsize)
+
+    def _plan_fill(self, x, value) -> Plan:
+        return self._launch("fill", x.size, np.int64(x.size), *self._window(x),
+                            self._real(value))
+
+    def _plan_nrm2(self, x) -> Plan:
+        squares = self._reduction("sum_squares", np.int64(x.size), *self._window(x))
+        return lambda: float(np.sqrt(self._total(squares)))
+
+    def _plan_sub(self, x, y, out) -> Plan:
+        return self._launch("sub", x.size, np.int64(x.size), *self._window(x),
+                            *self._window(y), *self._window(out))
+
+    def _plan_mul(self, x, y, out) -> Plan:
+        return self._launch("mul", x.size, np.int64(x.size), *self._window(x),
+                            *self._window(y), *self._window(out))
+
+    def _plan_activation(self, kind, z, bias, out) -> Plan:
+        # without a bias the kernel gets z in its place and never reads it as one
+        b = self._window(z if bias is None else bias)
+        items = z.cols if kind == "softmax" else z.size  # softmax: one work-item per column
+        return self._launch(f"activation_{kind}", items, np.int64(z.size), np.int32(z.rows),
+                            *self._window(z), *b, np.int32(bias is not None),
+                            *self._window(out))
+
+    def _plan_activation_backward(self, kind, a, delta) -> Plan:
+        if kind == "linear":
+            return _nothing
+        items = a.cols if kind == "softmax" else a.size
+        return self._launch(f"activation_backward_{kind}", items, np.int64(a.size),
+                            np.int32(a.rows), *self._window(a), *self._window(delta))
+
+    def _plan_cost_sum(self, kind, y, a) -> Plan:
+        eps = self._real(np.finfo(self.numpy_dtype).eps)
+        terms = self._reduction(f"cost_{kind}", np.int64(a.size), *self._window(y),
+                                *self._window(a), eps)
+        return functools.partial(self._total, terms)
+
+    # --- the one-off operations: make the plan, run it ---------------------------------------
+
+    def _gemm(self, *args) -> None:
+        self._plan_gemm(*args)()
+
+    def _gemv(self, *args) -> None:
+        self._plan_gemv(*args)()
+
+    def _rank1_update(self, *args) -> None:
+        self._plan_rank1_update(*args)()
+
+    def _axpy(self, *args) -> None:
+        self._plan_axpy(*args)()
+
+    def _scal(self, *args) -> None:
+        self._plan_scal(*args)()
+
+    def _copy(self, *args) -> None:
+        self._plan_copy(*args)()
+
+    def _fill(self, *args) -> None:
+        self._plan_fill(*args)()
+
+    def _nrm2(self, *args) -> float:
+        return self._plan_nrm2(*args)()
+
+    def _sub(self, *args) -> None:
+        self._plan_sub(*args)()
+
+    def _mul(self, *args) -> None:
+        self._plan_mul(*args)()
+
+    def _activation(self, *args) -> None:
+        self._plan_activation(*args)()
+
+    def _activation_backward(self, *args) -> None:
+        self._plan_activation_backward(*args)()
+
+    def _cost_sum(self, *args) -> float:
+        return self._plan_cost_sum(*args)()

@@ -1,0 +1,201 @@
+"""The matrix products (BLAS gemm) of the OpenCL backend, one class per way of computing them.
+
+* :class:`BlockedGemm` (``kernels/gemm_blocked.cl``) — for CPU devices: one work-item per
+  block of C, register micro-tiles as wide as the device's vectors.
+* :class:`TiledGemm` (``kernels/gemm_tiled.cl``) — for GPUs: work-groups sharing tiles in
+  local memory, the work-group shape taken from the device.
+* :class:`ClblastGemm` — CLBlast through pyclblast, where it is installed.
+
+``gemm="auto"`` (the default) takes the blocked kernel on CPU devices and the tiled one on any
+other. Each class builds its program once, when the factory is created, and ``plan`` binds the
+arguments of one product to a kernel of its own, so running the plan is one enqueue.
+
+Layout: nnfs matrices are column-major windows (offset, rows, cols, leading dimension = rows).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import nnfs
+
+if TYPE_CHECKING:
+    from .factory import OpenclFactory
+
+Plan = Callable[[], Any]
+
+#: The ways to compute gemm, for the ``gemm`` option of the factory.
+STRATEGIES = ("auto", "blocked", "tiled", "clblast")
+
+
+def kernel_source(name: str) -> str:
+    """The text of ``kernels/NAME`` (package data)."""
+    return resources.files("nnfs_opencl").joinpath("kernels", name).read_text(encoding="utf-8")
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class _KernelGemm:
+    """What the two built-in kernels share: building, binding and launching."""
+
+    name = "?"
+    source = "?"
+
+    def __init__(self, factory: OpenclFactory):
+        import pyopencl as cl
+
+        self.factory = factory
+        self.parameters = self.choose_parameters(factory)
+        options = [*factory.build_options, *(f"-D{k}={v}" for k, v in self.parameters.items())]
+        self.program = cl.Program(factory.context, kernel_source(self.source)).build(options)
+
+    def choose_parameters(self, factory: OpenclFactory) -> dict[str, int]:
+        raise NotImplementedError
+
+    def launch_shape(self, m: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        raise NotImplementedError
+
+    def plan(self, alpha: float, a, b, beta: float, c, trans_a: bool, trans_b: bool) -> Plan:
+        import pyopencl as cl
+
+        factory = self.factory
+        real = factory.numpy_dtype.type
+        m, n = c.rows, c.cols
+        k = a.rows if trans_a else a.cols
+        name = f"gemm_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
+        kernel = cl.Kernel(self.program, name)
+        (a_buffer, a_offset), (b_buffer, b_offset), (c_buffer, c_offset) = (
+            a.handle, b.handle, c.handle)
+        kernel.set_args(np.int32(m), np.int32(n), np.int32(k), real(alpha),
+                        a_buffer, np.int64(a_offset), np.int32(a.rows),
+                        b_buffer, np.int64(b_offset), np.int32(b.rows), real(beta),
+                        c_buffer, np.int64(c_offset), np.int32(c.rows))
+        global_size, local_size = self.launch_shape(m, n)
+        return functools.partial(cl.enqueue_nd_range_kernel, factory.queue, kernel,
+                                 global_size, local_size)
+
+    def describe(self) -> str:
+        shape = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
+        return f"{self.name} ({shape})"
+
+
+class BlockedGemm(_KernelGemm):
+    """One work-item per BM × BN block of C, for CPU devices (see ``gemm_blocked.cl``)."""
+
+    name = "blocked"
+    source = "gemm_blocked.cl"
+
+    def choose_parameters(self, factory: OpenclFactory) -> dict[str, int]:
+        device = factory.device.cl_device
+        preferred = (device.preferred_vector_width_double if factory.dtype == "float64"
+                     else device.preferred_vector_width_float)
+        vw = preferred if preferred in (4, 8, 16) else 4
+        vector_bytes = vw * factory.itemsize
+        # registers: 32 vector registers of 64 bytes (AVX-512), else 16 (AVX2, SSE, NEON);
+        # the micro-tile takes MV·NR of them, op(A)'s column MV and the broadcast one more
+        if vector_bytes >= 64:
+            mv, nr = 2, 8
+        elif vector_bytes >= 32:
+            mv, nr = 2, 6
+        else:
+            mv, nr = 2, 4
+        mr = mv * vw
+        mb, nb = max(1, 128 // mr), max(1, 128 // nr)  # blocks of about 128 × 128
+        kc = 256
+        while kc > 16 and (mb * mr + nb * nr) * kc * factory.itemsize > device.local_mem_size:
+            kc //= 2
+        return {"VW": vw, "MV": mv, "NR": nr, "MB": mb, "NB": nb, "KC": kc}
+
+    def launch_shape(self, m: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        p = self.parameters
+        bm, bn = p["MB"] * p["MV"] * p["VW"], p["NB"] * p["NR"]
+        return (_ceil_div(m, bm), _ceil_div(n, bn)), (1, 1)
+
+
+class TiledGemm(_KernelGemm):
+    """Work-groups sharing tiles in local memory, for GPUs (see ``gemm_tiled.cl``)."""
+
+    name = "tiled"
+    source = "gemm_tiled.cl"
+
+    def choose_parameters(self, factory: OpenclFactory) -> dict[str, int]:
+        device = factory.device.cl_device
+        side = 16  # the largest square work-group of at most max_work_group_size items
+        while side > 1 and side * side > device.max_work_group_size:
+            side //= 2
+        mr = nr = 4
+        kc = 16
+        while kc > 1 and side * (mr + nr) * kc * factory.itemsize > device.local_mem_size:
+            kc //= 2
+        return {"TM": side, "TN": side, "MR": mr, "NR": nr, "KC": kc}
+
+    def launch_shape(self, m: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        p = self.parameters
+        tm, tn = p["TM"], p["TN"]
+        return ((_ceil_div(m, tm * p["MR"]) * tm, _ceil_div(n, tn * p["NR"]) * tn), (tm, tn))
+
+
+class ClblastGemm:
+    """CLBlast's gemm through pyclblast (the ``clblast`` extra).
+
+    pyclblast works in row-major order; a column-major m × n matrix is the row-major n × m
+    matrix Cᵀ, so ``C = op(A)·op(B)`` is computed as ``Cᵀ = op(B)ᵀ·op(A)ᵀ``. CLBlast may
+    allocate temporary buffers inside a call, which nnfs's allocation counter cannot see
+    (the article's out-of-memory story); sync_every=1 keeps them from piling up.
+    """
+
+    name = "clblast"
+
+    def __init__(self, factory: OpenclFactory):
+        try:
+            import pyclblast
+        except ImportError as error:
+            raise nnfs.BackendUnavailable(
+                f"gemm='clblast' needs pyclblast and the CLBlast library ({error}); install them "
+                "with pip install 'nnfs-opencl[clblast]', or use the built-in gemm='auto'"
+            ) from None
+        self.pyclblast = pyclblast
+        self.factory = factory
+        self.parameters: dict[str, int] = {}
+
+    def _array(self, matrix) -> Any:
+        import pyopencl.array as cl_array
+
+        buffer, _ = matrix.handle
+        # pyclblast reads only the buffer and the number of dimensions of the array
+        return cl_array.Array(self.factory.queue, (matrix.cols, matrix.rows),
+                              self.factory.numpy_dtype, data=buffer)
+
+    def plan(self, alpha: float, a, b, beta: float, c, trans_a: bool, trans_b: bool) -> Plan:
+        k = a.rows if trans_a else a.cols
+        return functools.partial(
+            self.pyclblast.gemm, self.factory.queue, c.cols, c.rows, k,
+            self._array(b), self._array(a), self._array(c), b.rows, a.rows, c.rows,
+            alpha=alpha, beta=beta, a_transp=trans_b, b_transp=trans_a,
+            a_offset=b.handle[1], b_offset=a.handle[1], c_offset=c.handle[1])
+
+    def describe(self) -> str:
+        return "clblast"
+
+
+def make_gemm(factory: OpenclFactory, strategy: str):
+    """The gemm object of ``strategy`` (one of STRATEGIES) for ``factory``."""
+    if strategy == "auto":
+        strategy = "blocked" if factory.device.is_cpu else "tiled"
+    return {"blocked": BlockedGemm, "tiled": TiledGemm, "clblast": ClblastGemm}[strategy](factory)
+
+
+def clblast_available() -> bool:
+    """True if pyclblast can be imported here."""
+    try:
+        import pyclblast  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,188 @@
+// The vector math of nnfs on OpenCL: BLAS level 1 and 2, activations, costs, reductions.
+//
+// Built once per factory with -D real=float|double and -D GROUP=<local size, a power of 2>.
+// Every matrix and vector is a contiguous window of a buffer: a pointer and an offset in
+// elements (long); a matrix is column-major with leading dimension = rows. Kernels are
+// launched on a global size rounded up to GROUP, so each checks its index against n.
+
+#ifdef USE_DOUBLE
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+
+// --- BLAS level 1 -----------------------------------------------------------------------
+
+__kernel void fill(const long n, __global real* x, const long xo, const real value) {
+  const long e = get_global_id(0);
+  if (e < n) x[xo + e] = value;
+}
+
+__kernel void axpy(const long n, const real alpha, __global const real* x, const long xo,
+                   __global real* y, const long yo) {
+  const long e = get_global_id(0);
+  if (e < n) y[yo + e] += alpha * x[xo + e];  // y ← αx + y
+}
+
+__kernel void scal(const long n, const real alpha, __global real* x, const long xo) {
+  const long e = get_global_id(0);
+  if (e < n) x[xo + e] *= alpha;  // x ← αx
+}
+
+__kernel void sub(const long n, __global const real* x, const long xo,
+                  __global const real* y, const long yo, __global real* out, const long oo) {
+  const long e = get_global_id(0);
+  if (e < n) out[oo + e] = x[xo + e] - y[yo + e];
+}
+
+__kernel void mul(const long n, __global const real* x, const long xo,
+                  __global const real* y, const long yo, __global real* out, const long oo) {
+  const long e = get_global_id(0);
+  if (e < n) out[oo + e] = x[xo + e] * y[yo + e];  // x ⊙ y
+}
+
+// --- BLAS level 2 -----------------------------------------------------------------------
+
+// y ← α·A·x + β·y, A rows × cols: one work-item per row, reading along the row.
+__kernel void gemv_n(const int rows, const int cols, const real alpha,
+                     __global const real* a, const long ao, __global const real* x, const long xo,
+                     const real beta, __global real* y, const long yo) {
+  const int i = get_global_id(0);
+  if (i >= rows) return;
+  real acc = 0;
+  __global const real* row = a + ao + i;
+  for (int j = 0; j < cols; ++j) acc += row[(long)j * rows] * x[xo + j];
+  y[yo + i] = beta == 0 ? alpha * acc : alpha * acc + beta * y[yo + i];  // β = 0 ignores y
+}
+
+// y ← α·Aᵀ·x + β·y: one work-group per column of A, its work-items summing that column.
+__kernel void gemv_t(const int rows, const int cols, const real alpha,
+                     __global const real* a, const long ao, __global const real* x, const long xo,
+                     const real beta, __global real* y, const long yo) {
+  __local real sums[GROUP];
+  const int j = get_group_id(0), t = get_local_id(0);
+  __global const real* column = a + ao + (long)j * rows;
+  real acc = 0;
+  for (int i = t; i < rows; i += GROUP) acc += column[i] * x[xo + i];
+  sums[t] = acc;
+  for (int width = GROUP / 2; width > 0; width /= 2) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (t < width) sums[t] += sums[t + width];
+  }
+  if (t == 0) y[yo + j] = beta == 0 ? alpha * sums[0] : alpha * sums[0] + beta * y[yo + j];
+}
+
+// A ← A + α·x·yᵀ (BLAS ger), over the rows·cols entries of A.
+__kernel void rank1_update(const long n, const int rows, const real alpha,
+                           __global const real* x, const long xo, __global const real* y,
+                           const long yo, __global real* a, const long ao) {
+  const long e = get_global_id(0);
+  if (e < n) a[ao + e] += alpha * x[xo + e % rows] * y[yo + e / rows];
+}
+
+// --- activations: out ← f(z + b), b one entry per row (optional) -------------------------
+
+// σ(s) = ½·tanh(½s) + ½, which never overflows
+inline real sigmoid_of(const real s) { return (real)0.5 * tanh((real)0.5 * s) + (real)0.5; }
+
+#define ACTIVATION(name, formula)                                                          \
+  __kernel void name(const long n, const int rows, __global const real* z, const long zo,  \
+                     __global const real* b, const long bo, const int biased,              \
+                     __global real* out, const long oo) {                                  \
+    const long e = get_global_id(0);                                                       \
+    if (e >= n) return;                                                                    \
+    const real s = biased ? z[zo + e] + b[bo + e % rows] : z[zo + e];                      \
+    out[oo + e] = formula;                                                                 \
+  }
+
+ACTIVATION(activation_linear, s)
+ACTIVATION(activation_sigmoid, sigmoid_of(s))
+ACTIVATION(activation_tanh, tanh(s))
+ACTIVATION(activation_relu, fmax(s, (real)0))
+
+// softmax of each column: exp(s − max s) / Σ exp(s − max s); one work-item per column.
+__kernel void activation_softmax(const long n, const int rows, __global const real* z,
+                                 const long zo, __global const real* b, const long bo,
+                                 const int biased, __global real* out, const long oo) {
+  const long j = get_global_id(0);
+  if (j >= n / rows) return;
+  __global const real* zc = z + zo + j * rows;
+  __global real* oc = out + oo + j * rows;
+  real top = -INFINITY;
+  for (int i = 0; i < rows; ++i) top = fmax(top, biased ? zc[i] + b[bo + i] : zc[i]);
+  real total = 0;
+  for (int i = 0; i < rows; ++i) {
+    const real e = exp((biased ? zc[i] + b[bo + i] : zc[i]) - top);
+    oc[i] = e;  // out may be z: z[i] is read just before
+    total += e;
+  }
+  for (int i = 0; i < rows; ++i) oc[i] /= total;
+}
+
+// --- derivatives through the output a = f(z): δ ← δ ⊙ f'(z) -----------------------------
+
+#define BACKWARD(name, factor)                                                             \
+  __kernel void name(const long n, const int rows, __global const real* a, const long ao,  \
+                     __global real* delta, const long dlo) {                               \
+    const long e = get_global_id(0);                                                       \
+    if (e >= n) return;                                                                    \
+    const real y = a[ao + e];                                                              \
+    delta[dlo + e] *= factor;                                                              \
+  }
+
+BACKWARD(activation_backward_sigmoid, y * (1 - y))  // σ' = a(1 − a)
+BACKWARD(activation_backward_tanh, 1 - y * y)        // tanh' = 1 − a²
+BACKWARD(activation_backward_relu, (y > 0 ? (real)1 : (real)0))
+
+// softmax: each column g of δ becomes a ⊙ (g − aᵀg); one work-item per column.
+__kernel void activation_backward_softmax(const long n, const int rows, __global const real* a,
+                                          const long ao, __global real* delta, const long dlo) {
+  const long j = get_global_id(0);
+  if (j >= n / rows) return;
+  __global const real* ac = a + ao + j * rows;
+  __global real* dc = delta + dlo + j * rows;
+  real dot = 0;
+  for (int i = 0; i < rows; ++i) dot += ac[i] * dc[i];
+  for (int i = 0; i < rows; ++i) dc[i] = ac[i] * (dc[i] - dot);
+}
+
+// --- reductions: each work-group writes one partial sum, the host adds them ---------------
+
+inline void reduce_group(real acc, __local real* sums, __global real* partial) {
+  const int t = get_local_id(0);
+  sums[t] = acc;
+  for (int width = GROUP / 2; width > 0; width /= 2) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (t < width) sums[t] += sums[t + width];
+  }
+  if (t == 0) partial[get_group_id(0)] = sums[0];
+}
+
+// Σ x², for nrm2.
+__kernel void sum_squares(const long n, __global const real* x, const long xo,
+                          __global real* partial) {
+  __local real sums[GROUP];
+  real acc = 0;
+  for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
+    const real v = x[xo + e];
+    acc += v * v;
+  }
+  reduce_group(acc, sums, partial);
+}
+
+// The terms of a cost over all entries; eps clips a inside the logarithms.
+#define COST(name, term)                                                                   \
+  __kernel void name(const long n, __global const real* y, const long yo,                 \
+                     __global const real* a, const long ao, const real eps,                \
+                     __global real* partial) {                                             \
+    __local real sums[GROUP];                                                              \
+    real acc = 0;                                                                          \
+    for (long e = get_global_id(0); e < n; e += get_global_size(0)) {                      \
+      const real t = y[yo + e], v = a[ao + e];                                             \
+      const real c = clamp(v, eps, 1 - eps);                                               \
+      acc += term;                                                                         \
+    }                                                                                      \
+    reduce_group(acc, sums, partial);                                                      \
+  }
+
+COST(cost_quadratic, (v - t) * (v - t))
+COST(cost_binary_cross_entropy, -(t * log(c) + (1 - t) * log(1 - c)))
+COST(cost_categorical_cross_entropy, -t * log(c))

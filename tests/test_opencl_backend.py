@@ -1,0 +1,401 @@
+"""The OpenCL backend beyond the conformance kit: its gemm kernels on shapes that cross their
+blocks, synchronisation, device memory, device choice and its errors.
+
+The kit itself (tests/test_conformance.py) and the article's example (tests/test_article.py)
+run on opencl too, because they take every installed backend.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nnfs
+from nnfs.testing import checks
+
+pytestmark = pytest.mark.opencl
+
+
+def _opencl_status() -> str | None:
+    """Why the OpenCL tests cannot run here, or None when they can."""
+    for info in nnfs.backends():
+        if info.name == "opencl":
+            return None if info.available else f"opencl is unavailable here: {info.reason}"
+    return "nnfs-opencl is not installed (pip install './nnfs-opencl[pocl]')"
+
+
+REASON = _opencl_status()
+needs_device = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+
+
+def _clblast_reason() -> str | None:
+    try:
+        import pyclblast  # noqa: F401
+    except ImportError as error:
+        return (f"pyclblast is not installed ({error}): pip install 'nnfs-opencl[clblast]' "
+                "(needs the CLBlast library, e.g. Debian's libclblast-dev)")
+    return None
+
+
+def _dtypes() -> list[str]:
+    if REASON is not None:
+        return ["float32"]
+    return next(info for info in nnfs.backends() if info.name == "opencl").dtypes
+
+
+@pytest.fixture
+def opencl():
+    return nnfs.backend("opencl")
+
+
+@pytest.fixture
+def fresh():
+    """A factory of its own, for tests that patch it or release it."""
+    from nnfs_opencl.factory import OpenclFactory
+
+    factory = OpenclFactory()
+    yield factory
+    factory.release()
+
+
+# --- gemm ---------------------------------------------------------------------------------------
+
+STRATEGIES = ["blocked", "tiled", "clblast"]
+
+
+def _gemm_factory(strategy: str, dtype: str) -> nnfs.Factory:
+    if strategy == "clblast" and _clblast_reason():
+        pytest.skip(_clblast_reason())
+    return nnfs.backend("opencl", dtype, gemm=strategy)
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_gemm_passes_the_kit_gemm_checks(strategy, dtype):
+    """The kit's gemm checks (awkward shapes, transposes, alpha, beta, views) on each kernel,
+    not only on the one "auto" picks for this device."""
+    factory = _gemm_factory(strategy, dtype)
+    checks.check_gemm(factory)
+    checks.check_gemm_ignores_old_output(factory)
+
+
+#: (m, k, n) across the kernels' blocks: 128 × 128 blocks and 256-deep slices of the blocked
+#: kernel, 64 × 64 tiles and 16-deep slices of the tiled one, and ragged edges everywhere.
+LARGE_SHAPES = [(130, 300, 140), (257, 513, 129), (64, 16, 64), (1, 700, 3), (300, 1, 9)]
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_gemm_across_block_boundaries(strategy, dtype):
+    factory = _gemm_factory(strategy, dtype)
+    rng = np.random.default_rng(20)
+    tolerance = 2e-5 if dtype == "float32" else 1e-12
+    cases = [(shape, ta, tb, scalars) for shape in LARGE_SHAPES
+             for ta in (False, True) for tb in (False, True)
+             for scalars in ((1.0, 0.0), (-0.75, 1.5))]
+    for number, ((m, k, n), trans_a, trans_b, (alpha, beta)) in enumerate(cases):
+        a_host = rng.uniform(-1, 1, (k, m) if trans_a else (m, k))
+        b_host = rng.uniform(-1, 1, (n, k) if trans_b else (k, n))
+        c_host = rng.uniform(-1, 1, (m, n + 2))  # c is the middle columns of a wider matrix
+        a_host, b_host, c_host = (x.astype(dtype).astype(np.float64)
+                                  for x in (a_host, b_host, c_host))
+        with factory.matrix(*a_host.shape, a_host) as a, \
+                factory.matrix(*b_host.shape, b_host) as b, \
+                factory.matrix(m, n + 2, c_host) as wide:
+            factory.gemm(alpha, a, b, beta, wide.columns(1, n + 1), trans_a=trans_a,
+                         trans_b=trans_b)
+            got = nnfs.transfer(wide).astype(np.float64)
+        op_a = a_host.T if trans_a else a_host
+        op_b = b_host.T if trans_b else b_host
+        expected = alpha * op_a @ op_b + beta * c_host[:, 1:-1]
+        scale = abs(alpha) * np.abs(op_a) @ np.abs(op_b) + abs(beta) * np.abs(c_host[:, 1:-1]) + 1
+        what = (f"case {number}: {strategy} gemm {m}×{k}×{n} ta={trans_a} tb={trans_b} "
+                f"alpha={alpha} beta={beta}")
+        assert np.all(np.abs(got[:, 1:-1] - expected) <= tolerance * scale), what
+        assert np.array_equal(got[:, [0, -1]], c_host[:, [0, -1]]), f"{what}: wrote outside c"
+
+
+@needs_device
+def test_kernels_are_built_once_per_factory(fresh, monkeypatch):
+    """Making and running plans builds no OpenCL program: they were built with the factory."""
+    import pyopencl as cl
+
+    built = []
+    original = cl.Program.build
+
+    def counting_build(self, *args, **kwargs):
+        built.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cl.Program, "build", counting_build)
+    with fresh.matrix(3, 4, np.ones((3, 4))) as x, fresh.matrix(2, 4) as y, \
+            nnfs.inference_network(fresh, 3, [nnfs.fully_connected(5, "relu"),
+                                              nnfs.fully_connected(2, "softmax")]) as network, \
+            nnfs.training_network(network, x) as training:
+        nnfs.sgd(training, y, nnfs.cross_entropy_cost, 3, 0.1)
+        fresh.gemm(1.0, x, x, 0.0, fresh.matrix(3, 3), trans_b=True)
+        fresh.nrm2(x)
+    assert built == []
+
+
+# --- synchronisation and memory -----------------------------------------------------------------
+
+@needs_device
+def test_sgd_finishes_the_queue_once_per_epoch(opencl, monkeypatch):
+    """sync_every = 1: sgd calls queue.finish() after every epoch, and only then."""
+    import pyopencl as cl
+
+    assert opencl.sync_every == 1
+    finishes = []
+    original = cl.CommandQueue.finish
+    with opencl.matrix(4, 16, np.random.default_rng(0).uniform(size=(4, 16))) as x, \
+            opencl.matrix(3, 16) as y, \
+            nnfs.inference_network(opencl, 4, [nnfs.fully_connected(8, "tanh"),
+                                               nnfs.fully_connected(3, "sigmoid")]) as network, \
+            nnfs.training_network(network, x) as training:
+        nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.1)
+        before = opencl.stats().synchronizations
+        monkeypatch.setattr(cl.CommandQueue, "finish",
+                            lambda queue: (finishes.append(queue), original(queue))[1])
+        nnfs.sgd(training, y, nnfs.quadratic_cost, [(7, 0.1), (5, 0.05)])
+        monkeypatch.undo()
+        assert opencl.stats().synchronizations - before == 12
+    assert len(finishes) == 12 and all(queue is opencl.queue for queue in finishes)
+
+
+@needs_device
+def test_every_device_buffer_is_counted_and_epochs_make_none(fresh, monkeypatch):
+    """The allocation counter counts every pyopencl.Buffer the backend makes; epochs make none."""
+    import pyopencl as cl
+
+    made = []
+    real_buffer = cl.Buffer
+
+    def counting_buffer(*args, **kwargs):
+        made.append(args)
+        return real_buffer(*args, **kwargs)
+
+    monkeypatch.setattr(cl, "Buffer", counting_buffer)
+    before = fresh.stats().allocations
+    rng = np.random.default_rng(1)
+    with fresh.matrix(16, 300, rng.uniform(size=(16, 300))) as x, \
+            fresh.matrix(4, 300, rng.uniform(size=(4, 300))) as y, \
+            nnfs.inference_network(fresh, 16, [nnfs.fully_connected(130, "tanh"),
+                                               nnfs.fully_connected(4, "softmax")]) as network, \
+            nnfs.training_network(network, x) as training:
+        assert len(made) == fresh.stats().allocations - before
+        made.clear()
+        counted = fresh.stats().allocations
+        nnfs.sgd(training, y, nnfs.cross_entropy_cost, [(20, 0.1), (10, 0.05)])
+        assert made == [] and fresh.stats().allocations == counted
+
+
+@needs_device
+def test_a_network_larger_than_one_allocation_is_refused_before_allocating(fresh):
+    limit = fresh.memory_limits().max_allocation_bytes
+    units = 1000
+    inputs = limit // (fresh.itemsize * units) + 10  # the parameters exceed one allocation
+    before = fresh.stats()
+    with pytest.raises(nnfs.OutOfDeviceMemory) as raised:
+        nnfs.inference_network(fresh, inputs, [nnfs.fully_connected(units, "tanh")])
+    needed = (inputs + 1) * units * fresh.itemsize
+    assert str(needed) in str(raised.value) and str(limit) in str(raised.value)
+    assert (raised.value.requested, raised.value.available) == (needed, limit)
+    assert fresh.stats() == before
+
+
+@needs_device
+def test_a_training_network_larger_than_the_device_is_refused_whole(fresh):
+    """Each buffer fits one allocation but all of them do not fit the device: nothing is
+    allocated, and the error names the bytes needed and the bytes available."""
+    limits = fresh.memory_limits()
+    width = 64
+    samples = min(limits.max_allocation_bytes // (width * fresh.itemsize),
+                  2**31 // width - 1)  # z and a of each layer just fit one allocation
+    layers = int(limits.total_bytes // (2 * width * samples * fresh.itemsize)) + 1
+    with fresh.matrix(1, samples) as x, \
+            nnfs.inference_network(fresh, 1, [nnfs.fully_connected(width, "tanh")] * layers) \
+            as network:
+        before = fresh.stats()
+        available = fresh.memory_limits().total_bytes
+        with pytest.raises(nnfs.OutOfDeviceMemory) as raised:
+            nnfs.training_network(network, x)
+        assert fresh.stats() == before, "something was allocated before the refusal"
+        assert raised.value.available == available
+        assert raised.value.requested > available
+        assert str(raised.value.requested) in str(raised.value)
+        assert str(available) in str(raised.value)
+
+
+@needs_device
+def test_the_drivers_refusal_is_out_of_device_memory(fresh, monkeypatch):
+    """With the size check out of the way, the driver itself refuses: same error, nothing kept."""
+    too_big = fresh.memory_limits().max_allocation_bytes // fresh.itemsize + 1024
+    monkeypatch.setattr(fresh, "memory_limits", lambda: nnfs.MemoryLimits(None, None))
+    before = fresh.stats()
+    with pytest.raises(nnfs.OutOfDeviceMemory, match="driver refused") as raised:
+        fresh.vector(too_big)
+    assert raised.value.requested == too_big * fresh.itemsize
+    assert fresh.stats() == before
+
+
+# --- same answers as the cpu backend ------------------------------------------------------------
+
+@needs_device
+def test_the_article_example_matches_the_cpu_backend(opencl, cpu):
+    from nnfs.examples import article_example
+
+    ours, theirs = article_example(opencl), article_example(cpu)
+    np.testing.assert_allclose(ours.untrained, theirs.untrained, rtol=1e-6)
+    np.testing.assert_allclose(ours.costs[:3], theirs.costs[:3], rtol=1e-4)
+    # after 2221 epochs the output is 0.5 to within a few float32 steps (6e-8 each), so the
+    # last cost (about 2e-13) can differ relatively by tens of percent: compare it absolutely
+    assert abs(ours.costs[3] - theirs.costs[3]) < 1e-11
+    np.testing.assert_allclose(ours.trained, theirs.trained, rtol=1e-5)
+    assert ours.input_unchanged
+
+
+# --- devices and bad input ----------------------------------------------------------------------
+
+@needs_device
+def test_device_is_chosen_by_number_pair_or_name(opencl):
+    from nnfs_opencl.device import all_devices, select_device
+
+    first = all_devices()[0]
+    for name in (0, "0", f"{first.platform_number}:{first.device_number}", first.name[:6].upper()):
+        assert select_device(name).number == first.number
+    with pytest.raises(nnfs.NnfsValueError, match="there is no OpenCL device 99"):
+        select_device(99)
+    with pytest.raises(nnfs.NnfsValueError, match="no OpenCL device or platform name contains"):
+        select_device("no-such-device-name")
+    with pytest.raises(nnfs.NnfsTypeError):
+        select_device(1.5)
+
+
+def test_the_default_device_is_the_first_gpu_else_the_first(monkeypatch):
+    pytest.importorskip("pyopencl", reason="pyopencl is not installed")
+    import pyopencl as cl
+
+    from nnfs_opencl import device as devices
+
+    class Fake:
+        def __init__(self, kind):
+            self.type = kind
+            self.name = f"fake {kind}"
+
+    def fake(kinds):
+        return [devices.Device(i, 0, i, Fake(kind), "fake platform")
+                for i, kind in enumerate(kinds)]
+
+    monkeypatch.delenv(devices.ENV_DEVICE, raising=False)
+    cpu, gpu = cl.device_type.CPU, cl.device_type.GPU
+    monkeypatch.setattr(devices, "all_devices", lambda: fake([cpu, gpu, gpu]))
+    assert devices.select_device().number == 1
+    monkeypatch.setattr(devices, "all_devices", lambda: fake([cpu, cpu]))
+    assert devices.select_device().number == 0
+    monkeypatch.setenv(devices.ENV_DEVICE, "1")
+    assert devices.select_device().number == 1
+
+
+@needs_device
+def test_a_bad_device_in_the_environment_is_explained(monkeypatch):
+    monkeypatch.setenv("NNFS_OPENCL_DEVICE", "no-such-device-name")
+    registry = nnfs.Registry()
+    with pytest.raises(nnfs.BackendUnavailable, match="NNFS_OPENCL_DEVICE='no-such-device-name'"):
+        registry.backend("opencl")
+
+
+@needs_device
+def test_bad_options_are_refused():
+    with pytest.raises(nnfs.NnfsValueError, match="gemm option must be one of"):
+        nnfs.backend("opencl", gemm="fastest")
+    with pytest.raises(nnfs.NnfsTypeError, match="does not take the option"):
+        nnfs.backend("opencl", queue=None)
+
+
+def test_float64_without_device_support_is_a_clear_error(monkeypatch):
+    if REASON is not None:
+        pytest.skip(REASON)
+    from nnfs_opencl import device as devices
+    from nnfs_opencl.factory import OpenclFactory
+    from nnfs_opencl.plugin import probe
+
+    class NoDouble:
+        double_fp_config = 0
+        extensions = "cl_khr_byte_addressable_store cl_khr_icd"
+
+    assert devices.supports_float64(NoDouble()) is False
+    monkeypatch.setattr(devices, "supports_float64", lambda cl_device: False)
+    assert probe().dtypes == ("float32",)
+    with pytest.raises(nnfs.UnsupportedOperation, match="does not support float64"):
+        OpenclFactory(dtype="float64")
+
+
+@needs_device
+def test_matrices_of_another_backend_or_context_are_refused(opencl, cpu, fresh):
+    with opencl.matrix(2, 2) as a, cpu.matrix(2, 2) as on_cpu, fresh.matrix(2, 2) as elsewhere:
+        with pytest.raises(nnfs.BackendMismatch, match="cpu float32"):
+            opencl.gemm(1.0, on_cpu, a, 0.0, opencl.matrix(2, 2))
+        with pytest.raises(nnfs.BackendMismatch, match="belongs to opencl"):
+            opencl.axpy(1.0, elsewhere, a)  # same device, another OpenCL context
+        nnfs.transfer([[1, 2], [3, 4]], elsewhere)
+        assert nnfs.transfer(nnfs.transfer(elsewhere, a)).tolist() == [[1, 2], [3, 4]]
+
+
+@needs_device
+def test_released_buffers_and_factories_are_refused(fresh):
+    m = fresh.matrix(2, 2)
+    view = m.columns(0, 1)
+    m.release()
+    with pytest.raises(nnfs.ReleasedError):
+        fresh.scal(2.0, view)
+    fresh.release()
+    with pytest.raises(nnfs.ReleasedError):
+        fresh.matrix(1, 1)
+    assert fresh.stats().bytes_in_use == 0
+
+
+def _run(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_no_opencl_platform_is_a_clear_error_and_the_rest_works():
+    """With no OpenCL driver at all (the loader pointed at a vendor file that does not
+    exist), selecting opencl says what to install, and the cpu backend still works."""
+    pytest.importorskip("pyopencl", reason="pyopencl is not installed")
+    if REASON is not None and "not installed" in REASON:
+        pytest.skip(REASON)
+    code = (
+        "import nnfs\n"
+        "info = [i for i in nnfs.backends() if i.name == 'opencl'][0]\n"
+        "print('available', info.available)\n"
+        "try:\n"
+        "    nnfs.backend('opencl')\n"
+        "except nnfs.BackendUnavailable as error:\n"
+        "    print('error', error)\n"
+        "print('cpu', nnfs.backend('cpu').name)\n")
+    result = _run(code, {"OCL_ICD_VENDORS": "/nonexistent/no-driver.icd"})
+    assert result.returncode == 0, result.stderr
+    assert "available False" in result.stdout
+    assert "no OpenCL platform found" in result.stdout
+    assert "nnfs-opencl[pocl]" in result.stdout
+    assert "cpu cpu" in result.stdout
+
+
+@needs_device
+def test_the_benchmark_prints_its_tables():
+    result = subprocess.run(
+        [sys.executable, "-m", "nnfs_opencl.bench", "--sizes", "64", "--repeats", "1",
+         "--scale", "0.01", "--epochs", "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "gemm, float32, GFLOP/s" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("64 ")]
+    assert [row[1] for row in rows] == ["nn", "nt", "tn"]
+    assert "seconds per epoch" in result.stdout and "× the cpu backend's time" in result.stdout

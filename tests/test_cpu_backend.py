@@ -5,9 +5,12 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 
 import nnfs
 from nnfs import fully_connected, sigmoid, tanh
+from nnfs.testing import CHECKS, CheckSkipped
+from nnfs_cpu import factory as cpu_factory
 
 
 def test_an_epoch_makes_no_temporary_arrays(cpu):
@@ -23,7 +26,10 @@ def test_an_epoch_makes_no_temporary_arrays(cpu):
             nnfs.inference_network(cpu, 256, [fully_connected(128, tanh), fully_connected(64, "relu"),
                                               fully_connected(64, sigmoid)], seed=0) as network, \
             nnfs.training_network(network, x) as training:
+        # prepare once what each call prepares (the output δ of each cost and eta)
         nnfs.sgd(training, y, nnfs.quadratic_cost, 2, 0.1)
+        nnfs.sgd(training, y, nnfs.cross_entropy_cost, [(1, 0.1), (1, 0.05)])
+        nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.1)
         tracemalloc.start()
         try:
             start, _ = tracemalloc.get_traced_memory()
@@ -66,3 +72,45 @@ def test_column_views_are_used_in_place(cpu):
             nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 0.1)
             assert cpu.stats().allocations == before
         assert np.array_equal(nnfs.transfer(big), data)
+
+
+def test_threads_give_the_same_numbers_as_one_thread():
+    """Large elementwise work is shared among threads, block by block: every entry is computed
+    exactly as by one thread, so training ends bit for bit the same."""
+    rng = np.random.default_rng(1)
+    x_host = rng.uniform(-1, 1, (64, 4096))
+    results = []
+    for threads in (1, 2, 3):
+        factory = nnfs.backend("cpu", threads=threads)
+        assert f"{threads} thread" in factory.describe()
+        with factory.matrix(64, 4096, x_host) as x, factory.matrix(10, 4096) as y, \
+                nnfs.inference_network(factory, 64, [fully_connected(96, tanh),
+                                                     fully_connected(80, sigmoid),
+                                                     fully_connected(10, "softmax")], seed=3) as net, \
+                nnfs.training_network(net, x) as training:
+            factory.fill(y, 0.1)
+            nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 0.5)
+            results.append(nnfs.transfer(net.parameters))
+        factory.release()
+    assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
+def test_every_operation_conforms_when_split_among_threads(check, monkeypatch):
+    """The conformance kit with every operation, however small, cut into blocks of 4 elements
+    and shared among three threads."""
+    monkeypatch.setattr(cpu_factory, "THREAD_MIN", 1)
+    monkeypatch.setattr(cpu_factory, "BLOCK", 4)
+    factory = cpu_factory.CpuFactory("float64", threads=3)
+    try:
+        check.function(factory)
+    except CheckSkipped as reason:
+        pytest.skip(str(reason))
+    finally:
+        factory.release()
+
+
+def test_bad_thread_counts():
+    for threads in (0, -1, 1.5, "2"):
+        with pytest.raises(nnfs.NnfsValueError, match="threads must be a positive integer"):
+            nnfs.backend("cpu", threads=threads)

@@ -12,6 +12,11 @@ intermediate values (sigmoid, the derivatives, the costs, gemm with beta ≠ 0, 
 one scratch array allocated with the factory, block by block; a block is small enough to stay in
 the core's cache, so the extra passes cost little memory bandwidth.
 
+Threads. numpy's BLAS uses every core for the matrix products, but a ufunc uses one. An
+elementwise operation on a large array is therefore split into as many lanes as the factory has
+threads: the first lane runs in the calling thread, the others in helper threads (ufuncs release
+the GIL), each with a scratch of its own.
+
 Plans. Each operation is written once, as ``_plan_<op>(...)`` returning a function of no
 arguments with its arrays, views and blocks bound in advance. The training loop keeps those
 functions (``Factory._prepare``) and calls them every epoch; the one-off methods ``_<op>`` make a
@@ -23,6 +28,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -32,6 +38,10 @@ from nnfs import Matrix, MemoryLimits, Vector
 
 #: Elements of scratch per block: blocks of this size stay in a core's L2 cache.
 BLOCK = 32768
+
+#: Elements from which an elementwise operation is shared among threads: below it, handing
+#: work to another thread costs more than it saves.
+THREAD_MIN = 1 << 18
 
 Plan = Callable[[], Any]
 
@@ -49,6 +59,24 @@ def _run(plan: Plan | list[Plan]) -> None:
             step()
     else:
         plan()
+
+
+class _Lanes:
+    """Run groups of steps at once: the first in the calling thread, the others in the pool's
+    threads, and return when all are done."""
+
+    __slots__ = ("pool", "first", "others")
+
+    def __init__(self, pool: ThreadPoolExecutor, groups: list[list[Plan]]):
+        self.pool = pool
+        self.first = groups[0]
+        self.others = groups[1:]
+
+    def __call__(self) -> None:
+        pending = [self.pool.submit(_run, group) for group in self.others]
+        _run(self.first)
+        for future in pending:
+            future.result()
 
 
 def _available_memory() -> int | None:
@@ -73,11 +101,67 @@ class CpuFactory(nnfs.Factory):
     dtypes = ("float32", "float64")
     sync_every = 0  # numpy calls return when their work is done
 
-    def __init__(self, dtype: object = "float32"):
+    def __init__(self, dtype: object = "float32", threads: int | None = None):
         super().__init__(dtype)
-        self._part = BLOCK  # elements in each of the three parts of the scratch
-        self._scratch = self._allocate(3 * self._part)
-        self._account_allocation(self._scratch.nbytes)
+        if threads is None:
+            threads = min(os.cpu_count() or 1, 8)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise nnfs.NnfsValueError(f"cpu backend: threads must be a positive integer, "
+                                      f"got {threads!r}")
+        self.threads = threads
+        self._pool_executor: ThreadPoolExecutor | None = None
+        self._part = BLOCK  # elements in each of the three parts of a lane's scratch
+        self._scratch: list[np.ndarray | None] = [None] * threads
+        self._lane_scratch(0)
+
+    def _lane_scratch(self, lane: int) -> np.ndarray:
+        if self._scratch[lane] is None or self._scratch[lane].size < 3 * self._part:
+            self._scratch[lane] = self._allocate(3 * self._part)
+            self._account_allocation(self._scratch[lane].nbytes)
+        return self._scratch[lane]
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._pool_executor is None:
+            self._pool_executor = ThreadPoolExecutor(self.threads - 1, "nnfs-cpu")
+        return self._pool_executor
+
+    def release(self) -> None:
+        if self._pool_executor is not None:
+            self._pool_executor.shutdown(wait=True)
+            self._pool_executor = None
+        super().release()
+
+    def _lanes(self, elements: int, blocks: list[tuple[int, int]],
+               steps_of: Callable[[int, int, int], list[Plan]]) -> list[Plan]:
+        """The steps of every block, ``steps_of(lane, start, stop)``; for a large operation the
+        blocks are shared out among the threads in contiguous groups."""
+        lanes = min(self.threads, len(blocks)) if elements >= THREAD_MIN else 1
+        if lanes <= 1:
+            return [step for start, stop in blocks for step in steps_of(0, start, stop)]
+        groups: list[list[Plan]] = [[] for _ in range(lanes)]
+        per_lane = -(-len(blocks) // lanes)
+        for i, (start, stop) in enumerate(blocks):
+            lane = i // per_lane
+            groups[lane] += steps_of(lane, start, stop)
+        groups = [group for group in groups if group]
+        if len(groups) <= 1:  # nothing, or nothing to share
+            return groups[0] if groups else []
+        return [_Lanes(self._pool(), groups)]
+
+    def _whole(self, ufunc, *arrays: np.ndarray) -> list[Plan]:
+        """``ufunc(*arrays)`` on equally sized arrays, the last one the output, shared among
+        the threads in contiguous pieces when large."""
+        flat = [array.reshape(-1) if isinstance(array, np.ndarray) else array for array in arrays]
+        size = flat[-1].size
+        lanes = min(self.threads, max(1, size // BLOCK)) if size >= THREAD_MIN else 1
+        step = -(-size // lanes)
+        pieces = [(start, min(start + step, size)) for start in range(0, size, step)]
+
+        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+            part = [f[start:stop] if isinstance(f, np.ndarray) else f for f in flat]
+            return [functools.partial(ufunc, *part)]
+
+        return self._lanes(size, pieces, steps_of)
 
     # --- memory -----------------------------------------------------------------------------
 
@@ -95,7 +179,8 @@ class CpuFactory(nnfs.Factory):
         return MemoryLimits(available, available)
 
     def describe(self) -> str:
-        return f"cpu {self.dtype} (numpy {np.__version__})"
+        threads = "1 thread" if self.threads == 1 else f"{self.threads} threads"
+        return f"cpu {self.dtype} (numpy {np.__version__}, {threads})"
 
     def _read(self, x: Matrix | Vector) -> np.ndarray:
         return np.ascontiguousarray(x.handle.T) if isinstance(x, Matrix) else x.handle.copy()
@@ -109,9 +194,9 @@ class CpuFactory(nnfs.Factory):
     def _read_samples(self, x: Matrix, out: np.ndarray) -> None:
         np.copyto(out, x.handle)
 
-    def _work(self, shape: tuple[int, ...], part: int = 0) -> np.ndarray:
-        """A view of ``shape`` into part 0, 1 or 2 of the scratch (three views of different
-        parts never overlap).
+    def _work(self, shape: tuple[int, ...], part: int = 0, lane: int = 0) -> np.ndarray:
+        """A view of ``shape`` into part 0, 1 or 2 of a lane's scratch (views of different
+        parts or lanes never overlap).
 
         Blocks hold about BLOCK elements, except a single sample wider than that; then the
         scratch grows, here, while a plan is made, never while one runs. Plans made earlier
@@ -120,10 +205,10 @@ class CpuFactory(nnfs.Factory):
         size = int(np.prod(shape))
         if size > self._part:
             self._part = size
-            self._scratch = self._allocate(3 * size)
-            self._account_allocation(self._scratch.nbytes)
+            self._scratch = [None] * self.threads
+        scratch = self._lane_scratch(lane)
         start = part * self._part
-        return self._scratch[start:start + size].reshape(shape)
+        return scratch[start:start + size].reshape(shape)
 
     # --- plans ------------------------------------------------------------------------------
 
@@ -204,21 +289,24 @@ class CpuFactory(nnfs.Factory):
     def _plan_axpy(self, alpha, x, y) -> Plan:
         xv, yv = x.handle, y.handle
         if alpha == 1.0:
-            return functools.partial(np.add, yv, xv, yv)
+            return self._whole(np.add, yv, xv, yv)
         if alpha == -1.0:
-            return functools.partial(np.subtract, yv, xv, yv)
-        plans = []
-        for xb, yb in self._flat_blocks(xv, yv):
-            work = self._work(xb.shape)
-            plans += [functools.partial(np.multiply, xb, alpha, work),
-                      functools.partial(np.add, yb, work, yb)]
-        return plans
+            return self._whole(np.subtract, yv, xv, yv)
+        xf, yf = xv.reshape(-1), yv.reshape(-1)
+
+        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+            xb, yb = xf[start:stop], yf[start:stop]
+            work = self._work(xb.shape, lane=lane)
+            return [functools.partial(np.multiply, xb, alpha, work),
+                    functools.partial(np.add, yb, work, yb)]
+
+        return self._lanes(xf.size, _blocks(xf.size, 1), steps_of)
 
     def _plan_scal(self, alpha, x) -> Plan:
-        return functools.partial(np.multiply, x.handle, alpha, x.handle)
+        return self._whole(np.multiply, x.handle, alpha, x.handle)
 
     def _plan_copy(self, x, y) -> Plan:
-        return functools.partial(np.copyto, y.handle, x.handle)
+        return self._whole(np.copyto, y.handle, x.handle)
 
     def _plan_fill(self, x, value) -> Plan:
         return functools.partial(x.handle.fill, value)
@@ -228,26 +316,29 @@ class CpuFactory(nnfs.Factory):
         return lambda: float(np.sqrt(np.dot(flat, flat)))
 
     def _plan_sub(self, x, y, out) -> Plan:
-        return functools.partial(np.subtract, x.handle, y.handle, out.handle)
+        return self._whole(np.subtract, x.handle, y.handle, out.handle)
 
     def _plan_mul(self, x, y, out) -> Plan:
-        return functools.partial(np.multiply, x.handle, y.handle, out.handle)
+        return self._whole(np.multiply, x.handle, y.handle, out.handle)
 
     def _plan_activation(self, kind, z, bias, out) -> Plan:
         zt, ot = z.handle, out.handle
         b = None if bias is None else bias.handle
         in_place = z.buffer is out.buffer and z.offset == out.offset
-        plans = []
-        for start, stop in _blocks(zt.shape[0], zt.shape[1]):
+
+        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
             zb, ob = zt[start:stop], ot[start:stop]
             if b is not None:
-                plans.append(functools.partial(np.add, zb, b, ob))  # z + b
+                steps = [functools.partial(np.add, zb, b, ob)]  # z + b
             elif not in_place:
-                plans.append(functools.partial(np.copyto, ob, zb))
-            plans += self._activation_steps(kind, ob, stop - start)
-        return plans
+                steps = [functools.partial(np.copyto, ob, zb)]
+            else:
+                steps = []
+            return steps + self._activation_steps(kind, ob, lane)
 
-    def _activation_steps(self, kind: str, ob: np.ndarray, samples: int) -> list[Plan]:
+        return self._lanes(zt.size, _blocks(zt.shape[0], zt.shape[1]), steps_of)
+
+    def _activation_steps(self, kind: str, ob: np.ndarray, lane: int) -> list[Plan]:
         """In-place steps taking a block of z + b to f(z + b)."""
         if kind == "tanh":
             return [functools.partial(np.tanh, ob, ob)]
@@ -259,7 +350,7 @@ class CpuFactory(nnfs.Factory):
         if kind == "relu":
             return [functools.partial(np.maximum, ob, 0.0, out=ob)]
         if kind == "softmax":  # per sample (a row here): exp(s − max s) / Σ exp(s − max s)
-            column = self._work((samples, 1), part=2)
+            column = self._work((ob.shape[0], 1), part=2, lane=lane)
             return [functools.partial(np.max, ob, axis=1, keepdims=True, out=column),
                     functools.partial(np.subtract, ob, column, ob),
                     functools.partial(np.exp, ob, ob),
@@ -271,31 +362,30 @@ class CpuFactory(nnfs.Factory):
         if kind == "linear":
             return []
         at, dt = a.handle, delta.handle
-        plans = []
-        for start, stop in _blocks(at.shape[0], at.shape[1]):
+
+        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
             ab, db = at[start:stop], dt[start:stop]
-            work = self._work(ab.shape)
+            work = self._work(ab.shape, lane=lane)
             if kind == "tanh":  # δ ⊙= 1 − a²
-                plans += [functools.partial(np.multiply, ab, ab, work),
-                          functools.partial(np.subtract, 1.0, work, work)]
+                steps = [functools.partial(np.multiply, ab, ab, work),
+                         functools.partial(np.subtract, 1.0, work, work)]
             elif kind == "sigmoid":  # δ ⊙= a (1 − a)
-                plans += [functools.partial(np.subtract, 1.0, ab, work),
-                          functools.partial(np.multiply, work, ab, work)]
+                steps = [functools.partial(np.subtract, 1.0, ab, work),
+                         functools.partial(np.multiply, work, ab, work)]
             elif kind == "relu":  # δ ⊙= [a > 0]; a ≥ 0, so sign(a) is that indicator
-                plans.append(functools.partial(np.sign, ab, work))
+                steps = [functools.partial(np.sign, ab, work)]
             else:  # softmax: g ← a ⊙ (g − aᵀg), per sample
-                column = self._work((stop - start, 1), part=2)
-                plans += [functools.partial(np.multiply, ab, db, work),
-                          functools.partial(np.sum, work, axis=1, keepdims=True, out=column),
-                          functools.partial(np.subtract, db, column, db),
-                          functools.partial(np.multiply, db, ab, db)]
-                continue
-            plans.append(functools.partial(np.multiply, db, work, db))
-        return plans
+                column = self._work((stop - start, 1), part=2, lane=lane)
+                return [functools.partial(np.multiply, ab, db, work),
+                        functools.partial(np.sum, work, axis=1, keepdims=True, out=column),
+                        functools.partial(np.subtract, db, column, db),
+                        functools.partial(np.multiply, db, ab, db)]
+            return [*steps, functools.partial(np.multiply, db, work, db)]
+
+        return self._lanes(at.size, _blocks(at.shape[0], at.shape[1]), steps_of)
 
     def _plan_cost_delta(self, kind, activation, scale, y, a, out) -> list[Plan]:
-        plans = [functools.partial(np.subtract, a.handle, y.handle, out.handle),  # a − y
-                 functools.partial(np.multiply, out.handle, scale, out.handle)]
+        plans = [*self._plan_sub(a, y, out), *self._plan_scal(scale, out)]  # scale·(a − y)
         if kind == "quadratic":  # ⊙ f'(z); cross-entropy's f' cancels against ∂ℓ/∂a
             plans += self._plan_activation_backward(activation, a, out)
         return plans

@@ -239,8 +239,22 @@ def test_disabling_autoload_keeps_the_bundled_backends():
 
 def test_tracing_is_opt_in_and_can_be_undone(registry):
     lines = []
+    registry.names()  # loaded without tracing: nothing written
     undo = registry.enable_tracing(lines.append)
-    registry.reload()
-    registry._load()
+    registry.names()  # found again, traced
+    assert any("importing nnfs_cpu.plugin" in line for line in lines), lines
+    assert any("calling nnfs_backends() of" in line and "nnfs-cpu" in line for line in lines)
+    assert any("declared ['cpu']" in line for line in lines)
     undo()
-    assert lines == [] or all(isinstance(line, str) for line in lines)
+    count = len(lines)
+    registry.reload()
+    registry.names()
+    assert len(lines) == count
+
+
+def test_debug_option_traces_on_stderr():
+    from conftest import run_nnfs
+
+    result = run_nnfs("--debug", "backends")
+    assert result.returncode == 0
+    assert "nnfs plugins: calling nnfs_backends() of cpu (nnfs-cpu)" in result.stderr

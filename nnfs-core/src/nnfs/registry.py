@@ -109,6 +109,7 @@ class Registry:
         self._entries: dict[str, _Entry] = {}
         self._manager: pluggy.PluginManager | None = None
         self._factories: dict[tuple, Factory] = {}
+        self._trace: Callable[[str], Any] | None = None
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class Registry:
                 f"not loaded: {ENV_DISABLE_AUTOLOAD} is set, so only the backends bundled "
                 "with nnfs load; register this one in process with nnfs.register_plugin()"))
             return None, plugin
+        self._say(f"importing {entry_point.value} ({plugin.distribution} {plugin.version})")
         try:
             module = entry_point.load()
         except BaseException as error:  # a plugin must not take nnfs down, whatever it raises
@@ -167,6 +169,8 @@ class Registry:
         return module, plugin
 
     def _fail(self, plugin: _Plugin, error: BaseException, context: str = "") -> None:
+        self._say(f"{plugin.name} ({plugin.distribution}) refused: {context or ''} "
+                  f"{_describe_error(error)}")
         plugin.error = error
         prefix = f"{context} failed: " if context else ""
         plugin.error_text = prefix + _describe_error(error)
@@ -222,8 +226,11 @@ class Registry:
         try:
             specs = []
             for impl in implementations:  # one plugin at a time, so one failure stays its own
+                self._say(f"calling nnfs_backends() of {plugin.name} ({plugin.distribution})")
                 result = impl.function(**{name: arguments[name] for name in impl.argnames})
                 specs.extend(result or ())
+                self._say(f"{plugin.name} declared "
+                          f"{[getattr(spec, 'name', spec) for spec in (result or ())]}")
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
                 raise
@@ -312,11 +319,20 @@ class Registry:
         return self.register_plugin(plugin, name=f"backend:{spec.name}")
 
     def enable_tracing(self, write: Callable[[str], Any] | None = None) -> Callable[[], None]:
-        """Print every hook call (to stderr, or to ``write``); returns a function that stops."""
-        self._load()
-        manager = self._manager
-        manager.trace.root.setwriter(write or (lambda text: sys.stderr.write(text)))
-        return manager.enable_tracing()
+        """Report every plugin import and hook call, with what it returned or raised (to
+        stderr, or to ``write``); returns a function that stops. The plugins are found again,
+        so that their loading is traced too."""
+        self._trace = write or (lambda text: sys.stderr.write(text))
+        self.reload()
+
+        def undo() -> None:
+            self._trace = None
+
+        return undo
+
+    def _say(self, text: str) -> None:
+        if self._trace is not None:
+            self._trace(f"nnfs plugins: {text}\n")
 
     # --- queries ----------------------------------------------------------------------------
 

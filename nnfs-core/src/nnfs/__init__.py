@@ -44,7 +44,7 @@ from .errors import (
     TrainingDiverged,
     UnsupportedOperation,
 )
-from .factory import Factory, Matrix, MemoryLimits, MemoryStats, Vector
+from .factory import Factory, Matrix, MemoryLimits, MemoryStats, PlannedFactory, Vector
 from .fit import History, fit, predict
 from .hookspecs import hookimpl
 from .io import load, save
@@ -124,6 +124,7 @@ __all__ = [
     "NnfsTypeError",
     "NnfsValueError",
     "OutOfDeviceMemory",
+    "PlannedFactory",
     "PluginError",
     "ReleasedError",
     "ShapeError",

@@ -826,3 +826,116 @@ class Factory(abc.ABC):
             raise NnfsValueError(f"{operation}: kind must be one of {', '.join(kinds)}, got {kind!r}")
         return kind
 
+
+
+def _steps(plan: Callable[[], Any] | list[Callable[[], Any]]) -> list[Callable[[], Any]]:
+    return list(plan) if isinstance(plan, (list, tuple)) else [plan]
+
+
+def _run_plan(plan: Callable[[], Any] | list[Callable[[], Any]]) -> None:
+    for step in _steps(plan):
+        step()
+
+
+class PlannedFactory(Factory):
+    """A factory written as plans: a backend implements ``_plan_<operation>`` for each
+    operation, returning a function of no arguments (or a list of them) with everything bound
+    that can be bound ahead of time; the training loop keeps the plans, and the one-off
+    ``_<operation>`` methods below make a plan and run it. The CPU, OpenCL and CUDA backends
+    are written this way; a simple backend can implement the ``_<operation>`` methods of
+    :class:`Factory` directly instead.
+    """
+
+    def _plan(self, operation: str, *args: Any) -> Callable[[], Any] | list[Callable[[], Any]]:
+        return getattr(self, "_plan_" + operation)(*args)
+
+    @abc.abstractmethod
+    def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b): ...
+
+    @abc.abstractmethod
+    def _plan_gemv(self, alpha, a, x, beta, y, trans): ...
+
+    @abc.abstractmethod
+    def _plan_rank1_update(self, alpha, x, y, a): ...
+
+    @abc.abstractmethod
+    def _plan_axpy(self, alpha, x, y): ...
+
+    @abc.abstractmethod
+    def _plan_scal(self, alpha, x): ...
+
+    @abc.abstractmethod
+    def _plan_copy(self, x, y): ...
+
+    @abc.abstractmethod
+    def _plan_fill(self, x, value): ...
+
+    @abc.abstractmethod
+    def _plan_nrm2(self, x):
+        """A single function returning the norm as a Python float."""
+
+    @abc.abstractmethod
+    def _plan_sub(self, x, y, out): ...
+
+    @abc.abstractmethod
+    def _plan_mul(self, x, y, out): ...
+
+    @abc.abstractmethod
+    def _plan_activation(self, kind, z, bias, out): ...
+
+    @abc.abstractmethod
+    def _plan_activation_backward(self, kind, a, delta): ...
+
+    @abc.abstractmethod
+    def _plan_cost_sum(self, kind, y, a):
+        """A single function returning the sum as a Python float."""
+
+    def _plan_cost_delta(self, kind, activation, scale, y, a, out):
+        """``scale·(a − y)``, then ``⊙ f'(z)`` for the quadratic cost, from the plans of sub,
+        scal and activation_backward; a backend may fuse it."""
+        steps = [*_steps(self._plan_sub(a, y, out)), *_steps(self._plan_scal(scale, out))]
+        if kind == "quadratic":
+            steps += _steps(self._plan_activation_backward(activation, a, out))
+        return steps
+
+    def _gemm(self, *args) -> None:
+        _run_plan(self._plan_gemm(*args))
+
+    def _gemv(self, *args) -> None:
+        _run_plan(self._plan_gemv(*args))
+
+    def _rank1_update(self, *args) -> None:
+        _run_plan(self._plan_rank1_update(*args))
+
+    def _axpy(self, *args) -> None:
+        _run_plan(self._plan_axpy(*args))
+
+    def _scal(self, *args) -> None:
+        _run_plan(self._plan_scal(*args))
+
+    def _copy(self, *args) -> None:
+        _run_plan(self._plan_copy(*args))
+
+    def _fill(self, *args) -> None:
+        _run_plan(self._plan_fill(*args))
+
+    def _nrm2(self, *args) -> float:
+        return self._plan_nrm2(*args)()
+
+    def _sub(self, *args) -> None:
+        _run_plan(self._plan_sub(*args))
+
+    def _mul(self, *args) -> None:
+        _run_plan(self._plan_mul(*args))
+
+    def _activation(self, *args) -> None:
+        _run_plan(self._plan_activation(*args))
+
+    def _activation_backward(self, *args) -> None:
+        _run_plan(self._plan_activation_backward(*args))
+
+    def _cost_delta(self, *args) -> None:
+        _run_plan(self._plan_cost_delta(*args))
+
+    def _cost_sum(self, *args) -> float:
+        return self._plan_cost_sum(*args)()

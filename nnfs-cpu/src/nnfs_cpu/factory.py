@@ -19,7 +19,8 @@ the GIL), each with a scratch of its own.
 
 Plans. Each operation is written once, as ``_plan_<op>(...)`` returning a function of no
 arguments with its arrays, views and blocks bound in advance. The training loop keeps those
-functions (``Factory._prepare``) and calls them every epoch; the one-off methods ``_<op>`` make a
+functions (``Factory._prepare``) and calls them every epoch; the one-off methods ``_<op>``, from
+``nnfs.PlannedFactory``, make a
 plan and run it.
 """
 
@@ -94,7 +95,7 @@ def _available_memory() -> int | None:
         return None
 
 
-class CpuFactory(nnfs.Factory):
+class CpuFactory(nnfs.PlannedFactory):
     """nnfs's factory on the CPU, through numpy (its BLAS does the matrix products)."""
 
     name = "cpu"
@@ -217,12 +218,6 @@ class CpuFactory(nnfs.Factory):
         return scratch[start:start + size].reshape(shape)
 
     # --- plans ------------------------------------------------------------------------------
-
-    def _plan(self, operation: str, *args: Any) -> Plan | list[Plan]:
-        method = getattr(self, "_plan_" + operation, None)
-        if method is None:  # an operation the contract composes for us
-            return super()._plan(operation, *args)
-        return method(*args)
 
     def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
         # C = α·op(A)·op(B) + β·C  ⇔  Cᵀ = α·op(B)ᵀ·op(A)ᵀ + β·Cᵀ, with Xᵀ = x.handle
@@ -390,12 +385,6 @@ class CpuFactory(nnfs.Factory):
 
         return self._lanes(at.size, _blocks(at.shape[0], at.shape[1]), steps_of)
 
-    def _plan_cost_delta(self, kind, activation, scale, y, a, out) -> list[Plan]:
-        plans = [*self._plan_sub(a, y, out), *self._plan_scal(scale, out)]  # scale·(a − y)
-        if kind == "quadratic":  # ⊙ f'(z); cross-entropy's f' cancels against ∂ℓ/∂a
-            plans += self._plan_activation_backward(activation, a, out)
-        return plans
-
     def _plan_cost_sum(self, kind, y, a) -> Plan:
         eps = float(np.finfo(self.numpy_dtype).eps)
         blocks = [(yb, ab, self._work(ab.shape), self._work(ab.shape, part=1))
@@ -436,47 +425,3 @@ class CpuFactory(nnfs.Factory):
             return result
 
         return total
-
-    # --- the one-off operations: make the plan, run it ---------------------------------------
-
-    def _gemm(self, *args) -> None:
-        _run(self._plan_gemm(*args))
-
-    def _gemv(self, *args) -> None:
-        _run(self._plan_gemv(*args))
-
-    def _rank1_update(self, *args) -> None:
-        _run(self._plan_rank1_update(*args))
-
-    def _axpy(self, *args) -> None:
-        _run(self._plan_axpy(*args))
-
-    def _scal(self, *args) -> None:
-        _run(self._plan_scal(*args))
-
-    def _copy(self, *args) -> None:
-        _run(self._plan_copy(*args))
-
-    def _fill(self, *args) -> None:
-        _run(self._plan_fill(*args))
-
-    def _nrm2(self, *args) -> float:
-        return self._plan_nrm2(*args)()
-
-    def _sub(self, *args) -> None:
-        _run(self._plan_sub(*args))
-
-    def _mul(self, *args) -> None:
-        _run(self._plan_mul(*args))
-
-    def _activation(self, *args) -> None:
-        _run(self._plan_activation(*args))
-
-    def _activation_backward(self, *args) -> None:
-        _run(self._plan_activation_backward(*args))
-
-    def _cost_delta(self, *args) -> None:
-        _run(self._plan_cost_delta(*args))
-
-    def _cost_sum(self, *args) -> float:
-        return self._plan_cost_sum(*args)()

@@ -90,7 +90,7 @@ def _device_index(device: object) -> int:
     return int(device)
 
 
-class CudaFactory(nnfs.Factory):
+class CudaFactory(nnfs.PlannedFactory):
     """nnfs's factory on one CUDA device: cuBLAS for the products, kernels.cu for the rest,
     one stream for everything. ``device`` is the CUDA device index (``nnfs.backend("cuda",
     device=1)``)."""
@@ -216,19 +216,6 @@ class CudaFactory(nnfs.Factory):
 
     # --- plans ------------------------------------------------------------------------------
 
-    def _plan(self, operation: str, *args: Any) -> Plan | list[Plan]:
-        method = getattr(self, "_plan_" + operation, None)
-        if method is None:  # an operation the contract composes for us
-            return super()._plan(operation, *args)
-        return method(*args)
-
-    def _plan_cost_delta(self, kind, activation, scale, y, a, out) -> list[Plan]:
-        # out = scale·(a − y), then ⊙ f'(z) for the quadratic cost
-        plans = [self._plan_sub(a, y, out), self._plan_scal(scale, out)]
-        if kind == "quadratic":
-            plans.append(self._plan_activation_backward(activation, a, out))
-        return plans
-
     def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
         # C (m×n) = α·op(A)·op(B) + β·C, each operand column-major with ld = its rows
         k = a.rows if trans_a else a.cols
@@ -305,44 +292,3 @@ class CudaFactory(nnfs.Factory):
             return math.fsum(host)
 
         return total
-
-    # --- the one-off operations: make the plan, run it ---------------------------------------
-
-    def _gemm(self, *args) -> None:
-        self._plan_gemm(*args)()
-
-    def _gemv(self, *args) -> None:
-        self._plan_gemv(*args)()
-
-    def _rank1_update(self, *args) -> None:
-        self._plan_rank1_update(*args)()
-
-    def _axpy(self, *args) -> None:
-        self._plan_axpy(*args)()
-
-    def _scal(self, *args) -> None:
-        self._plan_scal(*args)()
-
-    def _copy(self, *args) -> None:
-        self._plan_copy(*args)()
-
-    def _fill(self, *args) -> None:
-        self._plan_fill(*args)()
-
-    def _nrm2(self, *args) -> float:
-        return self._plan_nrm2(*args)()
-
-    def _sub(self, *args) -> None:
-        self._plan_sub(*args)()
-
-    def _mul(self, *args) -> None:
-        self._plan_mul(*args)()
-
-    def _activation(self, *args) -> None:
-        self._plan_activation(*args)()
-
-    def _activation_backward(self, *args) -> None:
-        self._plan_activation_backward(*args)()
-
-    def _cost_sum(self, *args) -> float:
-        return self._plan_cost_sum(*args)()

@@ -61,7 +61,7 @@ def _is_memory_error(error: cl.Error) -> bool:
                                                         for name in _MEMORY_ERRORS)
 
 
-class OpenclFactory(nnfs.Factory):
+class OpenclFactory(nnfs.PlannedFactory):
     """nnfs's factory on one OpenCL device, with its own context and in-order queue.
 
     Options (``nnfs.backend("opencl", device=..., gemm=...)``):
@@ -205,19 +205,6 @@ class OpenclFactory(nnfs.Factory):
 
     # --- plans ------------------------------------------------------------------------------
 
-    def _plan(self, operation: str, *args: Any) -> Plan | list[Plan]:
-        method = getattr(self, "_plan_" + operation, None)
-        if method is None:  # an operation the contract composes for us
-            return super()._plan(operation, *args)
-        return method(*args)
-
-    def _plan_cost_delta(self, kind, activation, scale, y, a, out) -> list[Plan]:
-        # out = scale·(a − y), then ⊙ f'(z) for the quadratic cost
-        plans = [self._plan_sub(a, y, out), self._plan_scal(scale, out)]
-        if kind == "quadratic":
-            plans.append(self._plan_activation_backward(activation, a, out))
-        return plans
-
     def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
         return self.gemm_strategy.plan(alpha, a, b, beta, c, trans_a, trans_b)
 
@@ -284,44 +271,3 @@ class OpenclFactory(nnfs.Factory):
         terms = self._reduction(f"cost_{kind}", np.int64(a.size), *self._window(y),
                                 *self._window(a), eps)
         return functools.partial(self._total, terms)
-
-    # --- the one-off operations: make the plan, run it ---------------------------------------
-
-    def _gemm(self, *args) -> None:
-        self._plan_gemm(*args)()
-
-    def _gemv(self, *args) -> None:
-        self._plan_gemv(*args)()
-
-    def _rank1_update(self, *args) -> None:
-        self._plan_rank1_update(*args)()
-
-    def _axpy(self, *args) -> None:
-        self._plan_axpy(*args)()
-
-    def _scal(self, *args) -> None:
-        self._plan_scal(*args)()
-
-    def _copy(self, *args) -> None:
-        self._plan_copy(*args)()
-
-    def _fill(self, *args) -> None:
-        self._plan_fill(*args)()
-
-    def _nrm2(self, *args) -> float:
-        return self._plan_nrm2(*args)()
-
-    def _sub(self, *args) -> None:
-        self._plan_sub(*args)()
-
-    def _mul(self, *args) -> None:
-        self._plan_mul(*args)()
-
-    def _activation(self, *args) -> None:
-        self._plan_activation(*args)()
-
-    def _activation_backward(self, *args) -> None:
-        self._plan_activation_backward(*args)()
-
-    def _cost_sum(self, *args) -> float:
-        return self._plan_cost_sum(*args)()

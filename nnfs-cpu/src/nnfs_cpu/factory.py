@@ -19,9 +19,8 @@ the GIL), each with a scratch of its own.
 
 Plans. Each operation is written once, as ``_plan_<op>(...)`` returning a function of no
 arguments with its arrays, views and blocks bound in advance. The training loop keeps those
-functions (``Factory._prepare``) and calls them every epoch; the one-off methods ``_<op>``, from
-``nnfs.PlannedFactory``, make a
-plan and run it.
+functions (``Factory._prepare``) and calls them every epoch; the one-off methods ``_<op>``,
+inherited from ``nnfs.PlannedFactory``, make a plan and run it.
 """
 
 from __future__ import annotations

@@ -155,7 +155,9 @@ class World:
             None if failure is None else f"{type(failure).__name__}: {failure}")
         failed = [rank for rank, text in enumerate(texts) if text is not None]
         if failed:
-            details = "; ".join(f"rank {rank}: {texts[rank]}" for rank in failed)
+            alike = len({texts[rank] for rank in failed}) == 1
+            details = (texts[failed[0]] if alike else
+                       "; ".join(f"rank {rank}: {texts[rank]}" for rank in failed))
             raise DataParallelError(
                 f"{what} failed on {_rank_list(failed)} of {self.size}: {details}", failed
             ) from failure
@@ -179,13 +181,15 @@ class World:
             raise DataParallelError(
                 f"{what}: the ranks must agree, but {'; '.join(differences)}", ranks)
 
-    def abort(self, what: str, error: BaseException) -> None:
+    def abort(self, what: str, error: BaseException, *, traceback_shown: bool = False) -> None:
         """Print what failed on this rank, naming it, and end the whole job (``MPI_Abort``):
         the other ranks are waiting for this one in a collective call and would never return.
         With one rank there is nobody to wait: nothing is done, and the caller re-raises."""
         if self.size == 1:
             return
-        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        detail = ""
+        if not traceback_shown and not isinstance(error, NnfsError):  # nnfs errors say it all
+            detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         sys.stderr.write(
             f"{detail}nnfs: rank {self.rank} of {self.size} failed during {what}: "
             f"{type(error).__name__}: {error}\n"
@@ -193,6 +197,23 @@ class World:
             f"{self.rank} forever\n")
         sys.stderr.flush()
         self.comm.Abort(1)
+
+    def _abort_on_uncaught_exceptions(self) -> None:
+        """Make an exception that ends this rank's script end the whole job, as
+        ``python -m mpi4py script.py`` does: otherwise MPI waits for this rank at exit, and the
+        other ranks wait for it in their next collective call, forever. Errors that every rank
+        raises together (DataParallelError, TrainingDiverged) just end each rank."""
+        previous = sys.excepthook
+        if getattr(previous, "_nnfs_world", None) is not None or self.size == 1:
+            return
+
+        def hook(kind, error, trace):
+            previous(kind, error, trace)
+            if not collective_error(error):
+                self.abort("the script", error, traceback_shown=True)
+
+        hook._nnfs_world = self
+        sys.excepthook = hook
 
     # --- weights ----------------------------------------------------------------------------
 
@@ -272,6 +293,10 @@ def world(comm: Any = None) -> World:
     launcher started. Run without a launcher, the world is this one process. Raises
     :class:`nnfs.MpiUnavailable`, naming the extra ``nnfs-core[mpi]``, when mpi4py or an MPI
     library is missing.
+
+    With more than one rank, an exception that ends one rank's script from then on ends the
+    whole job (``MPI_Abort``, after the traceback and a line naming the rank), as ``python -m
+    mpi4py script.py`` does, rather than leave the other ranks waiting for it.
     """
     mpi = _mpi()
     if comm is None:
@@ -279,7 +304,9 @@ def world(comm: Any = None) -> World:
     elif not isinstance(comm, mpi.Comm):
         raise NnfsTypeError(f"nnfs.mpi.world: comm must be an mpi4py communicator, got "
                             f"{type(comm).__name__}")
-    return World(comm, mpi)
+    made = World(comm, mpi)
+    made._abort_on_uncaught_exceptions()
+    return made
 
 
 def as_world(value: object, what: str) -> World:

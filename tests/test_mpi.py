@@ -309,6 +309,37 @@ def test_nnfs_train_under_mpiexec_runs_data_parallel(flag, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["parallel.npz", "single.npz"]
 
 
+# --- nnfs bench --mpi ---------------------------------------------------------------------------
+
+@requires_mpi
+def test_nnfs_bench_mpi_reports_time_allreduce_share_and_bytes(tmp_path):
+    result = run_mpi(2, "-m", "nnfs", "bench", "tiny", "--mpi", "--json", "--epochs", "20",
+                     "--repeats", "2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # rank 0 alone prints
+    assert report["ranks"] == 2 and report["batch_per_rank"] == 1
+    assert report["bytes_per_step"] == (17 + 1) * 4  # 2-4-1: 17 parameters, and the cost
+    assert report["ring_bytes_per_rank_per_step"] == report["bytes_per_step"]
+    assert 0 < report["allreduce_seconds_per_epoch"] < report["seconds_per_epoch"]
+    assert 0 < report["allreduce_share"] < 1
+    assert report["gradient_sum"] == "through host buffers"
+    text = run_mpi(2, "-m", "nnfs", "bench", "tiny", "--epochs", "5", "--repeats", "1")
+    assert text.returncode == 0, text.stderr
+    assert "data-parallel on 2 ranks" in text.stdout  # detected without --mpi
+    assert "64 ranks: each sends and receives 433.25 MB per step" in text.stdout
+
+
+def test_the_benchmarks_parameter_count_is_the_networks(cpu):
+    from nnfs import bench
+
+    for name in ("tiny", "mid"):
+        preset = bench.PRESETS[name]
+        layers = [fully_connected(units, kind) for units, kind in preset.layers]
+        with nnfs.inference_network(cpu, preset.in_dim, layers) as network:
+            assert bench.parameter_count(preset) == network.parameter_count
+    assert bench.parameter_count(bench.PRESETS["article"]) == 55_016_010
+
+
 # --- without MPI --------------------------------------------------------------------------------
 
 def test_without_mpi4py_the_error_names_the_extra(monkeypatch):

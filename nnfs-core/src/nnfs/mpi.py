@@ -128,7 +128,8 @@ class World:
         return self.rank == 0
 
     def __repr__(self) -> str:
-        return f"World(rank {self.rank} of {self.size}, local rank {self.local_rank}, {self.library})"
+        return (f"World(rank {self.rank} of {self.size}, local rank {self.local_rank}, "
+                f"{self.library})")
 
     def stats(self) -> CommunicationStats:
         """The gradient exchanges so far (see :class:`CommunicationStats`)."""

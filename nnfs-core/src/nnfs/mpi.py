@@ -29,7 +29,6 @@ import os
 import sys
 import time
 import traceback
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +90,18 @@ class CommunicationStats:
     allreduce_calls: int
     allreduce_seconds: float
     allreduce_bytes: int
+
+
+def _checksum(host: np.ndarray) -> np.ndarray:
+    """The sum (modulo 2⁶⁴) and the exclusive or of the 64-bit words of ``host``'s bytes: any
+    one differing bit changes both. A pass at memory speed (CRC-32 was 8 times slower here)."""
+    data = memoryview(np.ascontiguousarray(host)).cast("B")
+    whole = len(data) // 8 * 8
+    words = np.frombuffer(data, dtype=np.uint64, count=whole // 8)
+    tail = int.from_bytes(bytes(data[whole:]), "little")
+    return np.array([words.sum(dtype=np.uint64) + np.uint64(tail),
+                     np.bitwise_xor.reduce(words, initial=np.uint64(0)) ^ np.uint64(tail)],
+                    dtype=np.uint64)
 
 
 def _rank_list(ranks: list[int]) -> str:
@@ -218,28 +229,26 @@ class World:
 
     # --- weights ----------------------------------------------------------------------------
 
-    def _checksums(self, local: int) -> np.ndarray:
-        sent = np.array([local], dtype=np.int64)
-        received = np.empty(self.size, dtype=np.int64)
-        self.comm.Allgather(sent, received)
-        return received
-
     def _check_same(self, host: np.ndarray, when: str) -> None:
         """Raise DataParallelError on every rank unless every rank's ``host`` holds the same
-        bytes: one CRC-32 per rank, gathered by all."""
-        sums = self._checksums(zlib.crc32(memoryview(np.ascontiguousarray(host)).cast("B")))
-        differ = [rank for rank in range(1, self.size) if sums[rank] != sums[0]]
+        bytes: each rank sends a checksum of its bytes (16 bytes), every rank gathers them."""
+        sent = _checksum(host)
+        received = np.empty((self.size, 2), dtype=np.uint64)
+        self.comm.Allgather(sent, received)
+        differ = [rank for rank in range(1, self.size)
+                  if not np.array_equal(received[rank], received[0])]
         if differ:
             raise DataParallelError(
-                f"the weights of {_rank_list(differ)} differ from rank 0's {when} (CRC-32 "
-                + ", ".join(f"rank {rank}: {sums[rank]:08x}" for rank in [0, *differ])
+                f"the weights of {_rank_list(differ)} differ from rank 0's {when} (checksums "
+                + ", ".join(f"rank {rank}: {received[rank][0]:016x}{received[rank][1]:016x}"
+                            for rank in [0, *differ])
                 + "): every rank must apply the same update to the same weights. Did a rank "
                 "change its network outside nnfs.fit, or load other weights?", differ)
 
     def check_same_weights(self, network, when: str = "") -> None:
         """Raise :class:`nnfs.DataParallelError` on every rank, naming the ranks, unless every
         rank's ``network`` holds the same parameters, bit for bit. Cheap: each rank reads its
-        parameters and sends one checksum. ``fit`` runs this after every epoch."""
+        parameters and sends a 16-byte checksum. ``fit`` runs this after every epoch."""
         host = self.together("reading the weights to compare them",
                              lambda: network.factory.to_host(network.parameters))
         self._check_same(host, when or "here")

@@ -20,7 +20,8 @@ import numpy as np
 import nnfs
 from nnfs import fully_connected
 
-FAULTS = ("none", "layers", "dtype", "data", "raise", "drift", "save-nowhere", "bad-x")
+FAULTS = ("none", "layers", "dtype", "data", "raise", "drift", "save-nowhere", "bad-x",
+          "diverge")
 
 
 def data(samples: int, seed: int, features: int = 5, classes: int = 3):
@@ -61,9 +62,11 @@ def main() -> int:
     names = args.backend.split(",")
     dtype = "float64" if args.fault == "dtype" and faulty else args.dtype
     factory = factory_of(names[rank % len(names)], dtype)
-    layers = args.layers
+    layers, eta = args.layers, args.eta
     if args.fault == "layers" and faulty:
         layers = "8:tanh,3:softmax"
+    if args.fault == "diverge":  # on every rank: linear layers, a step size that overflows
+        layers, eta = "7:linear,3:linear", 1e12
     X, y = data(args.samples, args.data_seed + (1 if args.fault == "data" and faulty else 0))
     if args.fault == "bad-x" and faulty:
         X[3, 2] = np.nan
@@ -84,7 +87,7 @@ def main() -> int:
     report = {"rank": rank, "size": world.size, "world": repr(world)}
     try:
         history = nnfs.fit(network, X, y, epochs=args.epochs, batch_size=args.batch_size,
-                           eta=args.eta, seed=7, quiet=True, validation=(Xv, yv),
+                           eta=eta, seed=7, quiet=True, validation=(Xv, yv),
                            on_epoch=on_epoch, data_parallel=world)
         report["history"] = history.as_dict()
         report["gradient_sum"] = world.stats().allreduce_calls

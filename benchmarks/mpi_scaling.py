@@ -1,11 +1,12 @@
 """Data-parallel scaling on this machine (1 and 2 ranks), and on paper (8 and 64 ranks).
 
     python benchmarks/mpi_scaling.py [mid|scaled] [--ranks 1 2] [--rounds 3] [--repeats 3]
+                                     [--threads T]
 
 Runs ``nnfs bench PRESET --mpi --json`` under ``mpiexec -n R`` for each R, round after round
 (interleaved, so that a machine busy with other work slows every configuration alike), with the
 BLAS threads of each rank set to cores / R so that every configuration uses the whole machine
-and no more. The preset's batch is split across the ranks (the same training on any R: strong
+and no more (or to --threads T, say 1, to compare one core per rank). The preset's batch is split across the ranks (the same training on any R: strong
 scaling). Prints, per R, the median time per epoch (one step), the share of it spent summing
 gradients, the allreduce payload per step, and the speed-up over one process without MPI.
 
@@ -42,8 +43,9 @@ def mpiexec() -> str:
     return found
 
 
-def run(preset: str, ranks: int, repeats: int, epochs: int | None) -> dict:
-    threads = str(max(1, (os.cpu_count() or 1) // ranks))
+def run(preset: str, ranks: int, repeats: int, epochs: int | None,
+        threads_per_rank: int | None) -> dict:
+    threads = str(threads_per_rank or max(1, (os.cpu_count() or 1) // ranks))
     env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                MKL_NUM_THREADS=threads)
     command = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "nnfs", "bench", preset,
@@ -67,18 +69,24 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads per rank (default: cores / ranks)")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     results: dict[int, list[dict]] = {ranks: [] for ranks in args.ranks}
     for round_ in range(args.rounds):
         for ranks in args.ranks:
-            results[ranks].append(run(args.preset, ranks, args.repeats, args.epochs))
+            results[ranks].append(run(args.preset, ranks, args.repeats, args.epochs,
+                                      args.threads))
             print(f"round {round_ + 1}: {ranks} rank(s) done", file=sys.stderr)
 
     first = results[args.ranks[0]][0]
+    threads = args.threads or "cores / ranks"
     print(f"nnfs data-parallel fit, preset {args.preset} ({first['backend']} {first['dtype']}, "
-          f"{first['library']}), {os.cpu_count()} cores, BLAS threads per rank = cores / "
-          f"ranks; medians of {args.rounds} interleaved rounds of {args.repeats} runs")
+          f"{first['library']}), {os.cpu_count()} cores, BLAS threads per rank: {threads}; "
+          f"medians of {args.rounds} interleaved rounds of {args.repeats} runs; load average "
+          f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
     alone = [r["single_process_seconds_per_epoch"] for runs in results.values() for r in runs
              if r["single_process_seconds_per_epoch"] is not None]
     baseline = statistics.median(alone) if alone else None
@@ -87,12 +95,14 @@ def main() -> int:
     for ranks, runs in results.items():
         epoch = statistics.median(r["seconds_per_epoch"] for r in runs)
         share = statistics.median(r["allreduce_share"] for r in runs)
+        exchange = statistics.median(r["allreduce_alone_seconds"] for r in runs)
         spread = (min(r["seconds_per_epoch"] for r in runs),
                   max(r["seconds_per_epoch"] for r in runs))
         speedup = f", {baseline / epoch:.2f}× one process" if baseline else ""
         print(f"  {ranks} rank(s), {runs[0]['batch_per_rank']:>5} per rank: {milliseconds(epoch)} "
               f"per epoch (runs {spread[0] * 1e3:.2f} to {spread[1] * 1e3:.2f} ms){speedup}; "
-              f"allreduce {share:.1%} of it; {runs[0]['bytes_per_step']} bytes per rank per step "
+              f"allreduce {share:.1%} of it (waits included), the exchange alone "
+              f"{exchange * 1e3:.3f} ms; {runs[0]['bytes_per_step']} bytes per rank per step "
               f"({runs[0]['ring_bytes_per_rank_per_step']:.0f} over each link in a ring)")
 
     parameters = bench.parameter_count(bench.PRESETS["article"])

@@ -217,7 +217,7 @@ def test_a_batch_larger_than_the_data_over_all_ranks_is_refused(tmp_path):
 
 @requires_mpi
 def test_weights_that_drift_apart_stop_every_rank_naming_the_rank(tmp_path):
-    """Rank 1 changes a weight after epoch 1: the check after epoch 2 catches it."""
+    """Rank 1 changes a weight by 1e-3 after epoch 1: the check after epoch 2 catches it."""
     result, reports = run_job(tmp_path, "--fault", "drift")
     assert result.returncode != 0
     for report in reports:
@@ -225,6 +225,16 @@ def test_weights_that_drift_apart_stop_every_rank_naming_the_rank(tmp_path):
         assert report["error"]["message"].startswith(
             "the weights of rank 1 differ from rank 0's after epoch 2")
         assert report["error"]["ranks"] == [1]
+
+
+@requires_mpi
+def test_a_diverging_cost_stops_every_rank_at_the_same_batch(tmp_path):
+    result, reports = run_job(tmp_path, "--fault", "diverge")
+    assert result.returncode != 0
+    errors = [report["error"] for report in reports]
+    assert errors[0]["type"] == "TrainingDiverged"
+    assert "summed over the 2 ranks" in errors[0]["message"]
+    assert errors[1] == errors[0]  # the same batch, the same summed cost, on both ranks
 
 
 @requires_mpi
@@ -322,6 +332,7 @@ def test_nnfs_bench_mpi_reports_time_allreduce_share_and_bytes(tmp_path):
     assert report["ring_bytes_per_rank_per_step"] == report["bytes_per_step"]
     assert 0 < report["allreduce_seconds_per_epoch"] < report["seconds_per_epoch"]
     assert 0 < report["allreduce_share"] < 1
+    assert report["allreduce_alone_seconds"] > 0
     assert report["gradient_sum"] == "through host buffers"
     text = run_mpi(2, "-m", "nnfs", "bench", "tiny", "--epochs", "5", "--repeats", "1")
     assert text.returncode == 0, text.stderr
@@ -385,6 +396,21 @@ def test_fit_refuses_a_data_parallel_that_is_not_a_world(cpu):
 ])
 def test_an_mpi_launch_is_recognised_from_the_launchers_variables(environ, size):
     assert nnfs.mpi.launched_size(environ) == size
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 218_057])
+def test_the_weights_checksum_sees_any_one_changed_bit(size):
+    from nnfs.mpi import _checksum
+
+    weights = np.random.default_rng(size).normal(size=size).astype(np.float32)
+    reference = _checksum(weights)
+    assert np.array_equal(_checksum(weights.copy().reshape(1, -1)), reference)
+    bits = weights.view(np.uint32)
+    for index in {0, size // 2, size - 1}:
+        for bit in (0, 17, 31):
+            changed = bits.copy()
+            changed[index] ^= np.uint32(1 << bit)
+            assert not np.array_equal(_checksum(changed.view(np.float32)), reference)
 
 
 def test_ring_allreduce_on_paper():

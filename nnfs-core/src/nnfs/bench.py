@@ -177,6 +177,7 @@ class ParallelResult:
     seconds_per_epoch: float
     allreduce_seconds_per_epoch: float
     allreduce_share: float
+    allreduce_alone_seconds: float
     gradient_sum: str
     bytes_per_step: int
     ring_bytes_per_rank_per_step: float
@@ -190,9 +191,13 @@ def run_parallel(preset_name: str, world, backend: str | None = None, dtype: str
     preset's batch split evenly across the ranks, one step per epoch, the quadratic cost.
 
     Times epochs from the second to the last of each run (``on_epoch`` timestamps, so the
-    setup of fit is left out), and the part of them spent summing gradients. With one rank it
-    also times the same fit in this process alone, without MPI.
+    setup of fit is left out), and the part of them spent summing gradients, which includes
+    waiting for the slowest rank to get there. Then times the gradient exchange alone, every
+    rank starting it together (after a barrier). With one rank it also times the same fit in
+    this process alone, without MPI.
     """
+    from . import mpi
+
     if preset_name not in PRESETS:
         raise NnfsValueError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
     preset = PRESETS[preset_name]
@@ -228,15 +233,23 @@ def run_parallel(preset_name: str, world, backend: str | None = None, dtype: str
         alone = None
         if world.size == 1:
             alone = statistics.median(timed(False)[0] for _ in range(repeats))
+    device = mpi.device_collective(world, factory)
+    with factory.vector(parameter_count(preset)) as gradient:
+        exchange = mpi.GradientSum(world, gradient, device)
+        times = []
+        for _ in range(max(20, epochs // 10)):  # the exchange alone, every rank there first
+            world.barrier()
+            started = time.perf_counter()
+            exchange(0.0)
+            factory.synchronize()
+            times.append(time.perf_counter() - started)
     seconds = statistics.median(run[0] for run in runs)
     reducing = statistics.median(run[1] for run in runs)
-    gradient_bytes = (parameter_count(preset) + 1) * factory.itemsize  # + the batch's cost
-    device = factory._device_collective() is not None and world.size > 1
     return ParallelResult(
         preset_name, factory.name, dtype, world.size, world.library, epochs, repeats, per_rank,
-        seconds, reducing, reducing / seconds,
-        "on the device" if device else "through host buffers", gradient_bytes,
-        2 * (world.size - 1) / world.size * gradient_bytes, alone, runs[-1][2])
+        seconds, reducing, reducing / seconds, statistics.median(times),
+        "on the device" if device else "through host buffers", exchange.nbytes,
+        2 * (world.size - 1) / world.size * exchange.nbytes, alone, runs[-1][2])
 
 
 def _bytes_text(count: float) -> str:
@@ -273,7 +286,8 @@ def report_parallel(result: ParallelResult) -> str:
         f"{_time_text(result.seconds_per_epoch)}",
         f"  summing gradients ({result.gradient_sum}): "
         f"{_time_text(result.allreduce_seconds_per_epoch)} per step, "
-        f"{result.allreduce_share:.1%} of the time",
+        f"{result.allreduce_share:.1%} of the time (waiting for the slowest rank included); "
+        f"the exchange alone, all ranks ready: {_time_text(result.allreduce_alone_seconds)}",
         f"  allreduce payload per step: {_bytes_text(result.bytes_per_step)} per rank "
         f"({parameter_count(preset)} parameters and the cost); a ring moves "
         f"{_bytes_text(result.ring_bytes_per_rank_per_step)} over each rank's link",

@@ -266,9 +266,9 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
     data set and the same arguments on every rank, ``fit(..., data_parallel=world)`` trains as
     one process would with ``batch_size`` N·b: every epoch visits the samples in one order
     shared by all ranks (the seed is rank 0's), each global batch of N·b samples is split into
-    N consecutive shares, each rank computes the gradient of its own share only (only those
-    rows of X are read, so X can be a memory-mapped file), one allreduce per batch sums the
-    gradients and the costs, and every rank applies the same update. Rank 0's weights are given
+    N consecutive shares, each rank computes the gradient of its own share only (batches read
+    only those rows of X, so X can be a memory-mapped ``.npy`` file), one allreduce per batch
+    sums the gradients and the costs, and every rank applies the same update. Rank 0's weights are given
     to every rank first; after each epoch the ranks check that they still hold the same weights.
     The history is the same on every rank; the progress bar shows on rank 0.
     """

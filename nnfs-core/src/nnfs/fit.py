@@ -508,7 +508,7 @@ def _data_parallel_epochs(world, batches, summed, x, target, pairs, cost, shuffl
     rank's share forward and backward, the gradients and costs summed, the same update."""
     training = batches.training
     factory = training.factory
-    gradient, apply = training.gradient, training._apply_op
+    gradient, apply = training.gradient, training.apply  # the update alone
     rank, ranks = world.rank, world.size
     n = len(x)
     step = training.batch_size * ranks

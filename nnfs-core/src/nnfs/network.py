@@ -412,7 +412,7 @@ class TrainingNetwork:
     def _gradient_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:
         """What follows the forward pass up to the gradient: output δ, backward pass. They
         leave ``scale · Σ ∂ℓ/∂p`` in :attr:`gradient`; data-parallel training sums that across
-        processes before it runs :attr:`_apply_op`."""
+        processes before it applies the update (:meth:`apply`)."""
         self._prepare_step(y, cost, scale)
         return self._gradient
 

@@ -483,10 +483,11 @@ def _fit_data_parallel(world, inference, x, target, pairs, batch_size, cost, shu
         if validation is not None:
             xv, yv = validation
             arrays += [xv] + ([] if yv.values is None else [yv.values])
-        batches = _Batches(training, y_device, batch_size, arrays)
-        summed.broadcast(inference.parameters)
-        bar = _progress(sum(epochs for epochs, _ in pairs), quiet or world.rank != 0)
-        try:
+        bar = None
+        try:  # from here on, a rank that fails alone ends the job (the others wait for it)
+            batches = _Batches(training, y_device, batch_size, arrays)
+            summed.broadcast(inference.parameters)
+            bar = _progress(sum(epochs for epochs, _ in pairs), quiet or world.rank != 0)
             _data_parallel_epochs(world, batches, summed, x, target, pairs, cost, shuffle, seed,
                                   validation, history, bar, on_epoch)
             factory.synchronize()

@@ -6,9 +6,11 @@
 Runs ``nnfs bench PRESET --mpi --json`` under ``mpiexec -n R`` for each R, round after round
 (interleaved, so that a machine busy with other work slows every configuration alike), with the
 BLAS threads of each rank set to cores / R so that every configuration uses the whole machine
-and no more (or to --threads T, say 1, to compare one core per rank). The preset's batch is split across the ranks (the same training on any R: strong
-scaling). Prints, per R, the median time per epoch (one step), the share of it spent summing
-gradients, the allreduce payload per step, and the speed-up over one process without MPI.
+and no more (or to --threads T, say 1, to compare one core per rank). The preset's batch is
+split across the ranks (the same training on any R: strong scaling). Prints, per R, the median
+time per epoch (one step), the share of it spent summing gradients (waiting for the slowest
+rank included), the exchange alone, the allreduce payload per step, and the speed-up over one
+process without MPI.
 
 Then, on paper, what a ring allreduce of the article's network (10000 → 5000 tanh → 1000
 sigmoid → 10 sigmoid, 55 million float32 parameters) costs at 8 and 64 ranks on 100 Gb/s links,

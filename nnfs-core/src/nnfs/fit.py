@@ -268,9 +268,9 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
     shared by all ranks (the seed is rank 0's), each global batch of N·b samples is split into
     N consecutive shares, each rank computes the gradient of its own share only (batches read
     only those rows of X, so X can be a memory-mapped ``.npy`` file), one allreduce per batch
-    sums the gradients and the costs, and every rank applies the same update. Rank 0's weights are given
-    to every rank first; after each epoch the ranks check that they still hold the same weights.
-    The history is the same on every rank; the progress bar shows on rank 0.
+    sums the gradients and the costs, and every rank applies the same update. Rank 0's weights
+    are given to every rank first; after each epoch the ranks check that they still hold the
+    same weights. The history is the same on every rank; the progress bar shows on rank 0.
     """
     arguments = (inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation,
                  quiet, on_epoch)

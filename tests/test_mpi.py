@@ -413,6 +413,16 @@ def test_the_weights_checksum_sees_any_one_changed_bit(size):
             assert not np.array_equal(_checksum(changed.view(np.float32)), reference)
 
 
+def test_the_weights_checksum_wraps_around_without_a_warning():
+    from nnfs.mpi import _checksum
+
+    words = np.full(3, 2**64 - 1, dtype=np.uint64)  # sums past 2⁶⁴, plus a tail of 4 bytes
+    host = np.concatenate([words.view(np.uint8), np.full(4, 255, np.uint8)])
+    total, folded = _checksum(host)  # RuntimeWarnings of nnfs are errors in this suite
+    assert int(total) == (3 * (2**64 - 1) + 2**32 - 1) % 2**64
+    assert int(folded) == (2**64 - 1) ^ (2**32 - 1)
+
+
 def test_ring_allreduce_on_paper():
     """2·(N−1)/N of the bytes over each link: 400 MB on 2 ranks over 100 Gb/s is 32 ms, and
     the share moved tends to 2× as N grows."""

@@ -43,8 +43,7 @@ from .factory import Vector
 MPI_EXTRA = "pip install 'nnfs-core[mpi]'"
 
 #: Environment variables in which MPI launchers give the number of processes of the job:
-#: Open MPI's mpiexec, the PMI of MPICH's and Intel MPI's Hydra (and Slurm's srun with PMI-2),
-#: MVAPICH.
+#: Open MPI's mpiexec, the PMI of MPICH's and Intel MPI's Hydra, MVAPICH.
 LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
@@ -98,10 +97,10 @@ def _checksum(host: np.ndarray) -> np.ndarray:
     data = memoryview(np.ascontiguousarray(host)).cast("B")
     whole = len(data) // 8 * 8
     words = np.frombuffer(data, dtype=np.uint64, count=whole // 8)
-    tail = int.from_bytes(bytes(data[whole:]), "little")
-    return np.array([words.sum(dtype=np.uint64) + np.uint64(tail),
-                     np.bitwise_xor.reduce(words, initial=np.uint64(0)) ^ np.uint64(tail)],
-                    dtype=np.uint64)
+    tail = int.from_bytes(bytes(data[whole:]), "little")  # the last 0 to 7 bytes
+    total = (int(words.sum(dtype=np.uint64)) + tail) % 2**64  # numpy's array sum wraps quietly
+    folded = int(np.bitwise_xor.reduce(words, initial=np.uint64(0))) ^ tail
+    return np.array([total, folded], dtype=np.uint64)
 
 
 def _rank_list(ranks: list[int]) -> str:
@@ -114,8 +113,9 @@ class World:
 
     ``rank`` is this process's number (0 to ``size − 1``), ``local_rank`` its number among the
     processes of its own machine (to choose a device: ``nnfs.backend("cuda",
-    device=world.local_rank)``), ``comm`` the mpi4py communicator. Every method is collective:
-    call it on every rank, at the same point.
+    device=world.local_rank)``), ``comm`` the mpi4py communicator. Every method that
+    communicates (all but ``stats`` and ``is_root``) is collective: call it on every rank, at
+    the same point.
     """
 
     def __init__(self, comm: Any, mpi: Any):

@@ -86,8 +86,10 @@ def run_mpi(ranks: int, *args: str, timeout: float = JOB_TIMEOUT,
 
 def run_job(tmp_path: Path, *options: str, ranks: int = 2) -> tuple[subprocess.CompletedProcess,
                                                                     list[dict]]:
-    """fit_job.py on ``ranks`` ranks; its result, and each rank's report (rank order)."""
-    result = run_mpi(ranks, str(JOB), "--out", str(tmp_path), *options)
+    """fit_job.py on ``ranks`` ranks; its result, and each rank's report (rank order).
+    RuntimeWarnings are errors there, as nnfs's are in this suite."""
+    result = run_mpi(ranks, "-W", "error::RuntimeWarning", str(JOB), "--out", str(tmp_path),
+                     *options)
     reports = []
     for rank in range(ranks):
         report = tmp_path / f"rank{rank}.json"

@@ -94,16 +94,19 @@ class NumpyStandIn:
     CAPACITY: ClassVar[int] = 1 << 30
     REPORTED_FREE: ClassVar[int | None] = None
     POOLS: ClassVar[dict[int, StandInPool]] = {}
+    NCCL: ClassVar[bool] = False
 
     @classmethod
     def configured(cls, *, devices: int = 1, capacity: int = 1 << 30,
                    compute_capability: tuple[int, int] = (8, 0),
-                   reported_free: int | None = None) -> type[NumpyStandIn]:
-        """A stand-in class for ``devices`` stand-in devices of ``capacity`` bytes each."""
+                   reported_free: int | None = None, nccl: bool = False) -> type[NumpyStandIn]:
+        """A stand-in class for ``devices`` stand-in devices of ``capacity`` bytes each; with
+        ``nccl``, it has a stand-in NCCL (see :meth:`allreduce_sum`)."""
         infos = tuple(DeviceInfo(i, "NumpyStandIn (numpy on the CPU, not a GPU)", capacity,
                                  compute_capability) for i in range(devices))
         return type("NumpyStandIn", (cls,), {"DEVICES": infos, "CAPACITY": capacity,
-                                              "REPORTED_FREE": reported_free, "POOLS": {}})
+                                              "REPORTED_FREE": reported_free, "POOLS": {},
+                                              "NCCL": nccl})
 
     @classmethod
     def devices(cls) -> list[DeviceInfo]:
@@ -122,6 +125,7 @@ class NumpyStandIn:
         self.allocations = 0
         self.released = False
         self._roots: dict[int, weakref.ref] = {}
+        self.nccl_calls = 0
 
     # --- memory -----------------------------------------------------------------------------
 
@@ -345,6 +349,43 @@ class NumpyStandIn:
         # (i // block) mod grid
         owner = (np.arange(n) // block) % grid
         partials[:grid] = np.bincount(owner, weights=terms, minlength=grid)
+
+    # --- NCCL ---------------------------------------------------------------------------------
+
+    def nccl_available(self) -> bool:
+        return self.NCCL
+
+    def nccl_communicator(self, communicator):
+        """As NCCL: rank 0 makes a unique id, MPI broadcasts it, every rank joins with it. The
+        stand-in's "NCCL communicator" is a duplicate of the MPI communicator (its own
+        context, as NCCL's traffic is apart from MPI's)."""
+        if not self.NCCL:
+            raise StandInError("nccl_communicator: this stand-in has no NCCL")
+        made = np.random.default_rng().bytes(128) if communicator.Get_rank() == 0 else None
+        unique = communicator.bcast(made, root=0)
+        if not isinstance(unique, bytes) or len(unique) != 128:
+            raise StandInError("nccl_communicator: every rank must join with rank 0's unique id")
+        return communicator.Dup()
+
+    def allreduce_sum(self, n, x, nccl):
+        """ncclAllReduce in place. A real one is queued on the stream and the host goes on; a
+        collective that waited in this stand-in's queue would block the host of one rank inside
+        ``synchronize`` while another waits in MPI, so the stand-in finishes the queue and sums
+        at the point the factory queues the sum: the same order, the same result."""
+        from mpi4py import MPI
+
+        array = self._vector(x, n, "allreduce_sum: x")
+        if not isinstance(nccl, MPI.Comm):
+            raise StandInError("allreduce_sum: nccl must come from nccl_communicator")
+        self.log.append(("allreduce_sum", {"n": n}))
+
+        def run() -> None:
+            self._live()
+            self._drain()
+            nccl.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
+            self.nccl_calls += 1
+
+        return run
 
     # --- checks -------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import mpi  # data-parallel training; imports no mpi4py until nnfs.mpi.world()
 from .activations import Activation, linear, relu, sigmoid, softmax, tanh
 from .costs import Cost, cross_entropy_cost, quadratic_cost
 from .errors import (
@@ -30,8 +31,10 @@ from .errors import (
     BackendNotFound,
     BackendUnavailable,
     DataFileError,
+    DataParallelError,
     DTypeMismatch,
     ModelFileError,
+    MpiUnavailable,
     NnfsError,
     NnfsFileNotFoundError,
     NnfsPermissionError,
@@ -110,6 +113,7 @@ __all__ = [
     "Cost",
     "DTypeMismatch",
     "DataFileError",
+    "DataParallelError",
     "Factory",
     "FullyConnected",
     "History",
@@ -118,6 +122,7 @@ __all__ = [
     "MemoryLimits",
     "MemoryStats",
     "ModelFileError",
+    "MpiUnavailable",
     "NnfsError",
     "NnfsFileNotFoundError",
     "NnfsPermissionError",
@@ -141,6 +146,7 @@ __all__ = [
     "inference_network",
     "linear",
     "load",
+    "mpi",
     "predict",
     "quadratic_cost",
     "register_backend",

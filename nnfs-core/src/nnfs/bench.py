@@ -146,5 +146,160 @@ def report(result: Result) -> str:
     return "\n".join(lines)
 
 
-def as_json(result: Result) -> str:
+def as_json(result: Result | ParallelResult) -> str:
     return json.dumps(asdict(result), indent=2)
+
+
+# --- data-parallel: the preset's batch split across the ranks of an MPI job ---------------------
+
+#: Link speed of the figures on paper (100 Gb/s Ethernet or InfiniBand EDR).
+LINK_BITS_PER_SECOND = 100e9
+
+
+def parameter_count(preset: Preset) -> int:
+    total, width = 0, preset.in_dim
+    for units, _ in preset.layers:
+        total += units * (width + 1)
+        width = units
+    return total
+
+
+@dataclass
+class ParallelResult:
+    preset: str
+    backend: str
+    dtype: str
+    ranks: int
+    library: str
+    epochs: int
+    repeats: int
+    batch_per_rank: int
+    seconds_per_epoch: float
+    allreduce_seconds_per_epoch: float
+    allreduce_share: float
+    allreduce_alone_seconds: float
+    gradient_sum: str
+    bytes_per_step: int
+    ring_bytes_per_rank_per_step: float
+    single_process_seconds_per_epoch: float | None
+    cost: float
+
+
+def run_parallel(preset_name: str, world, backend: str | None = None, dtype: str = "float32",
+                 epochs: int | None = None, repeats: int = 5, seed: int = 0) -> ParallelResult:
+    """The preset's workload as a data-parallel ``fit`` on every rank of ``world``: the
+    preset's batch split evenly across the ranks, one step per epoch, the quadratic cost.
+
+    Times epochs from the second to the last of each run (``on_epoch`` timestamps, so the
+    setup of fit is left out), and the part of them spent summing gradients, which includes
+    waiting for the slowest rank to get there. Then times the gradient exchange alone, every
+    rank starting it together (after a barrier). With one rank it also times the same fit in
+    this process alone, without MPI.
+    """
+    from . import mpi
+
+    if preset_name not in PRESETS:
+        raise NnfsValueError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[preset_name]
+    epochs = max(2, epochs or preset.epochs)
+    if preset.batch % world.size:
+        raise NnfsValueError(f"the {preset_name} batch of {preset.batch} does not split evenly "
+                             f"over {world.size} ranks")
+    per_rank = preset.batch // world.size
+    factory = nnfs.backend(backend, dtype)
+    rng = np.random.default_rng(seed)  # the same data on every rank: each uses its share
+    X = rng.uniform(0, 1, (preset.batch, preset.in_dim)).astype(factory.numpy_dtype)
+    Y = np.full((preset.batch, preset.layers[-1][0]), 0.33, dtype=factory.numpy_dtype)
+    layers = [nnfs.fully_connected(units, kind) for units, kind in preset.layers]
+    options = dict(batch_size=per_rank, eta=0.05, cost=nnfs.quadratic_cost, shuffle=False,
+                   quiet=True)
+
+    def timed(parallel: bool) -> tuple[float, float, float]:
+        marks: list[tuple[float, float]] = []
+
+        def mark(epoch: int, history) -> None:
+            factory.synchronize()
+            marks.append((time.perf_counter(), world.stats().allreduce_seconds))
+
+        history = nnfs.fit(network, X, Y, epochs=epochs, on_epoch=mark,
+                           data_parallel=world if parallel else None, **options)
+        (start, reduced), (stop, reduced_end) = marks[0], marks[-1]
+        return (stop - start) / (epochs - 1), (reduced_end - reduced) / (epochs - 1), \
+            history.cost[-1]
+
+    with nnfs.inference_network(factory, preset.in_dim, layers, seed=seed) as network:
+        nnfs.fit(network, X, Y, epochs=1, data_parallel=world, **options)  # warm up
+        runs = [timed(True) for _ in range(repeats)]
+        alone = None
+        if world.size == 1:
+            alone = statistics.median(timed(False)[0] for _ in range(repeats))
+    device = mpi.device_collective(world, factory)
+    with factory.vector(parameter_count(preset)) as gradient:
+        exchange = mpi.GradientSum(world, gradient, device)
+        times = []
+        for _ in range(max(20, epochs // 10)):  # the exchange alone, every rank there first
+            world.barrier()
+            started = time.perf_counter()
+            exchange(0.0)
+            factory.synchronize()
+            times.append(time.perf_counter() - started)
+    seconds = statistics.median(run[0] for run in runs)
+    reducing = statistics.median(run[1] for run in runs)
+    return ParallelResult(
+        preset_name, factory.name, dtype, world.size, world.library, epochs, repeats, per_rank,
+        seconds, reducing, reducing / seconds, statistics.median(times),
+        "on the device" if device else "through host buffers", exchange.nbytes,
+        2 * (world.size - 1) / world.size * exchange.nbytes, alone, runs[-1][2])
+
+
+def _bytes_text(count: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.2f} {unit}"
+    return f"{count:.0f} B"
+
+
+def on_paper(parameters: int, itemsize: int = 4, ranks: tuple[int, ...] = (8, 64),
+             link_bits_per_second: float = LINK_BITS_PER_SECOND) -> list[str]:
+    """What a ring allreduce of a network's gradient costs per step at ``ranks`` ranks."""
+    from .mpi import ring_allreduce_seconds
+
+    nbytes = parameters * itemsize
+    lines = []
+    for count in ranks:
+        moved = 2 * (count - 1) / count * nbytes
+        seconds = ring_allreduce_seconds(nbytes, count, link_bits_per_second)
+        lines.append(f"{count:>4} ranks: each sends and receives {_bytes_text(moved)} per step, "
+                     f"{_time_text(seconds)} at {link_bits_per_second / 1e9:.0f} Gb/s")
+    return lines
+
+
+def report_parallel(result: ParallelResult) -> str:
+    preset = PRESETS[result.preset]
+    shape = (f"input {preset.in_dim}×{preset.batch}, layers "
+             + ", ".join(f"{units} {kind}" for units, kind in preset.layers))
+    lines = [
+        f"nnfs bench {result.preset} data-parallel on {result.ranks} rank"
+        f"{'s' if result.ranks > 1 else ''} ({result.library}), {result.backend} "
+        f"{result.dtype}: {shape}, {result.batch_per_rank} samples per rank",
+        f"  per epoch (one step; median of {result.repeats} runs of {result.epochs} epochs): "
+        f"{_time_text(result.seconds_per_epoch)}",
+        f"  summing gradients ({result.gradient_sum}): "
+        f"{_time_text(result.allreduce_seconds_per_epoch)} per step, "
+        f"{result.allreduce_share:.1%} of the time (waiting for the slowest rank included); "
+        f"the exchange alone, all ranks ready: {_time_text(result.allreduce_alone_seconds)}",
+        f"  allreduce payload per step: {_bytes_text(result.bytes_per_step)} per rank "
+        f"({parameter_count(preset)} parameters and the cost); a ring moves "
+        f"{_bytes_text(result.ring_bytes_per_rank_per_step)} over each rank's link",
+    ]
+    if result.single_process_seconds_per_epoch is not None:
+        lines.append(f"  the same fit in one process without MPI: "
+                     f"{_time_text(result.single_process_seconds_per_epoch)} per epoch")
+    lines.append(f"  cost after the last epoch: {result.cost:.6g}")
+    lines.append(f"  on paper, this network's gradient ({result.dtype}):")
+    itemsize = np.dtype(result.dtype).itemsize
+    lines += ["    " + line for line in on_paper(parameter_count(preset), itemsize)]
+    article = parameter_count(PRESETS["article"])
+    lines.append(f"  on paper, the article's network ({article} parameters, float32):")
+    lines += ["    " + line for line in on_paper(article)]
+    return "\n".join(lines)

@@ -114,6 +114,10 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (the median is shown)")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument("--mpi", action="store_true",
+                        help="time a data-parallel fit of the workload, its batch split across "
+                             "the ranks of an MPI job (on by itself under mpiexec with more "
+                             "than one process)")
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -121,6 +125,13 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.repeats < 1 or (args.epochs is not None and args.epochs < 1):
         raise NnfsError("--repeats and --epochs must be positive")
+    if args.mpi or nnfs.mpi.launched_size() > 1:
+        world = nnfs.mpi.world()
+        result = bench.run_parallel(args.preset, world, args.backend, args.dtype, args.epochs,
+                                    args.repeats)
+        if world.is_root:
+            print(bench.as_json(result) if args.json else bench.report_parallel(result))
+        return 0
     result = bench.run(args.preset, args.backend, args.dtype, args.epochs, args.repeats)
     print(bench.as_json(result) if args.json else bench.report(result))
     return 0

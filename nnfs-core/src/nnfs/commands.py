@@ -77,6 +77,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train on the features as they are, not scaled to zero mean and "
                              "unit variance")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--mpi", action="store_true",
+                        help="train data-parallel across the ranks of an MPI job, --batch-size "
+                             "samples per rank (on by itself when mpiexec starts more than one "
+                             "process); needs nnfs-core[mpi]")
 
 
 def standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,11 +99,13 @@ def fold_standardization(network, mean: np.ndarray, scale: np.ndarray) -> None:
     nnfs.transfer(bias, first.bias)
 
 
-def checkpoint(network, path: str, standardization) -> None:
+def checkpoint(network, path: str, standardization, world=None) -> None:
     """Save ``network`` as it is now; with the standardization folded into a copy, so that the
-    file takes raw features like the final model."""
+    file takes raw features like the final model. In a data-parallel job (``world``), every
+    rank calls this and rank 0 writes."""
     from .io import save
 
+    save = save if world is None else world.save
     if standardization is None:
         save(network, path)
         return
@@ -130,11 +136,22 @@ def _load_data(args: argparse.Namespace):
     return data.split(dataset, args.test_fraction, args.seed)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from .fit import fit
-    from .io import save
+def _data_parallel_world(args: argparse.Namespace):
+    """The MPI world to train across with --mpi, or when an MPI launcher started this process
+    among others; None to train in this process alone."""
+    if args.mpi or nnfs.mpi.launched_size() > 1:
+        return nnfs.mpi.world()
+    return None
 
-    layers = parse_layers(args.layers)
+
+def _on_every_rank(world, what: str, action):
+    """``action()``; in a data-parallel job, through ``world.together``: if it fails on any
+    rank, it fails on every rank with an error naming those ranks."""
+    return action() if world is None else world.together(what, action)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    layers = parse_layers(args.layers)  # the same command line on every rank: checked alone
     eta = parse_eta(args.eta)
     epochs = args.epochs
     if isinstance(eta, float):
@@ -143,33 +160,61 @@ def run_train(args: argparse.Namespace) -> int:
         raise NnfsValueError("--checkpoint-every needs --save FILE")
     if args.checkpoint_every < 0:
         raise NnfsValueError(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
-    if args.plot:
+    world = _data_parallel_world(args)
+    if world is None:
+        return _train(args, layers, eta, epochs, None)
+    try:
+        return _train(args, layers, eta, epochs, world)
+    except BaseException as error:  # alone on this rank: the others would wait for it
+        if not nnfs.mpi.collective_error(error):
+            world.abort("nnfs train", error)
+        raise
+
+
+def _train(args: argparse.Namespace, layers, eta, epochs, world) -> int:
+    from .fit import fit
+    from .io import save
+
+    root = world is None or world.is_root  # the one rank that prints, plots and writes
+    if args.plot and root:
         from .plot import require_matplotlib
 
         require_matplotlib()
-    train, test = _load_data(args)
+    # every rank reads the data (and trains on its share of every batch), checks it, finds its
+    # backend: each of these fails on every rank together, naming the ranks at fault
+    train, test = _on_every_rank(world, "reading the data", lambda: _load_data(args))
     classes = max(train.classes, test.classes)
-    if layers[-1].units < classes:
-        raise NnfsValueError(f"the last layer has {layers[-1].units} units but the data has "
-                             f"{classes} classes (labels 0 to {classes - 1}); end --layers with "
-                             f"{classes}:softmax")
-    factory = nnfs.backend(args.backend, args.dtype)
+
+    def check_classes() -> None:
+        if layers[-1].units < classes:
+            raise NnfsValueError(
+                f"the last layer has {layers[-1].units} units but the data has {classes} "
+                f"classes (labels 0 to {classes - 1}); end --layers with {classes}:softmax")
+
+    _on_every_rank(world, "checking the data", check_classes)
+    factory = _on_every_rank(world, "selecting the backend",
+                             lambda: nnfs.backend(args.backend, args.dtype))
     cost = None if args.cost == "auto" else args.cost
-    say = (lambda *a: None) if args.quiet else print
+    quiet = args.quiet or not root
+    say = (lambda *a: None) if quiet else print
     say(f"data: {args.data or 'digits (scikit-learn)'}: {len(train)} training and {len(test)} test samples, "
         f"{train.X.shape[1]} features, {classes} classes")
     with nnfs.inference_network(factory, train.X.shape[1], layers, seed=args.seed) as network:
         say(f"network: {network.in_dim} → "
             + " → ".join(f"{layer.out_dim} {layer.activation.kind}" for layer in network.layers)
             + f", {network.parameter_count} parameters, on {factory.describe()}")
+        if world is not None:
+            say(f"data-parallel: {world.size} ranks ({world.library}), batches of "
+                f"{args.batch_size} per rank, {args.batch_size * world.size} per update")
         total = epochs if isinstance(eta, float) else sum(n for n, _ in eta)
         every = max(1, total // 10)
         terminal = sys.stderr.isatty()
 
         def on_epoch(epoch: int, history) -> None:
             if args.checkpoint_every and epoch % args.checkpoint_every == 0:
-                checkpoint(network, args.save, None if args.no_standardize else (mean, scale))
-            if not args.quiet and not terminal and (epoch % every == 0 or epoch == total):
+                checkpoint(network, args.save, None if args.no_standardize else (mean, scale),
+                           world)
+            if not quiet and not terminal and (epoch % every == 0 or epoch == total):
                 print(f"epoch {epoch:>4}/{total}: cost {history.cost[-1]:.5g}, "
                       f"test accuracy {history.validation_accuracy[-1]:.4f}", flush=True)
 
@@ -180,18 +225,23 @@ def run_train(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         history = fit(network, x_train, train.y, epochs=epochs if isinstance(eta, float) else None,
                       batch_size=args.batch_size, eta=eta, cost=cost, seed=args.seed,
-                      validation=(x_test, test.y), quiet=args.quiet, on_epoch=on_epoch)
+                      validation=(x_test, test.y), quiet=quiet, on_epoch=on_epoch,
+                      data_parallel=world)
         seconds = time.perf_counter() - started
         if not args.no_standardize:  # the saved model then takes raw features
             fold_standardization(network, mean, scale)
         predicted = nnfs.predict(network, test.X).argmax(axis=1)
         right = int(np.count_nonzero(predicted == test.y))
-        print(f"test accuracy: {right / len(test):.2%} ({right} of {len(test)}) after "
-              f"{history.epochs} epochs in {seconds:.2f} s")
+        if root:
+            print(f"test accuracy: {right / len(test):.2%} ({right} of {len(test)}) after "
+                  f"{history.epochs} epochs in {seconds:.2f} s")
+        if world is not None:
+            say(f"data-parallel: {history.allreduce_seconds:.2f} s of the {seconds:.2f} s "
+                f"summing gradients across the {world.size} ranks")
         if args.save:
-            save(network, args.save)
+            (save if world is None else world.save)(network, args.save)
             say(f"saved: {args.save}")
-    if args.plot:
+    if args.plot and root:
         from .plot import plot_history
 
         plot_history(history, args.plot, f"nnfs train: {train.name}")

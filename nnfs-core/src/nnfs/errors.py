@@ -87,6 +87,24 @@ class TrainingDiverged(NnfsError, FloatingPointError):
         self.eta = eta
 
 
+# --- data-parallel training ------------------------------------------------------------------
+
+
+class MpiUnavailable(NnfsError, ImportError):
+    """Data-parallel training was asked for, but mpi4py or an MPI library cannot be loaded.
+    The message names the extra that brings both: ``pip install 'nnfs-core[mpi]'``."""
+
+
+class DataParallelError(NnfsError, RuntimeError):
+    """The processes of a data-parallel job disagree (network shapes, dtypes, data, weights),
+    or one of them failed where all of them must succeed together. Raised on every rank,
+    with the same message; ``ranks`` lists the ranks at fault."""
+
+    def __init__(self, message: str, ranks: list[int] | tuple[int, ...] = ()):
+        super().__init__(message)
+        self.ranks = tuple(ranks)
+
+
 # --- files ----------------------------------------------------------------------------------
 
 
@@ -112,7 +130,9 @@ __all__ = [
     "BackendUnavailable",
     "DTypeMismatch",
     "DataFileError",
+    "DataParallelError",
     "ModelFileError",
+    "MpiUnavailable",
     "NnfsError",
     "NnfsFileNotFoundError",
     "NnfsPermissionError",

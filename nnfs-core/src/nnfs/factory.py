@@ -496,6 +496,30 @@ class Factory(abc.ABC):
         """A short description for messages and ``repr``: backend, dtype, device."""
         return f"{self.name} {self.dtype}"
 
+    # --- data-parallel training: summing a vector across processes --------------------------
+
+    def _device_collective(self) -> str | None:
+        """The library this factory sums device vectors across processes with, or None.
+
+        Data-parallel training (``nnfs.fit(..., data_parallel=world)``, see ``nnfs.mpi``) sums
+        every step's gradient over the processes of an MPI job. By default it goes through one
+        host buffer: ``_read_samples`` of the gradient, an MPI allreduce, ``_write_samples``. A
+        backend that can sum on its device without host copies (CUDA with NCCL) returns the
+        library's name here, such as ``"nccl"``, and implements :meth:`_prepare_allreduce`;
+        the device way is taken when every process of the job returns the same name.
+        """
+        return None
+
+    def _prepare_allreduce(self, x: Vector, communicator: Any) -> Callable[[], None]:
+        """A function of no arguments that replaces ``x`` by its sum over every process of
+        ``communicator`` (an mpi4py communicator, one process per device), on the device, in
+        place, queued like any other operation. Making it and calling it are collective: every
+        process does both at the same point. Only called when :meth:`_device_collective`
+        returned a name."""
+        raise UnsupportedOperation(
+            f"the {self.name} backend sums vectors across processes through the host only "
+            "(its _device_collective() is None)")
+
     # --- the plan hook: prepared operations for the training loop --------------------------
 
     def _prepare(self, operation: str, *args: Any) -> Callable[[], Any]:

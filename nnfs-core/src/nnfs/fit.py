@@ -10,8 +10,10 @@ runs on a narrowed view of the same buffers. No batch allocates memory.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +43,10 @@ class History:
     validation_accuracy: list[float] = field(default_factory=list)
     eta: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    #: Processes that trained together (1, or the ranks of a data-parallel job).
+    ranks: int = 1
+    #: Of ``seconds``, the time this rank spent summing gradients across the ranks.
+    allreduce_seconds: float = 0.0
 
     @property
     def epochs(self) -> int:
@@ -49,7 +55,8 @@ class History:
     def as_dict(self) -> dict[str, object]:
         return {"cost": self.cost, "validation_cost": self.validation_cost,
                 "validation_accuracy": self.validation_accuracy, "eta": self.eta,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "ranks": self.ranks,
+                "allreduce_seconds": self.allreduce_seconds}
 
 
 # --- checking host data -------------------------------------------------------------------------
@@ -231,7 +238,8 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         batch_size: int = 32, eta: float | Sequence[tuple[int, float]] = 0.1,
         cost: Cost | str | None = None, shuffle: bool = True, seed: int | None = None,
         validation: tuple[object, object] | None = None, quiet: bool = False,
-        on_epoch: Callable[[int, History], object] | None = None) -> History:
+        on_epoch: Callable[[int, History], object] | None = None,
+        data_parallel: object = None) -> History:
     """Train ``inference`` by mini-batch gradient descent on host data; return the history.
 
     Args:
@@ -247,11 +255,37 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         validation: ``(Xv, Yv)`` measured after every epoch (cost and accuracy).
         quiet: no progress bar (there is none either when stderr is not a terminal).
         on_epoch: called as ``on_epoch(epoch, history)`` after each epoch (epoch from 1).
+        data_parallel: ``nnfs.mpi.world()`` (or True) to train across the ranks of an MPI job,
+            each on its own share of every batch (see below).
 
     Each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b samples. When a batch's
     cost is NaN or infinite, training stops with :class:`nnfs.TrainingDiverged` before that
     batch's update, so the weights are the last finite ones.
+
+    **Data-parallel.** Started on N ranks (``mpiexec -n N python train.py``), with the whole
+    data set and the same arguments on every rank, ``fit(..., data_parallel=world)`` trains as
+    one process would with ``batch_size`` N·b: every epoch visits the samples in one order
+    shared by all ranks (the seed is rank 0's), each global batch of N·b samples is split into
+    N consecutive shares, each rank computes the gradient of its own share only (batches read
+    only those rows of X, so X can be a memory-mapped ``.npy`` file), one allreduce per batch
+    sums the gradients and the costs, and every rank applies the same update. Rank 0's weights
+    are given to every rank first; after each epoch the ranks check that they still hold the
+    same weights. The history is the same on every rank; the progress bar shows on rank 0.
     """
+    arguments = (inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation,
+                 quiet, on_epoch)
+    if data_parallel is None:
+        return _fit(*_checked(*arguments))
+    from .mpi import as_world
+
+    world = as_world(data_parallel, "fit: data_parallel")
+    checked = world.together("fit", lambda: _checked(*arguments))
+    return _fit_data_parallel(world, *checked)
+
+
+def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation, quiet,
+             on_epoch) -> tuple:
+    """fit's arguments, checked and converted, in the order ``_fit`` takes them."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
             f"fit: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
@@ -281,8 +315,8 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         if len(xv) != len(yv):
             raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has {len(yv)}")
         checked_validation = (xv, yv)
-    return _fit(inference, x, target, pairs, batch_size, cost, bool(shuffle), seed,
-                checked_validation, quiet, on_epoch)
+    return (inference, x, target, pairs, batch_size, cost, bool(shuffle), seed,
+            checked_validation, quiet, on_epoch)
 
 
 def _progress(total: int, quiet: bool):
@@ -370,14 +404,181 @@ def _batch_step(network: TrainingNetwork, y, cost: Cost, eta: float, epoch: int)
     return value
 
 
+# --- data-parallel ------------------------------------------------------------------------------
+
+#: Rows of the data whose checksum the ranks compare (evenly spaced, so the check is cheap).
+_FINGERPRINT_ROWS = 64
+
+
+def _fingerprint(array: np.ndarray) -> int:
+    """A checksum of a few evenly spaced rows, the same for equal data in any dtype."""
+    rows = np.unique(np.linspace(0, len(array) - 1, _FINGERPRINT_ROWS).astype(np.int64))
+    return zlib.crc32(np.ascontiguousarray(array[rows], dtype=np.float64).tobytes())
+
+
+def _facts(inference: InferenceNetwork, x: np.ndarray, target: Targets, pairs, batch_size: int,
+           cost: Cost, shuffle: bool, seed, validation) -> dict[str, object]:
+    """What every rank of a data-parallel fit must have the same of."""
+    labels = target.labels is not None
+    return {
+        "network": f"{inference.in_dim} → " + " → ".join(
+            f"{layer.out_dim} {layer.activation.kind}" for layer in inference.layers),
+        "dtype": inference.factory.dtype,
+        "samples": len(x),
+        "features": x.shape[1],
+        "data checksum": _fingerprint(x),
+        "targets": f"{'labels' if labels else 'values'} for {target.outputs} outputs",
+        "targets checksum": _fingerprint(target.labels.reshape(-1, 1) if labels else target.values),
+        "batch_size": batch_size,
+        "schedule": [(int(n), float(rate)) for n, rate in pairs],
+        "cost": cost.name,
+        "shuffle": shuffle,
+        "seed": None if seed is None else int(seed),
+        "validation samples": None if validation is None else len(validation[0]),
+    }
+
+
+def _share(count: int, ranks: int, rank: int) -> tuple[int, int]:
+    """Where rank ``rank``'s share of ``count`` consecutive samples starts, and its length:
+    ``count`` split into ``ranks`` shares as even as can be, in rank order."""
+    each, extra = divmod(count, ranks)
+    return rank * each + min(rank, extra), each + (1 if rank < extra else 0)
+
+
+def _fit_data_parallel(world, inference, x, target, pairs, batch_size, cost, shuffle, seed,
+                       validation, quiet, on_epoch) -> History:
+    """fit across the ranks of ``world``, of arguments each rank has checked (see fit)."""
+    from . import mpi
+
+    world.same_everywhere("fit: data-parallel training", _facts(
+        inference, x, target, pairs, batch_size, cost, shuffle, seed, validation))
+    n, ranks = len(x), world.size
+    if n < ranks:
+        raise NnfsValueError(
+            f"fit: X has {n} samples but the data-parallel job has {ranks} ranks: every rank "
+            "needs at least one sample; give more data or start fewer ranks")
+    if batch_size * ranks > n:
+        raise NnfsValueError(
+            f"fit: batch_size is {batch_size} per rank, {batch_size * ranks} per step over "
+            f"{ranks} ranks, but X has only {n} samples; give batch_size at most {n // ranks}")
+    if seed is None:  # one shuffled order for all: rank 0's
+        seed = world.comm.bcast(
+            int(np.random.SeedSequence().entropy % 2**63) if world.rank == 0 else None, root=0)
+    device = mpi.device_collective(world, inference.factory)
+    factory = inference.factory
+    history = History(ranks=ranks)
+    started = time.perf_counter()
+    before = world.stats().allreduce_seconds
+    with contextlib.ExitStack() as stack, quiet_floating_point():
+        def allocate():
+            x_device = stack.enter_context(factory.matrix(inference.in_dim, batch_size))
+            y_device = stack.enter_context(factory.matrix(inference.out_dim, batch_size))
+            training = stack.enter_context(TrainingNetwork(inference, x_device))
+            return training, y_device, mpi.GradientSum(world, training.gradient, device)
+
+        training, y_device, summed = world.together("fit: allocating the training buffers",
+                                                    allocate)
+        arrays = [x] + ([] if target.values is None else [target.values])
+        if validation is not None:
+            xv, yv = validation
+            arrays += [xv] + ([] if yv.values is None else [yv.values])
+        bar = None
+        try:  # from here on, a rank that fails alone ends the job (the others wait for it)
+            batches = _Batches(training, y_device, batch_size, arrays)
+            summed.broadcast(inference.parameters)
+            bar = _progress(sum(epochs for epochs, _ in pairs), quiet or world.rank != 0)
+            _data_parallel_epochs(world, batches, summed, x, target, pairs, cost, shuffle, seed,
+                                  validation, history, bar, on_epoch)
+            factory.synchronize()
+        except BaseException as error:
+            if not mpi.collective_error(error):
+                world.abort("data-parallel training (nnfs.fit)", error)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    history.seconds = time.perf_counter() - started
+    history.allreduce_seconds = world.stats().allreduce_seconds - before
+    return history
+
+
+def _data_parallel_epochs(world, batches, summed, x, target, pairs, cost, shuffle, seed,
+                          validation, history, bar, on_epoch) -> None:
+    """The epochs of a data-parallel fit: per global batch of ``ranks × batch`` samples, this
+    rank's share forward and backward, the gradients and costs summed, the same update."""
+    training = batches.training
+    factory = training.factory
+    gradient, apply = training.gradient, training.apply  # the update alone
+    rank, ranks = world.rank, world.size
+    n = len(x)
+    step = training.batch_size * ranks
+    order = np.arange(n)
+    rng = np.random.default_rng(seed)
+    scores = np.zeros(2)  # validation: summed cost, right answers
+    epoch = 0
+    for epochs, eta in pairs:
+        for _ in range(epochs):
+            epoch += 1
+            if shuffle:
+                rng.shuffle(order)
+            total = 0.0
+            for start in range(0, n, step):
+                size = min(step, n - start)
+                first, count = _share(size, ranks, rank)
+                if count:
+                    network, y = batches.network(count)
+                    batches.load(x, target, order[start + first:start + first + count], network, y)
+                    for op in network._forward_ops:
+                        op()
+                    local = count * network._cost_op(y, cost)()
+                    for op in network._gradient_ops(y, cost, -eta / size):
+                        op()  # gradient · (−η / samples of the whole global batch)
+                else:  # a short last batch with fewer samples than ranks
+                    factory._fill(gradient, 0.0)
+                    local = 0.0
+                batch_cost = summed(local)
+                if not math.isfinite(batch_cost):
+                    raise TrainingDiverged(
+                        f"training diverged in epoch {epoch} at learning rate eta={eta}: a "
+                        f"batch's cost, summed over the {ranks} ranks, is {batch_cost}; the "
+                        "weights are those before that batch. Try a smaller eta.", epoch, eta)
+                apply()
+                total += batch_cost
+            history.cost.append(total / n)
+            history.eta.append(eta)
+            if validation is not None:
+                xv, yv = validation
+                first, count = _share(len(xv), ranks, rank)
+                scores[:] = 0.0
+                if count:
+                    scores[:] = _evaluate_sums(batches, cost, xv, yv, first, first + count)
+                world.comm.Allreduce(world._mpi.IN_PLACE, scores, op=world._mpi.SUM)
+                history.validation_cost.append(float(scores[0]) / len(xv))
+                history.validation_accuracy.append(float(scores[1]) / len(xv))
+            summed.check_same(training.inference.parameters, f"after epoch {epoch}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(_postfix(history), refresh=False)
+            if on_epoch is not None:
+                on_epoch(epoch, history)
+
+
 def _evaluate(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets) -> tuple[float, float]:
     """Mean cost and accuracy of the network on ``x``, through the training buffers."""
+    total, right = _evaluate_sums(batches, cost, x, target, 0, len(x))
+    return total / len(x), right / len(x)
+
+
+def _evaluate_sums(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets, first: int,
+                   stop: int) -> tuple[float, int]:
+    """Summed cost and right answers of the network on the samples ``first`` to ``stop − 1``
+    of ``x``."""
     factory = batches.factory
     batch_size = batches.training.batch_size
     outputs = np.empty((batch_size, target.outputs), factory.numpy_dtype)
     total, right = 0.0, 0
-    index = np.arange(len(x))
-    for start in range(0, len(x), batch_size):
+    index = np.arange(first, stop)
+    for start in range(0, len(index), batch_size):
         rows = index[start:start + batch_size]
         network, y = batches.network(len(rows))
         batches.load(x, target, rows, network, y)
@@ -387,7 +588,7 @@ def _evaluate(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets) -> 
         predicted = outputs[:len(rows)]
         factory._read_samples(network.layers[-1].a, predicted)
         right += accuracy(predicted, target, rows)
-    return total / len(x), right / len(x)
+    return total, right
 
 
 def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) -> np.ndarray:

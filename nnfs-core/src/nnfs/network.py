@@ -315,6 +315,7 @@ class TrainingNetwork:
         self._backward_hidden_ops = self._prepare_backward()
         self._apply_ops = factory._prepare_steps("axpy", 1.0, self.gradient, inference.parameters)
         self._delta_key: tuple | None = None
+        self._gradient: list[Callable[[], object]] = []
         self._step: list[Callable[[], object]] = []
         self._cost_key: tuple | None = None
         self._cost: Callable[[], float] | None = None
@@ -410,15 +411,27 @@ class TrainingNetwork:
         """The prepared operations of one epoch: forward, gradient scaled by ``scale``, update."""
         return [*self._forward_ops, *self._step_ops(y, cost, scale)]
 
+    def _gradient_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:
+        """What follows the forward pass up to the gradient: output δ, backward pass. They
+        leave ``scale · Σ ∂ℓ/∂p`` in :attr:`gradient`; data-parallel training sums that across
+        processes before it applies the update (:meth:`apply`)."""
+        self._prepare_step(y, cost, scale)
+        return self._gradient
+
     def _step_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:
-        """What follows the forward pass: output δ, backward pass, update."""
+        """What follows the forward pass: output δ, backward pass, update (one list, so that
+        the single-process loops run it without a seam between gradient and update)."""
+        self._prepare_step(y, cost, scale)
+        return self._step
+
+    def _prepare_step(self, y: Matrix, cost: Cost, scale: float) -> None:
         key = (y, cost, scale)
         if self._delta_key != key:
             last = self.layers[-1]
             delta = cost.delta_op(self.factory, y, last.a, last.activation, scale, last.z)
-            self._step = [*delta, *self._backward_hidden_ops, *self._apply_ops]
+            self._gradient = [*delta, *self._backward_hidden_ops]
+            self._step = [*self._gradient, *self._apply_ops]
             self._delta_key = key
-        return self._step
 
     def _cost_op(self, y: Matrix, cost: Cost) -> Callable[[], float]:
         """A prepared function returning the cost of the last forward pass against ``y``."""
@@ -474,8 +487,7 @@ class TrainingNetwork:
         cost = _cost(cost, "backward: cost")
         cost.check_output(self.layers[-1].activation)
         scale = check.real(scale, "backward: scale")
-        step = self._step_ops(y, cost, scale)
-        for op in step[:len(step) - len(self._apply_ops)]:  # all but the update
+        for op in self._gradient_ops(y, cost, scale):
             op()
         return self.gradient
 

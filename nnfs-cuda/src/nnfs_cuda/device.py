@@ -136,6 +136,19 @@ class DeviceLayer(Protocol):
     def kernel(self, name: str, grid: int, block: int, *args: Any) -> Callable[[], None]:
         """Launch kernel ``name`` of kernels.cu on ``grid`` blocks of ``block`` threads."""
 
+    # NCCL, for data-parallel training (nnfs.mpi)
+    def nccl_available(self) -> bool:
+        """Whether this layer can sum across processes on the device (CuPy loads NCCL)."""
+
+    def nccl_communicator(self, communicator: Any) -> Any:
+        """An NCCL communicator joining this device with one device in each process of
+        ``communicator`` (mpi4py): rank 0 makes NCCL's unique id, MPI broadcasts it, every
+        process joins with its own rank. Collective: every process calls it at once."""
+
+    def allreduce_sum(self, n: int, x: Any, nccl: Any) -> Callable[[], None]:
+        """x ← the sum of x over the processes of ``nccl`` (``ncclAllReduce`` in place, n
+        elements of the layer's dtype), queued on the stream like every other operation."""
+
     def release(self) -> None:
         """Wait for the stream, then free the layer's handles. Idempotent."""
 
@@ -231,6 +244,7 @@ class CupyDevice:
         self._runtime = runtime
         self._cublas = cublas
         self._handle = None
+        self._nccl: list[Any] = []  # NCCL communicators joined, destroyed on release
         self._device = cupy.cuda.Device(info.index)
         prefix = "s" if dtype == "float32" else "d"
         routines = ("gemm", "gemv", "ger", "axpy", "scal", "nrm2")
@@ -360,6 +374,33 @@ class CupyDevice:
                                  self._runtime.memcpyDeviceToDevice, self._stream.ptr)
         return self._on_device(call, x, y)
 
+    # --- NCCL -------------------------------------------------------------------------------
+
+    def nccl_available(self) -> bool:
+        try:
+            from cupy.cuda import nccl
+        except ImportError:
+            return False
+        return bool(getattr(nccl, "available", False))
+
+    def nccl_communicator(self, communicator):
+        from cupy.cuda import nccl
+
+        rank, size = communicator.Get_rank(), communicator.Get_size()
+        unique = communicator.bcast(nccl.get_unique_id() if rank == 0 else None, root=0)
+        with self._device:
+            joined = nccl.NcclCommunicator(size, unique, rank)
+        self._nccl.append(joined)
+        return joined
+
+    def allreduce_sum(self, n, x, nccl_communicator):
+        from cupy.cuda import nccl
+
+        kind = nccl.NCCL_FLOAT32 if self.dtype == "float32" else nccl.NCCL_FLOAT64
+        call = functools.partial(nccl_communicator.allReduce, x.data.ptr, x.data.ptr, n, kind,
+                                 nccl.NCCL_SUM, self._stream.ptr)
+        return self._on_device(call, x, nccl_communicator)
+
     # --- kernels.cu ---------------------------------------------------------------------------
 
     def kernel(self, name, grid, block, *args):
@@ -381,6 +422,9 @@ class CupyDevice:
         with self._device:
             self._stream.synchronize()
             self._cublas.destroy(handle)
+            for joined in self._nccl:
+                joined.destroy()
+            self._nccl.clear()
 
 
 def _op(cublas: Any, transpose: bool) -> int:

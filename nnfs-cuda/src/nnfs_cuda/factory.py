@@ -28,6 +28,11 @@ Plans. As in the CPU backend, each operation is ``_plan_<op>(...)``, returning a
 no arguments with its pointers, dimensions, launch shape and scalars bound in advance; the
 training loop calls those every epoch, and the one-off ``_<op>`` methods make a plan and run it.
 
+Data-parallel training. Where CuPy loads NCCL, the gradient of each step is summed across
+the processes of an MPI job on the device, in place on the stream, with no host copy
+(:meth:`_device_collective`, :meth:`_prepare_allreduce`); otherwise nnfs goes through host
+buffers as for every backend.
+
 The device layer is the class attribute :attr:`CudaFactory.device_layer` (``CupyDevice``);
 the test suite replaces it with a numpy stand-in to test all of this without a GPU.
 """
@@ -126,6 +131,7 @@ class CudaFactory(nnfs.PlannedFactory):
                 "unless you need float64"), stacklevel=2)
         self._partials = self._new_scratch(PARTIALS)
         self._host_partials = np.zeros(PARTIALS)
+        self._nccl: list[tuple[Any, Any]] = []  # (MPI communicator, NCCL communicator)
 
     def _find_device(self, index: int) -> DeviceInfo:
         """The device numbered ``index``, or an nnfs error saying which devices there are."""
@@ -195,6 +201,7 @@ class CudaFactory(nnfs.PlannedFactory):
         if not self.released:
             super().release()
             self._partials = None
+            self._nccl.clear()
             self._device.release()
 
     # --- host transfers: the places where the host waits ------------------------------------
@@ -213,6 +220,19 @@ class CudaFactory(nnfs.PlannedFactory):
 
     def _synchronize(self) -> None:
         self._device.synchronize()
+
+    # --- data-parallel training: the gradient summed on the device by NCCL -----------------
+
+    def _device_collective(self) -> str | None:
+        return "nccl" if self._device.nccl_available() else None
+
+    def _prepare_allreduce(self, x: Vector, communicator: Any) -> Plan:
+        # one NCCL communicator per MPI communicator, joined the first time (a collective)
+        joined = next((nccl for comm, nccl in self._nccl if comm == communicator), None)
+        if joined is None:
+            joined = self._device.nccl_communicator(communicator)
+            self._nccl.append((communicator, joined))
+        return self._device.allreduce_sum(x.size, x.handle, joined)
 
     # --- plans ------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from nnfs import commands, data
 
 def train_nnfs(factory, train, test, seed):
     layers = commands.parse_layers(commands.DEFAULT_LAYERS)
-    eta = commands.parse_eta(commands.DEFAULT_ETA)
+    eta = commands.default_schedule(commands.DEFAULT_EPOCHS)
     mean, scale = commands.standardizer(train.X)
     with nnfs.inference_network(factory, train.X.shape[1], layers, seed=seed) as network:
         started = time.perf_counter()

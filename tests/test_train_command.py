@@ -108,3 +108,18 @@ def test_predict_refuses_a_model_that_does_not_fit_the_data(tmp_path):
     result = run_nnfs("predict", "--model", str(tmp_path / "junk.npz"), "--data",
                       str(tmp_path / "three.csv"))
     assert result.returncode == 1 and "not an nnfs model" in result.stderr
+
+
+def test_epochs_scale_the_default_schedule_and_must_agree_with_an_explicit_one():
+    from nnfs.commands import default_schedule, learning_rates
+
+    assert default_schedule(50) == [(30, 0.05), (20, 0.01)]
+    assert learning_rates(None, None) == [(30, 0.05), (20, 0.01)]
+    assert learning_rates(None, 10) == [(6, 0.05), (4, 0.01)]
+    assert learning_rates(None, 1) == [(1, 0.05)]
+    assert learning_rates("0.2", 7) == 0.2
+    assert learning_rates("3:0.1,2:0.01", 5) == [(3, 0.1), (2, 0.01)]
+    result = run_nnfs("train", "--quiet", "--epochs", "4", "--eta", "3:0.1,2:0.01")
+    assert result.returncode == 1 and "--epochs 4 contradicts the schedule" in result.stderr
+    result = run_nnfs("train", "--quiet", "--epochs", "3")
+    assert result.returncode == 0 and "after 3 epochs" in result.stdout

@@ -17,7 +17,7 @@ from .network import FullyConnected, fully_connected
 DEFAULT_LAYERS = "256:relu,10:softmax"
 DEFAULT_EPOCHS = 50
 DEFAULT_BATCH = 16
-DEFAULT_ETA = "30:0.05,20:0.01"
+DEFAULT_ETA = "30:0.05,20:0.01"  # over DEFAULT_EPOCHS; scaled to --epochs (default_schedule)
 
 
 def parse_layers(text: str) -> list[FullyConnected]:
@@ -47,15 +47,42 @@ def parse_eta(text: str) -> float | list[tuple[int, float]]:
                              "EPOCHS:ETA pairs such as 20:0.5,20:0.1") from None
 
 
+def default_schedule(epochs: int) -> list[tuple[int, float]]:
+    """The default learning rates over ``epochs`` epochs: the first 60% at 0.05, the rest at
+    0.01 (30 and 20 of the default 50)."""
+    first = max(1, round(epochs * 0.6))
+    pairs = [(first, 0.05)]
+    if epochs > first:
+        pairs.append((epochs - first, 0.01))
+    return pairs
+
+
+def learning_rates(eta_text: str | None, epochs: int | None) -> float | list[tuple[int, float]]:
+    """What --eta and --epochs ask for together: one rate for ``epochs``, a schedule (whose
+    length --epochs may repeat but not contradict), or the default schedule over --epochs."""
+    if epochs is not None and epochs < 1:
+        raise NnfsValueError(f"--epochs must be positive, got {epochs}")
+    if eta_text is None:
+        return default_schedule(DEFAULT_EPOCHS if epochs is None else epochs)
+    eta = parse_eta(eta_text)
+    if isinstance(eta, list) and epochs is not None and epochs != sum(n for n, _ in eta):
+        raise NnfsValueError(f"--epochs {epochs} contradicts the schedule --eta {eta_text}, "
+                             f"which has {sum(n for n, _ in eta)} epochs; give one of them")
+    return eta
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, help="backend name (default: NNFS_BACKEND, else cpu)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--layers", default=DEFAULT_LAYERS,
                         help=f"UNITS:ACTIVATION,... ending with the output layer (default {DEFAULT_LAYERS})")
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULT_EPOCHS}")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs (default {DEFAULT_EPOCHS}; with a schedule, its length)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    parser.add_argument("--eta", default=DEFAULT_ETA,
-                        help=f"learning rate, or a schedule EPOCHS:ETA,... (default {DEFAULT_ETA})")
+    parser.add_argument("--eta", default=None,
+                        help="learning rate, or a schedule EPOCHS:ETA,... (default: 0.05 for the "
+                             "first 60%% of the epochs, then 0.01; "
+                             f"{DEFAULT_ETA} for the default {DEFAULT_EPOCHS})")
     parser.add_argument("--cost", default="auto", choices=["auto", "quadratic", "cross_entropy"],
                         help="auto: cross-entropy for sigmoid and softmax outputs, else quadratic")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, split and shuffling")
@@ -152,10 +179,10 @@ def _on_every_rank(world, what: str, action):
 
 def run_train(args: argparse.Namespace) -> int:
     layers = parse_layers(args.layers)  # the same command line on every rank: checked alone
-    eta = parse_eta(args.eta)
     epochs = args.epochs
-    if isinstance(eta, float):
-        epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    eta = learning_rates(args.eta, epochs)
+    if isinstance(eta, float) and epochs is None:
+        epochs = DEFAULT_EPOCHS
     if args.checkpoint_every and not args.save:
         raise NnfsValueError("--checkpoint-every needs --save FILE")
     if args.checkpoint_every < 0:

@@ -42,10 +42,26 @@ class Cost:
 
     def value(self, factory: Factory, y: Matrix, a: Matrix, activation: Activation) -> float:
         """The reported cost of output ``a`` against ``y`` (see the table above)."""
+        return self.value_op(factory, y, a, activation)()
+
+    def value_op(
+        self, factory: Factory, y: Matrix, a: Matrix, activation: Activation
+    ) -> Callable[[], float]:
+        """A prepared function of no arguments that returns :meth:`value`: the training loops
+        prepare it once and call it every epoch, so reading the cost allocates nothing."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"nnfs.{self.name}"
+
+
+def _divided(total: Callable[[], float], divisor: int) -> Callable[[], float]:
+    """A function of no arguments returning ``total() / divisor``."""
+
+    def value() -> float:
+        return total() / divisor
+
+    return value
 
 
 class QuadraticCost(Cost):
@@ -58,8 +74,8 @@ class QuadraticCost(Cost):
             factory._prepare("activation_backward", activation.kind, a, out),  # ⊙ f'(z)
         ]
 
-    def value(self, factory, y, a, activation):
-        return factory._cost_sum("quadratic", y, a) / (2 * a.size)
+    def value_op(self, factory, y, a, activation):
+        return _divided(factory._prepare("cost_sum", "quadratic", y, a), 2 * a.size)
 
 
 class CrossEntropyCost(Cost):
@@ -78,9 +94,9 @@ class CrossEntropyCost(Cost):
             factory._prepare("scal", scale, out),
         ]
 
-    def value(self, factory, y, a, activation):
+    def value_op(self, factory, y, a, activation):
         kind = "binary_cross_entropy" if activation.kind == "sigmoid" else "categorical_cross_entropy"
-        return factory._cost_sum(kind, y, a) / a.cols
+        return _divided(factory._prepare("cost_sum", kind, y, a), a.cols)
 
 
 quadratic_cost = QuadraticCost()

@@ -358,8 +358,7 @@ def _batch_step(network: TrainingNetwork, y, cost: Cost, eta: float, epoch: int)
     """One update on the batch loaded into ``network``; returns the batch's cost."""
     for op in network._forward_ops:
         op()
-    last = network.layers[-1]
-    value = cost.value(network.factory, y, last.a, last.activation)
+    value = network._cost_op(y, cost)()
     if not math.isfinite(value):
         raise TrainingDiverged(
             f"training diverged in epoch {epoch} at learning rate eta={eta}: a batch's cost is "
@@ -384,10 +383,9 @@ def _evaluate(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets) -> 
         batches.load(x, target, rows, network, y)
         for op in network._forward_ops:
             op()
-        last = network.layers[-1]
-        total += len(rows) * cost.value(factory, y, last.a, last.activation)
+        total += len(rows) * network._cost_op(y, cost)()
         predicted = outputs[:len(rows)]
-        factory._read_samples(last.a, predicted)
+        factory._read_samples(network.output, predicted)
         right += accuracy(predicted, target, rows)
     return total / len(x), right / len(x)
 

@@ -316,6 +316,8 @@ class TrainingNetwork:
         self._apply_op = factory._prepare("axpy", 1.0, self.gradient, inference.parameters)
         self._delta_key: tuple | None = None
         self._step: list[Callable[[], object]] = []
+        self._measure_key: tuple | None = None
+        self._measure: Callable[[], float] | None = None
         self._backup: Vector | None = None
 
     @staticmethod
@@ -417,6 +419,15 @@ class TrainingNetwork:
             self._step = [*delta, *self._backward_hidden_ops, self._apply_op]
             self._delta_key = key
         return self._step
+
+    def _cost_op(self, y: Matrix, cost: Cost) -> Callable[[], float]:
+        """The prepared cost of the last forward pass's output against ``y``."""
+        key = (y, cost)
+        if self._measure_key != key:
+            last = self.layers[-1]
+            self._measure = cost.value_op(self.factory, y, last.a, last.activation)
+            self._measure_key = key
+        return self._measure
 
     # --- public -----------------------------------------------------------------------------
 

@@ -111,13 +111,13 @@ def _checked_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: in
     factory = training.factory
     forward = training._forward_ops
     step = training._step_ops(y, cost, -eta / training.batch_size)
-    last = training.layers[-1]
+    measure = training._cost_op(y, cost)
     every = factory.sync_every
     value = math.nan
     for epoch in range(1, epochs + 1):
         for op in forward:
             op()
-        value = cost.value(factory, y, last.a, last.activation)
+        value = measure()
         if not math.isfinite(value):
             raise _diverged(epoch, epochs, eta, value)
         for op in step:
@@ -140,8 +140,7 @@ def _queued_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int
     for _ in range(epochs):
         for op in ops:
             op()
-    last = training.layers[-1]
-    value = cost.value(factory, y, last.a, last.activation)
+    value = training._cost_op(y, cost)()
     if math.isfinite(value):
         return value
     factory._copy(backup, parameters)

@@ -299,12 +299,13 @@ class CpuFactory(nnfs.Factory):
 
     def _plan_cost_sum(self, kind, y, a) -> Plan:
         eps = float(np.finfo(self.numpy_dtype).eps)
-        blocks = self._flat_blocks(y.handle, a.handle)
+        # the scratch views are taken now, while the plan is made: running it takes none
+        blocks = [(yb, ab, self._work(ab.shape), self._work(ab.shape, part=1))
+                  for yb, ab in self._flat_blocks(y.handle, a.handle)]
 
         def total() -> float:
             result = 0.0
-            for yb, ab in blocks:
-                work = self._work(ab.shape)
+            for yb, ab, work, other in blocks:
                 if kind == "quadratic":
                     np.subtract(ab, yb, out=work)
                     result += float(np.dot(work, work))
@@ -312,7 +313,6 @@ class CpuFactory(nnfs.Factory):
                 np.clip(ab, eps, 1.0 - eps, out=work)
                 if kind == "binary_cross_entropy":
                     # y·ln a + (1 − y)·ln(1 − a) = y·ln a + ln(1 − a) − y·ln(1 − a)
-                    other = self._work(ab.shape, part=1)
                     np.subtract(1.0, work, out=other)
                     np.log(other, out=other)
                     result -= float(np.sum(other)) - float(np.dot(yb, other))

@@ -89,7 +89,13 @@ class CpuFactory(nnfs.Factory):
     # --- memory -----------------------------------------------------------------------------
 
     def _allocate(self, size: int) -> np.ndarray:
-        return np.zeros(size, dtype=self.numpy_dtype)
+        # Written now, not left to np.zeros: calloc'd pages are committed only when first
+        # written, so MemAvailable would not count them and the memory check of the next
+        # network would pass against memory this one already holds, until an epoch touched
+        # it all and the kernel killed the process.
+        storage = np.empty(size, dtype=self.numpy_dtype)
+        storage.fill(0)
+        return storage
 
     def _matrix_handle(self, storage: np.ndarray, offset: int, rows: int, cols: int) -> np.ndarray:
         return storage[offset:offset + rows * cols].reshape(cols, rows)  # the transpose, C order

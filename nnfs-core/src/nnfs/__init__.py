@@ -51,9 +51,11 @@ from .io import load, save
 from .network import (
     FullyConnected,
     InferenceNetwork,
+    MemoryPlan,
     TrainingNetwork,
     fully_connected,
     inference_network,
+    plan_memory,
     training_network,
 )
 from .registry import BackendInfo, Registry
@@ -116,6 +118,7 @@ __all__ = [
     "InferenceNetwork",
     "Matrix",
     "MemoryLimits",
+    "MemoryPlan",
     "MemoryStats",
     "ModelFileError",
     "NnfsError",
@@ -140,6 +143,7 @@ __all__ = [
     "inference_network",
     "linear",
     "load",
+    "plan_memory",
     "predict",
     "quadratic_cost",
     "register_backend",

@@ -20,7 +20,7 @@ import numpy as np
 from . import _checks as check
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
 from .errors import NnfsTypeError, NnfsValueError, ShapeError, TrainingDiverged
-from .network import InferenceNetwork, TrainingNetwork
+from .network import InferenceNetwork, TrainingNetwork, plan_memory
 from .training import quiet_floating_point
 
 #: Rows checked for NaN and infinity at a time (so the check needs no copy of the data).
@@ -281,6 +281,10 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         if len(xv) != len(yv):
             raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has {len(yv)}")
         checked_validation = (xv, yv)
+    # everything fit allocates, checked at once before any of it is allocated
+    plan = plan_memory(inference.factory, inference.in_dim, inference.architecture, batch_size)
+    inference.factory.check_fits(plan.training + plan.batch_data, plan.largest_allocation,
+                                 f"fit: training with batch_size {batch_size}")
     return _fit(inference, x, target, pairs, batch_size, cost, bool(shuffle), seed,
                 checked_validation, quiet, on_epoch)
 

@@ -67,7 +67,7 @@ def samples(data: object, what: str, features: int) -> np.ndarray:
             f"inputs), got shape {array.shape}"
         )
     if array.shape[0] == 0:
-        raise NnfsValueError(f"{what} is empty: it has no samples")
+        raise NnfsValueError(f"{what} is empty: it has no samples; expected at least one sample")
     _check_finite(array, what)
     return array
 
@@ -80,7 +80,8 @@ def _check_finite(array: np.ndarray, what: str) -> None:
         bad = check.first_non_finite(block)
         if bad is not None:
             row, column = bad[0][0] + start, bad[0][1]
-            raise NnfsValueError(f"{what} holds {bad[1]} in row {row}, column {column}")
+            raise NnfsValueError(f"{what} holds {bad[1]} in row {row}, column {column}; "
+                                 "expected finite numbers")
 
 
 @dataclass
@@ -218,7 +219,8 @@ def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
             )
         return pairs
     if epochs is None:
-        raise NnfsTypeError("fit: give epochs (and eta), or a schedule of (epochs, eta) pairs as eta")
+        raise NnfsTypeError("fit: give epochs (and eta), or a schedule of (epochs, eta) pairs as "
+                            f"eta; got epochs=None and eta={eta!r}")
     return [(check.count(epochs, "fit: epochs"), _eta(eta, "fit: eta"))]
 
 
@@ -272,14 +274,23 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
     pairs = _schedule(epochs, eta)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise NnfsTypeError(f"fit: seed must be an int or None, got {seed!r}")
+    if seed is not None and seed < 0:
+        raise NnfsValueError(f"fit: seed must be non-negative, got {seed}")
+    if on_epoch is not None and not callable(on_epoch):
+        raise NnfsTypeError("fit: on_epoch must be a function called as on_epoch(epoch, "
+                            f"history), got {type(on_epoch).__name__} {on_epoch!r}")
     checked_validation = None
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise NnfsTypeError("fit: validation must be a pair (Xv, Yv)")
+            raise NnfsTypeError(f"fit: validation must be a pair (Xv, Yv), got "
+                                f"{type(validation).__name__}"
+                                + (f" of {len(validation)}" if isinstance(validation, (tuple, list))
+                                   else ""))
         xv = samples(validation[0], "fit: validation X", inference.in_dim)
         yv = targets(validation[1], "fit: validation Y", inference.out_dim)
         if len(xv) != len(yv):
-            raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has {len(yv)}")
+            raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has "
+                             f"{len(yv)}; they must have one row each per sample")
         checked_validation = (xv, yv)
     # everything fit allocates, checked at once before any of it is allocated
     plan = plan_memory(inference.factory, inference.in_dim, inference.architecture, batch_size)

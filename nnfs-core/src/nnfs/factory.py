@@ -83,7 +83,7 @@ def normalize_dtype(dtype: object) -> str:
 
 def format_bytes(nbytes: int) -> str:
     """``nbytes`` exactly, and in GiB, MiB or KiB for a reader: "3221225472 bytes (3.0 GiB)"."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if nbytes >= size:
             return f"{nbytes} bytes ({nbytes / size:.1f} {unit})"
     return f"{nbytes} bytes"
@@ -522,7 +522,8 @@ class Factory(abc.ABC):
             raise
         except MemoryError as error:
             raise OutOfDeviceMemory(
-                f"{self.describe()}: the device refused {nbytes} bytes ({error})", nbytes, None
+                f"{self.describe()}: the device refused an allocation of {format_bytes(nbytes)} "
+                f"({error})", nbytes, None
             ) from None
         self._account_allocation(nbytes)
         buffer = Buffer(self, size, storage)

@@ -177,7 +177,11 @@ class InferenceNetwork:
         count = _parameter_count(in_dim, [b.units for b in blueprints])
         nbytes = count * factory.itemsize
         factory.check_fits(nbytes, nbytes, f"a network of {count} parameters")
-        self.parameters = factory.vector(count)
+        try:
+            self.parameters = factory.vector(count)
+        except OutOfDeviceMemory as error:  # the device refused what it did not say it lacks
+            raise OutOfDeviceMemory(f"a network of {count} parameters: {error}",
+                                    error.requested, error.available) from None
         try:
             try:
                 initial = _initial_parameters(in_dim, blueprints, factory.numpy_dtype, seed)
@@ -446,20 +450,28 @@ class TrainingNetwork:
 
     @staticmethod
     def _allocate(inference: InferenceNetwork, n: int) -> list[Matrix | Vector]:
-        """The gradient, the ones vector, and z and a of each layer; all or nothing."""
+        """The gradient, the ones vector, and z and a of each layer; all or nothing.
+
+        The largest buffers are allocated first, so that a device that refuses (one that cannot
+        say beforehand how much it has) most likely refuses before anything was allocated."""
         factory = inference.factory
         total, largest = TrainingNetwork.plan_bytes(inference, n)
         factory.check_fits(total, largest, f"a training network for batch {n}")
-        owned: list[Matrix | Vector] = []
+        shapes: list[tuple[int, ...]] = [(inference.parameter_count,), (n,)]
+        shapes += [(layer.out_dim, n) for layer in inference.layers for _ in (0, 1)]
+        order = sorted(range(len(shapes)), key=lambda i: -math.prod(shapes[i]))
+        owned: list[Matrix | Vector | None] = [None] * len(shapes)
         try:
-            owned.append(factory.vector(inference.parameter_count))
-            owned.append(factory.vector(n))
-            for layer in inference.layers:
-                owned.append(factory.matrix(layer.out_dim, n))
-                owned.append(factory.matrix(layer.out_dim, n))
-        except BaseException:
+            for i in order:
+                shape = shapes[i]
+                owned[i] = factory.vector(*shape) if len(shape) == 1 else factory.matrix(*shape)
+        except BaseException as error:
             for buffer in owned:
-                buffer.release()
+                if buffer is not None:
+                    buffer.release()
+            if isinstance(error, OutOfDeviceMemory):
+                raise OutOfDeviceMemory(f"a training network for batch {n}: {error}",
+                                        error.requested, error.available) from None
             raise
         return owned
 

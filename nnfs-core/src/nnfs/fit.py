@@ -325,6 +325,7 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
             arrays += [validation[0]] + ([] if validation[1].values is None else [validation[1].values])
         batches = _Batches(training, y_device, batch_size, arrays)
         order = np.arange(n)
+        previous = _Epoch(order.copy(), 0.0)  # the epoch before, to roll back into
         rng = np.random.default_rng(seed)
         bar = _progress(sum(epochs for epochs, _ in pairs), quiet)
         epoch = 0
@@ -335,11 +336,20 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
                     if shuffle:
                         rng.shuffle(order)
                     total = 0.0
-                    for start in range(0, n, batch_size):
+                    for number, start in enumerate(range(0, n, batch_size)):
                         index = order[start:start + batch_size]
                         network, y = batches.network(len(index))
                         batches.load(x, target, index, network, y)
-                        total += len(index) * _batch_step(network, y, cost, eta, epoch)
+                        value = _forward_cost(network, y, cost)
+                        if not math.isfinite(value):
+                            raise _roll_back(batches, x, target, cost, _Epoch(order, eta),
+                                             previous, epoch, number, value)
+                        if number == 0:  # weights whose cost is known to be finite
+                            factory._copy(inference.parameters, training.backup)
+                        _step(network, y, cost, eta)
+                        total += len(index) * value
+                    np.copyto(previous.order, order)
+                    previous.eta = eta
                     history.cost.append(total / n)
                     history.eta.append(eta)
                     if validation is not None:
@@ -369,20 +379,62 @@ def _postfix(history: History) -> dict[str, str]:
     return shown
 
 
-def _batch_step(network: TrainingNetwork, y, cost: Cost, eta: float, epoch: int) -> float:
-    """One update on the batch loaded into ``network``; returns the batch's cost."""
+def _forward_cost(network: TrainingNetwork, y, cost: Cost) -> float:
+    """The forward pass of the batch loaded into ``network``; returns the batch's cost."""
     for op in network._forward_ops:
         op()
-    value = network._cost_op(y, cost)()
-    if not math.isfinite(value):
-        raise TrainingDiverged(
-            f"training diverged in epoch {epoch} at learning rate eta={eta}: a batch's cost is "
-            f"{value}; the weights are those before that batch. Try a smaller eta.",
-            epoch, eta,
-        )
+    return network._cost_op(y, cost)()
+
+
+def _step(network: TrainingNetwork, y, cost: Cost, eta: float) -> None:
+    """After the forward pass: the gradient of the batch, and the update."""
     for op in network._step_ops(y, cost, -eta / network.batch_size):
         op()
-    return value
+
+
+@dataclass
+class _Epoch:
+    """The order in which an epoch visits the samples, and its learning rate."""
+
+    order: np.ndarray
+    eta: float
+
+
+def _roll_back(batches: _Batches, x: np.ndarray, target: Targets, cost: Cost, current: _Epoch,
+               previous: _Epoch, epoch: int, number: int, value: float) -> TrainingDiverged:
+    """Batch ``number`` (from 0) of ``epoch`` has a cost that is not finite: put back the
+    weights of the last batch whose cost was finite, and return the error to raise.
+
+    The training network's backup holds the weights of the start of the epoch (of the epoch
+    before, when the first batch diverged: the backup is taken after that batch's cost is
+    known to be finite). Replaying the batches from there up to the last finite one gives its
+    weights back: the same operations on the same buffers give the same numbers."""
+    training, factory = batches.training, batches.factory
+    size = training.batch_size
+    batches_per_epoch = -(-len(x) // size)
+    if number > 0:
+        replay, count, where = current, number - 1, f"batch {number} of epoch {epoch}"
+    elif epoch > 1:
+        replay, count = previous, batches_per_epoch - 1
+        where = f"batch {batches_per_epoch} of epoch {epoch - 1}"
+    else:
+        replay, count, where = None, 0, ""
+    if replay is not None:
+        factory._copy(training.backup, training.inference.parameters)
+        for start in range(0, count * size, size):
+            index = replay.order[start:start + size]
+            network, y = batches.network(len(index))
+            batches.load(x, target, index, network, y)
+            _forward_cost(network, y, cost)
+            _step(network, y, cost, replay.eta)
+        factory.synchronize()
+    weights = (f"the weights are those of {where}, the last batch whose cost was finite"
+               if where else "the weights are those fit was called with")
+    return TrainingDiverged(
+        f"fit: training diverged in epoch {epoch} at learning rate eta={current.eta}: the cost "
+        f"of batch {number + 1} of {batches_per_epoch} is {value}; {weights}. Try a smaller eta.",
+        epoch, current.eta,
+    )
 
 
 def _evaluate(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets) -> tuple[float, float]:
@@ -407,7 +459,10 @@ def _evaluate(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets) -> 
 
 def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) -> np.ndarray:
     """The network's outputs for host samples ``X`` (one per row), as a samples × outputs
-    numpy array. Works through batches of ``batch_size`` samples, allocated once."""
+    numpy array. Works through batches of ``batch_size`` samples, allocated once.
+
+    Outputs that overflow are inf or nan, as the device computes them, on every backend
+    alike (numpy's warnings about them are silenced)."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
             f"predict: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
@@ -419,7 +474,7 @@ def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) ->
     result = np.empty((len(x), inference.out_dim), factory.numpy_dtype)
     host = np.empty((batch_size, inference.in_dim), factory.numpy_dtype)
     with factory.matrix(inference.in_dim, batch_size) as x_device, \
-            factory.matrix(inference.out_dim, batch_size) as out_device:
+            factory.matrix(inference.out_dim, batch_size) as out_device, quiet_floating_point():
         work = inference._work(batch_size)
         try:
             for start in range(0, len(x), batch_size):

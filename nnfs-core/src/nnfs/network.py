@@ -82,15 +82,11 @@ def _parameter_count(in_dim: int, widths: Sequence[int]) -> int:
     return sum(sizes[i + 1] * (sizes[i] + 1) for i in range(len(widths)))
 
 
-def _training_sizes(parameter_count: int, widths: Sequence[int], batch: int,
-                    factory: Factory) -> list[int]:
+def _training_sizes(parameter_count: int, widths: Sequence[int], batch: int) -> list[int]:
     """Elements of each buffer a training network for ``batch`` samples allocates: the
-    gradient, the vector of ones, z and a of each layer, and on a backend that queues its work
-    without draining it, the copy of the parameters sgd rolls back to."""
-    sizes = [parameter_count, batch] + [w * batch for w in widths for _ in (0, 1)]
-    if factory.asynchronous and not factory.sync_every:
-        sizes.append(parameter_count)
-    return sizes
+    gradient, the copy of the parameters that training rolls back to when it diverges, the
+    vector of ones, and z and a of each layer."""
+    return [parameter_count, parameter_count, batch] + [w * batch for w in widths for _ in (0, 1)]
 
 
 @dataclass(frozen=True)
@@ -100,8 +96,8 @@ class MemoryPlan:
 
     * ``parameters`` — the inference network's weights and biases (one buffer);
     * ``training`` — what :func:`training_network` adds for ``batch`` samples: the gradient,
-      a vector of ones, z and a of every layer (and, on a backend that queues its work, the
-      copy of the parameters that sgd rolls back to);
+      the copy of the parameters that training rolls back to when it diverges, a vector of
+      ones, and z and a of every layer;
     * ``batch_data`` — one batch of inputs and targets (in_dim × batch and out_dim × batch):
       what you allocate for ``sgd``, and what ``fit`` allocates itself;
     * ``largest_allocation`` — the largest single buffer among all of them;
@@ -324,7 +320,7 @@ def plan_memory(factory: Factory, in_dim: int, layers: Sequence[FullyConnected],
     batch = check.count(batch, "plan_memory: batch")
     widths = [layer.units for layer in layers]
     count = _parameter_count(in_dim, widths)
-    training = _training_sizes(count, widths, batch, factory)
+    training = _training_sizes(count, widths, batch)
     data = [in_dim * batch, widths[-1] * batch]
     itemsize = factory.itemsize
     limits = factory.memory_limits()
@@ -415,11 +411,12 @@ class TrainingNetwork:
         self.input = x
         if shared is None:
             owned = self._allocate(inference, x.cols)
-            self.gradient, self.ones, *pairs = owned
+            self.gradient, self.backup, self.ones, *pairs = owned
             factory._fill(self.ones, 1.0)
         else:  # the first columns of a wider network's buffers (a short last batch)
             owned = []
             self.gradient = shared.gradient
+            self.backup = shared.backup
             self.ones = shared.ones.subvector(0, x.cols)
             pairs = [m.columns(0, x.cols) for layer in shared.layers for m in (layer.z, layer.a)]
         self._owned = owned
@@ -437,27 +434,28 @@ class TrainingNetwork:
         self._step: list[Callable[[], object]] = []
         self._measure_key: tuple | None = None
         self._measure: Callable[[], float] | None = None
-        self._backup: Vector | None = None
 
     @staticmethod
     def plan_bytes(inference: InferenceNetwork, batch: int) -> tuple[int, int]:
         """The bytes a training network for ``batch`` samples needs, in all and in its largest
         single allocation (besides the parameters and the input)."""
         widths = [layer.out_dim for layer in inference.layers]
-        sizes = _training_sizes(inference.parameter_count, widths, batch, inference.factory)
+        sizes = _training_sizes(inference.parameter_count, widths, batch)
         itemsize = inference.factory.itemsize
         return sum(sizes) * itemsize, max(sizes) * itemsize
 
     @staticmethod
     def _allocate(inference: InferenceNetwork, n: int) -> list[Matrix | Vector]:
-        """The gradient, the ones vector, and z and a of each layer; all or nothing.
+        """The gradient, the backup, the ones vector, and z and a of each layer; all or
+        nothing.
 
         The largest buffers are allocated first, so that a device that refuses (one that cannot
         say beforehand how much it has) most likely refuses before anything was allocated."""
         factory = inference.factory
         total, largest = TrainingNetwork.plan_bytes(inference, n)
         factory.check_fits(total, largest, f"a training network for batch {n}")
-        shapes: list[tuple[int, ...]] = [(inference.parameter_count,), (n,)]
+        count = inference.parameter_count
+        shapes: list[tuple[int, ...]] = [(count,), (count,), (n,)]
         shapes += [(layer.out_dim, n) for layer in inference.layers for _ in (0, 1)]
         order = sorted(range(len(shapes)), key=lambda i: -math.prod(shapes[i]))
         owned: list[Matrix | Vector | None] = [None] * len(shapes)
@@ -474,14 +472,6 @@ class TrainingNetwork:
                                         error.requested, error.available) from None
             raise
         return owned
-
-    def parameter_backup(self) -> Vector:
-        """A vector shaped like the parameters, for sgd on asynchronous backends to roll back
-        to; allocated the first time it is needed, then kept with the network."""
-        if self._backup is None:
-            self._backup = self.factory.vector(self.inference.parameter_count)
-            self._owned.append(self._backup)
-        return self._backup
 
     def narrowed(self, count: int) -> TrainingNetwork:
         """A training network for the first ``count`` columns of this one's input, sharing its

@@ -47,12 +47,24 @@ def parse_eta(text: str) -> float | list[tuple[int, float]]:
                              "EPOCHS:ETA pairs such as 20:0.5,20:0.1") from None
 
 
+def scaled_schedule(pairs: list[tuple[int, float]], epochs: int) -> list[tuple[int, float]]:
+    """``pairs`` stretched or shrunk to ``epochs`` epochs in all, each pair keeping its share
+    (pairs that get no epoch are left out)."""
+    total = sum(n for n, _ in pairs)
+    bounds = [round(epochs * sum(n for n, _ in pairs[:i + 1]) / total) for i in range(len(pairs))]
+    starts = [0, *bounds[:-1]]
+    return [(stop - start, eta) for (_, eta), start, stop in zip(pairs, starts, bounds)
+            if stop > start]
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, help="backend name (default: NNFS_BACKEND, else cpu)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--layers", default=DEFAULT_LAYERS,
                         help=f"UNITS:ACTIVATION,... ending with the output layer (default {DEFAULT_LAYERS})")
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULT_EPOCHS}")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"default {DEFAULT_EPOCHS}; with the default --eta, its schedule "
+                             "is scaled to this many epochs")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--eta", default=DEFAULT_ETA,
                         help=f"learning rate, or a schedule EPOCHS:ETA,... (default {DEFAULT_ETA})")
@@ -132,17 +144,27 @@ def _load_data(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from .fit import fit
-    from .io import save
+    from .io import check_writable, save
 
     layers = parse_layers(args.layers)
     eta = parse_eta(args.eta)
+    if args.epochs is not None and args.epochs < 1:
+        raise NnfsValueError(f"--epochs must be positive, got {args.epochs}")
     epochs = args.epochs
     if isinstance(eta, float):
         epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    elif epochs is not None and args.eta == DEFAULT_ETA:
+        eta, epochs = scaled_schedule(eta, epochs), None
+    # else a schedule of the user's: fit refuses an --epochs that is not its length
     if args.checkpoint_every and not args.save:
-        raise NnfsValueError("--checkpoint-every needs --save FILE")
+        raise NnfsValueError(f"--checkpoint-every {args.checkpoint_every} needs --save FILE, "
+                             "the file to write the checkpoints to")
     if args.checkpoint_every < 0:
         raise NnfsValueError(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
+    if args.seed < 0:
+        raise NnfsValueError(f"--seed must be non-negative, got {args.seed}")
+    if args.save:  # before the training, not after it
+        check_writable(Path(args.save), "--save")
     if args.plot:
         from .plot import require_matplotlib
 
@@ -178,7 +200,7 @@ def run_train(args: argparse.Namespace) -> int:
             mean, scale = standardizer(train.X)
             x_train, x_test = (train.X - mean) / scale, (test.X - mean) / scale
         started = time.perf_counter()
-        history = fit(network, x_train, train.y, epochs=epochs if isinstance(eta, float) else None,
+        history = fit(network, x_train, train.y, epochs=epochs,
                       batch_size=args.batch_size, eta=eta, cost=cost, seed=args.seed,
                       validation=(x_test, test.y), quiet=args.quiet, on_epoch=on_epoch)
         seconds = time.perf_counter() - started
@@ -220,8 +242,10 @@ def run_predict(args: argparse.Namespace) -> int:
     import io as text_io
 
     from . import data
-    from .io import load, read_model, write_whole
+    from .io import check_writable, load, read_model, write_whole
 
+    if args.output:
+        check_writable(Path(args.output), "--output")
     in_dim, _, _ = read_model(args.model)
     label_column = args.label_column
     dataset = data.read(args.data, "none" if label_column is None else label_column, args.labels)

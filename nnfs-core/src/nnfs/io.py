@@ -56,14 +56,22 @@ def _path(path: object, what: str) -> Path:
     return Path(path)
 
 
+def check_writable(path: Path, what: str) -> Path:
+    """Raise unless a file can be written at ``path``: its directory exists and ``path`` is not
+    a directory itself. Returns the directory. Commands call it before long work."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise NnfsFileNotFoundError(f"{what}: the directory {str(directory)!r} of {str(path)!r} "
+                                    "does not exist")
+    if path.is_dir():
+        raise NnfsValueError(f"{what}: {str(path)!r} is a directory, expected a file name")
+    return directory
+
+
 def write_whole(path: Path, write, what: str) -> None:
     """Write a file whole or not at all: ``write(file)`` fills a temporary file in the same
     directory, which is flushed to disk and renamed over ``path``."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise NnfsFileNotFoundError(f"{what}: the directory {str(directory)!r} does not exist")
-    if path.is_dir():
-        raise NnfsValueError(f"{what}: {str(path)!r} is a directory, expected a file name")
+    directory = check_writable(path, what)
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except PermissionError:

@@ -11,6 +11,8 @@ runs on a narrowed view of the same buffers. No batch allocates memory.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -204,6 +206,35 @@ class _Batches:
         self.factory._write_samples(ys, y)
 
 
+class _CtrlC:
+    """Ctrl-C while fit trains: the first one is held until the batch being trained is done,
+    so that fit stops with the weights of a whole batch, however the backend updates them; a
+    second one interrupts at once.
+
+    Only where Python's own handler is in place, in the main thread (where signals arrive):
+    a handler of the caller's is left alone."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.previous: object = None
+
+    def __enter__(self) -> _CtrlC:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.pending = True
+        signal.signal(signal.SIGINT, self.previous)  # the next one interrupts at once
+
+    def __exit__(self, error_type: object, *exc_info: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending and error_type is None:  # held past the last batch: not lost
+            raise KeyboardInterrupt
+
+
 def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
     """One (epochs, eta) pair, or the pairs of a schedule given as eta."""
     from .training import _eta
@@ -251,8 +282,12 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         on_epoch: called as ``on_epoch(epoch, history)`` after each epoch (epoch from 1).
 
     Each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b samples. When a batch's
-    cost is NaN or infinite, training stops with :class:`nnfs.TrainingDiverged` before that
-    batch's update, so the weights are the last finite ones.
+    cost is NaN or infinite, training stops with :class:`nnfs.TrainingDiverged`, with the
+    weights of the last batch whose cost was finite.
+
+    Ctrl-C (``KeyboardInterrupt``) stops training at the end of the batch it arrives in: the
+    network holds the weights of the last whole batch, and inference and training work on from
+    there. A second Ctrl-C interrupts at once.
     """
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
@@ -319,7 +354,8 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
     n = len(x)
     with factory.matrix(inference.in_dim, batch_size) as x_device, \
             factory.matrix(inference.out_dim, batch_size) as y_device, \
-            TrainingNetwork(inference, x_device) as training, quiet_floating_point():
+            TrainingNetwork(inference, x_device) as training, quiet_floating_point(), \
+            _CtrlC() as ctrl_c:
         arrays = [x] + ([] if target.values is None else [target.values])
         if validation is not None:
             arrays += [validation[0]] + ([] if validation[1].values is None else [validation[1].values])
@@ -348,6 +384,8 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
                             factory._copy(inference.parameters, training.backup)
                         _step(network, y, cost, eta)
                         total += len(index) * value
+                        if ctrl_c.pending:
+                            raise KeyboardInterrupt
                     np.copyto(previous.order, order)
                     previous.eta = eta
                     history.cost.append(total / n)
@@ -361,6 +399,8 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
                         bar.set_postfix(_postfix(history), refresh=False)
                     if on_epoch is not None:
                         on_epoch(epoch, history)
+                    if ctrl_c.pending:
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             factory.synchronize()  # the last update queued completes; the weights stay whole
             raise

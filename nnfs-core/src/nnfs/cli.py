@@ -183,8 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NnfsError as error:
         print(f"nnfs {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"nnfs {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        detail = f": {interrupt}" if str(interrupt) else ""
+        print(f"nnfs {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -187,10 +187,12 @@ def run_train(args: argparse.Namespace) -> int:
         total = epochs if isinstance(eta, float) else sum(n for n, _ in eta)
         every = max(1, total // 10)
         terminal = sys.stderr.isatty()
+        checkpointed = []  # the epochs saved so far
 
         def on_epoch(epoch: int, history) -> None:
             if args.checkpoint_every and epoch % args.checkpoint_every == 0:
                 checkpoint(network, args.save, None if args.no_standardize else (mean, scale))
+                checkpointed.append(epoch)
             if not args.quiet and not terminal and (epoch % every == 0 or epoch == total):
                 print(f"epoch {epoch:>4}/{total}: cost {history.cost[-1]:.5g}, "
                       f"test accuracy {history.validation_accuracy[-1]:.4f}", flush=True)
@@ -200,9 +202,14 @@ def run_train(args: argparse.Namespace) -> int:
             mean, scale = standardizer(train.X)
             x_train, x_test = (train.X - mean) / scale, (test.X - mean) / scale
         started = time.perf_counter()
-        history = fit(network, x_train, train.y, epochs=epochs,
-                      batch_size=args.batch_size, eta=eta, cost=cost, seed=args.seed,
-                      validation=(x_test, test.y), quiet=args.quiet, on_epoch=on_epoch)
+        try:
+            history = fit(network, x_train, train.y, epochs=epochs,
+                          batch_size=args.batch_size, eta=eta, cost=cost, seed=args.seed,
+                          validation=(x_test, test.y), quiet=args.quiet, on_epoch=on_epoch)
+        except KeyboardInterrupt:
+            saved = (f"; {args.save} holds the checkpoint of epoch {checkpointed[-1]}"
+                     if checkpointed else "; nothing was saved")
+            raise KeyboardInterrupt(f"training stopped{saved}") from None
         seconds = time.perf_counter() - started
         if not args.no_standardize:  # the saved model then takes raw features
             fold_standardization(network, mean, scale)

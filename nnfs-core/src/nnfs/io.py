@@ -86,6 +86,22 @@ def write_whole(path: Path, write, what: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Put the rename on disk too, so that a power cut after it keeps the new file. Best
+    effort: some systems cannot open a directory."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def save(inference: InferenceNetwork, path: object) -> Path:

@@ -271,7 +271,8 @@ def test_killing_nnfs_train_leaves_the_checkpoint_before_loadable(tmp_path, mome
             assert wait_for(model.exists, process), "no checkpoint appeared"
             if moment == "while-writing":
                 seen = set(temporary_files(tmp_path))
-                if wait_for(lambda: bool(set(temporary_files(tmp_path)) - seen), process, 10):
+                if wait_for(lambda seen=seen: bool(set(temporary_files(tmp_path)) - seen),
+                            process, 10):
                     caught_writing += 1
             else:
                 time.sleep(rng.uniform(0.0, 1.0))
@@ -306,7 +307,7 @@ def test_the_checkpoint_on_disk_is_whole_at_every_moment(tmp_path):
         assert wait_for(model.exists, process), "no checkpoint appeared"
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
-            in_dim, layers, parameters = read_model(model)  # raises on a partial file
+            in_dim, layers, _ = read_model(model)  # raises on a partial file
             assert in_dim == 16 and [layer.units for layer in layers] == [2048, 2]
             reads += 1
         assert process.poll() is None, "nnfs train stopped while it was watched"
@@ -323,7 +324,7 @@ def test_ctrl_c_stops_nnfs_train_with_one_line_naming_the_checkpoint(tmp_path):
         assert wait_for(model.exists, process), "no checkpoint appeared"
         time.sleep(0.3)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()

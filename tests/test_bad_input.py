@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import backend_params, run_nnfs
+from conftest import ROOT, backend_params, run_nnfs
 from nnfs import fully_connected, quadratic_cost, sigmoid, tanh
 
 # --- the world each case runs in ----------------------------------------------------------------
@@ -877,6 +878,10 @@ COMMANDS = [
             "line 3: column 1 ('b')", "'oops'", "a finite number"),
     Command("train/csv-with-nan", (*TRAIN, "--data", "{dir}/nan.csv"),
             "line 2: column 0 ('a')", "'nan'", "a finite number"),
+    Command("train/data-a-pickle", (*TRAIN, "--data", "{dir}/pickled.npz"),
+            "data file", "pickled.npz", "not a readable .npz archive of arrays"),
+    Command("train/data-with-an-object-array", (*TRAIN, "--data", "{dir}/objects.npz"),
+            "data file", "objects.npz", "not a readable .npz archive of arrays"),
     Command("train/unknown-label-column", (*TRAIN, "--label-column", "colour"),
             "label column", "'colour'", "the header has"),
     Command("train/unknown-backend", (*TRAIN, "--backend", "nosuch"),
@@ -928,6 +933,8 @@ def command_world(tmp_path) -> Path:
     (tmp_path / "five.csv").write_text("1,2,3,4,5\n6,7,8,9,10\n")
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "pickled.npz").write_bytes(pickle.dumps(Exploit(tmp_path / "ran")))
+    np.savez(tmp_path / "objects.npz", X=np.array([Exploit(tmp_path / "ran")], object),
+             y=np.zeros(1))
     with nnfs.inference_network(nnfs.backend("cpu"), 3, [fully_connected(2, "softmax")]) as net:
         nnfs.save(net, tmp_path / "model.npz")
     return tmp_path
@@ -951,4 +958,25 @@ def test_bad_command_line(command: Command, command_world: Path) -> None:
     for part, text in (("the argument", command.argument), ("what was given", command.given),
                        ("what was expected", command.expected)):
         assert text.lower() in lines[0].lower(), f"{part} ({text!r}) is not in: {lines[0]}"
+    assert not (command_world / "ran").exists(), "code from a file ran"
     assert files(command_world) == before, "the command changed, made or removed files"
+
+
+def test_the_readme_counts_the_cases():
+    """The README's "What nnfs promises" quotes the size of this catalogue."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = {
+        "cases": r"\*\*(\d+) cases\*\*",
+        "calls": r"\*\*(\d+) calls of the API\*\*",
+        "device": r"\*\*(\d+) of them run on every\s+backend and dtype\*\*",
+        "commands": r"\*\*(\d+) command lines\*\*",
+    }
+    found = {}
+    for key, pattern in quoted.items():
+        match = re.search(pattern, readme)
+        assert match, f"the README does not quote the number of {key} ({pattern})"
+        found[key] = int(match.group(1))
+    actual = {"cases": len(CASES) + len(COMMANDS), "calls": len(CASES),
+              "device": sum(case.device for case in CASES), "commands": len(COMMANDS)}
+    assert found == actual
+    assert actual["cases"] >= 40

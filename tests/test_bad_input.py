@@ -755,6 +755,29 @@ def test_sgd_stops_at_divergence_with_the_epoch_the_eta_and_finite_weights(facto
         thing.release()
 
 
+def test_a_queued_backend_finds_the_same_epoch_and_weights_through_a_schedule():
+    """A backend that queues its work reads the cost only at the end of each pair; on
+    divergence it replays, and must end where a synchronous backend does."""
+    from nnfs_cpu import CpuFactory
+
+    class Queued(CpuFactory):
+        asynchronous = True
+        sync_every = 0
+
+    results = []
+    for factory in (nnfs.backend("cpu", "float64"), Queued("float64")):
+        x, y, network, training = diverging(factory)
+        with pytest.raises(nnfs.TrainingDiverged) as raised:
+            nnfs.sgd(training, y, QC, [(2, 1e-4), (3, 1e-3), (500, 1.0)])
+        results.append((raised.value.epoch, str(raised.value),
+                        nnfs.transfer(network.parameters)))
+        for thing in (training, network, x, y):
+            thing.release()
+    (epoch, message, weights), (queued_epoch, queued_message, queued_weights) = results
+    assert epoch > 6 and (queued_epoch, queued_message) == (epoch, message)
+    np.testing.assert_array_equal(queued_weights, weights)
+
+
 def fit_replayed_by_sgd(factory, X, Y, batch_size, eta):
     """What fit (in order, no shuffling) should leave when it diverges: the weights of the last
     batch whose cost was finite, found by running each batch as one sgd epoch."""

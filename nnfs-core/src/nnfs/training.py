@@ -98,18 +98,23 @@ def _train(training: TrainingNetwork, y: Matrix, cost: Cost,
     """
     factory = training.factory
     factory._copy(training.inference.parameters, training.backup)
-    queued = factory.asynchronous and not factory.sync_every
     try:
-        if queued:
+        if factory.asynchronous and not factory.sync_every:
             return _queued(training, y, cost, pairs)
-        costs, done = [], 0
-        for epochs, eta in pairs:
-            costs.append(_checked_epochs(training, y, cost, epochs, eta, done))
-            done += epochs
-        return costs
+        return _checked(training, y, cost, pairs)
     except TrainingDiverged as diverged:
-        _replay(training, y, cost, pairs, diverged.epoch - 2)
+        _replay(training, y, cost, pairs, max(0, diverged.epoch - 2))
         raise
+
+
+def _checked(training: TrainingNetwork, y: Matrix, cost: Cost,
+             pairs: list[tuple[int, float]]) -> list[float]:
+    """The schedule, each epoch's cost read and checked before its update."""
+    costs, done = [], 0
+    for epochs, eta in pairs:
+        costs.append(_checked_epochs(training, y, cost, epochs, eta, done))
+        done += epochs
+    return costs
 
 
 def _diverged(epoch: int, epochs: int, eta: float, value: float, done: int) -> TrainingDiverged:
@@ -168,11 +173,7 @@ def _queued(training: TrainingNetwork, y: Matrix, cost: Cost,
         costs.append(training._cost_op(y, cost)())
         if not math.isfinite(costs[-1]):
             _replay(training, y, cost, pairs, 0)
-            done = 0
-            for epochs_again, eta_again in pairs:
-                _checked_epochs(training, y, cost, epochs_again, eta_again, done)
-                done += epochs_again
-            raise AssertionError("nnfs: a replay of the same epochs gave a finite cost")
+            return _checked(training, y, cost, pairs)
     return costs
 
 

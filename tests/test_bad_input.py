@@ -33,6 +33,9 @@ import nnfs
 from conftest import ROOT, backend_params, run_nnfs
 from nnfs import fully_connected, quadratic_cost, sigmoid, tanh
 
+#: A bad input must not hang: each case fails after this many seconds (pytest-timeout).
+pytestmark = pytest.mark.timeout(120)
+
 # --- the world each case runs in ----------------------------------------------------------------
 
 

@@ -21,6 +21,9 @@ import nnfs
 from conftest import backend_params
 from nnfs import fully_connected
 
+#: An interruption that is not noticed must fail the test, not hang it (pytest-timeout).
+pytestmark = pytest.mark.timeout(300)
+
 QC = nnfs.quadratic_cost
 BATCH = 8
 

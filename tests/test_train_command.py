@@ -78,7 +78,7 @@ def test_train_on_a_csv_with_a_named_label(tmp_path):
     (["--eta", "-1"], "eta .* must be positive"),
     (["--batch-size", "0"], "batch_size must be positive"),
     (["--batch-size", "5000"], "batch_size is 5000 but X has only"),
-    (["--checkpoint-every", "2"], "--checkpoint-every needs --save"),
+    (["--checkpoint-every", "2"], "--checkpoint-every 2 needs --save"),
     (["--data", "/nonexistent/data.csv"], "does not exist"),
     (["--backend", "nosuch"], "names no installed backend"),
     (["--test-fraction", "1.5"], "between 0 and 1"),

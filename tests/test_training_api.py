@@ -348,19 +348,20 @@ def diverging(factory):
 
 
 def replay_until_divergence(factory, eta):
-    """(epoch that diverges, parameters before its update), found one epoch at a time."""
+    """(epoch that diverges, the parameters of the epoch before it, the last whose cost was
+    finite), found one epoch at a time."""
     x, y, network, training = diverging(factory)
-    epoch = 0
+    epoch, before = 0, None
     while True:
         epoch += 1
-        before = nnfs.transfer(network.parameters).copy()
+        previous, before = before, nnfs.transfer(network.parameters).copy()
         try:
             nnfs.sgd(training, y, nnfs.quadratic_cost, 1, eta)
         except nnfs.TrainingDiverged:
-            return epoch, before
+            return epoch, previous
 
 
-def test_sgd_stops_at_the_first_non_finite_cost_with_the_weights_before_it(cpu64):
+def test_sgd_stops_at_the_first_non_finite_cost_with_the_weights_of_the_epoch_before(cpu64):
     expected_epoch, expected_weights = replay_until_divergence(cpu64, 1.0)
     assert expected_epoch > 3  # it trains a few epochs before it overflows
     x, y, network, training = diverging(cpu64)

@@ -54,9 +54,11 @@ from .io import load, save
 from .network import (
     FullyConnected,
     InferenceNetwork,
+    MemoryPlan,
     TrainingNetwork,
     fully_connected,
     inference_network,
+    plan_memory,
     training_network,
 )
 from .registry import BackendInfo, Registry
@@ -120,6 +122,7 @@ __all__ = [
     "InferenceNetwork",
     "Matrix",
     "MemoryLimits",
+    "MemoryPlan",
     "MemoryStats",
     "ModelFileError",
     "MpiUnavailable",
@@ -147,6 +150,7 @@ __all__ = [
     "linear",
     "load",
     "mpi",
+    "plan_memory",
     "predict",
     "quadratic_cost",
     "register_backend",

@@ -162,7 +162,8 @@ def host_array(data: object, shape: tuple[int, ...], dtype: np.dtype, what: str)
     bad = first_non_finite(array)
     if bad is not None:
         raise NnfsValueError(f"{what} holds {bad[1]} at index {bad[0]}; expected finite numbers")
-    converted = np.ascontiguousarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):  # a number too large for dtype is reported just below
+        converted = np.ascontiguousarray(array, dtype=dtype)
     bad = first_non_finite(converted)
     if bad is not None:
         raise NnfsValueError(

@@ -14,7 +14,16 @@ from collections.abc import Callable, Sequence
 
 import nnfs
 
-from .errors import NnfsError
+from .errors import NnfsError, NnfsValueError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its refusals on one line like every other error of the command (argparse
+    prints the whole usage first), pointing to --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -123,8 +132,10 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    if args.repeats < 1 or (args.epochs is not None and args.epochs < 1):
-        raise NnfsError("--repeats and --epochs must be positive")
+    if args.repeats < 1:
+        raise NnfsValueError(f"--repeats must be positive, got {args.repeats}")
+    if args.epochs is not None and args.epochs < 1:
+        raise NnfsValueError(f"--epochs must be positive, got {args.epochs}")
     if args.mpi or nnfs.mpi.launched_size() > 1:
         world = nnfs.mpi.world()
         result = bench.run_parallel(args.preset, world, args.backend, args.dtype, args.epochs,
@@ -153,7 +164,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nnfs", description="nnfs: neural networks from scratch, on any backend")
     parser.add_argument("--version", action="version", version=f"nnfs-core {nnfs.__version__}")
     parser.add_argument("--debug", action="store_true",
@@ -162,13 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, add_arguments, run) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         add_arguments(sub)
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, parser=sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command they were given to, with its --help
+        (getattr(args, "parser", None) or parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2
@@ -180,8 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NnfsError as error:
         print(f"nnfs {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"nnfs {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        detail = f": {interrupt}" if str(interrupt) else ""
+        print(f"nnfs {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

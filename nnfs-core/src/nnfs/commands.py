@@ -184,7 +184,8 @@ def run_train(args: argparse.Namespace) -> int:
     if isinstance(eta, float) and epochs is None:
         epochs = DEFAULT_EPOCHS
     if args.checkpoint_every and not args.save:
-        raise NnfsValueError("--checkpoint-every needs --save FILE")
+        raise NnfsValueError(f"--checkpoint-every {args.checkpoint_every} needs --save FILE, "
+                             "the file to write the checkpoints to")
     if args.checkpoint_every < 0:
         raise NnfsValueError(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
     world = _data_parallel_world(args)
@@ -200,9 +201,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, layers, eta, epochs, world) -> int:
     from .fit import fit
-    from .io import save
+    from .io import check_writable, save
 
     root = world is None or world.is_root  # the one rank that prints, plots and writes
+    if args.seed < 0:
+        raise NnfsValueError(f"--seed must be non-negative, got {args.seed}")
+    if args.save and root:  # before the training, not after it
+        check_writable(Path(args.save), "--save")
     if args.plot and root:
         from .plot import require_matplotlib
 
@@ -236,11 +241,13 @@ def _train(args: argparse.Namespace, layers, eta, epochs, world) -> int:
         total = epochs if isinstance(eta, float) else sum(n for n, _ in eta)
         every = max(1, total // 10)
         terminal = sys.stderr.isatty()
+        checkpointed = []  # the epochs saved so far
 
         def on_epoch(epoch: int, history) -> None:
             if args.checkpoint_every and epoch % args.checkpoint_every == 0:
                 checkpoint(network, args.save, None if args.no_standardize else (mean, scale),
                            world)
+                checkpointed.append(epoch)
             if not quiet and not terminal and (epoch % every == 0 or epoch == total):
                 print(f"epoch {epoch:>4}/{total}: cost {history.cost[-1]:.5g}, "
                       f"test accuracy {history.validation_accuracy[-1]:.4f}", flush=True)
@@ -250,10 +257,16 @@ def _train(args: argparse.Namespace, layers, eta, epochs, world) -> int:
             mean, scale = standardizer(train.X)
             x_train, x_test = (train.X - mean) / scale, (test.X - mean) / scale
         started = time.perf_counter()
-        history = fit(network, x_train, train.y, epochs=epochs if isinstance(eta, float) else None,
-                      batch_size=args.batch_size, eta=eta, cost=cost, seed=args.seed,
-                      validation=(x_test, test.y), quiet=quiet, on_epoch=on_epoch,
-                      data_parallel=world)
+        try:
+            history = fit(network, x_train, train.y,
+                          epochs=epochs if isinstance(eta, float) else None,
+                          batch_size=args.batch_size, eta=eta, cost=cost, seed=args.seed,
+                          validation=(x_test, test.y), quiet=quiet, on_epoch=on_epoch,
+                          data_parallel=world)
+        except KeyboardInterrupt:
+            saved = (f"; {args.save} holds the checkpoint of epoch {checkpointed[-1]}"
+                     if checkpointed else "; nothing was saved")
+            raise KeyboardInterrupt(f"training stopped{saved}") from None
         seconds = time.perf_counter() - started
         if not args.no_standardize:  # the saved model then takes raw features
             fold_standardization(network, mean, scale)
@@ -297,8 +310,10 @@ def run_predict(args: argparse.Namespace) -> int:
     import io as text_io
 
     from . import data
-    from .io import load, read_model, write_whole
+    from .io import check_writable, load, read_model, write_whole
 
+    if args.output:
+        check_writable(Path(args.output), "--output")
     in_dim, _, _ = read_model(args.model)
     label_column = args.label_column
     dataset = data.read(args.data, "none" if label_column is None else label_column, args.labels)

@@ -78,7 +78,9 @@ class TrainingDiverged(NnfsError, FloatingPointError):
     """The cost became NaN or infinite during training.
 
     ``epoch`` is the epoch (counted from 1 within the call) whose cost was not finite and
-    ``eta`` the learning rate in use; the weights are those before that epoch's update.
+    ``eta`` the learning rate in use. The weights are put back to those of the last epoch
+    (for ``fit``: the last mini-batch) whose cost was finite, or left as they were when
+    training was called if there was none.
     """
 
     def __init__(self, message: str, epoch: int, eta: float):

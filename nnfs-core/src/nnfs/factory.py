@@ -90,6 +90,14 @@ def normalize_dtype(dtype: object) -> str:
     return name
 
 
+def format_bytes(nbytes: int) -> str:
+    """``nbytes`` exactly, and in GiB, MiB or KiB for a reader: "3221225472 bytes (3.0 GiB)"."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes} bytes ({nbytes / size:.1f} {unit})"
+    return f"{nbytes} bytes"
+
+
 @dataclass(frozen=True)
 class MemoryStats:
     """What a factory has allocated, for tests and benchmarks.
@@ -571,7 +579,8 @@ class Factory(abc.ABC):
             raise
         except MemoryError as error:
             raise OutOfDeviceMemory(
-                f"{self.describe()}: the device refused {nbytes} bytes ({error})", nbytes, None
+                f"{self.describe()}: the device refused an allocation of {format_bytes(nbytes)} "
+                f"({error})", nbytes, None
             ) from None
         self._account_allocation(nbytes)
         buffer = Buffer(self, size, storage)
@@ -588,19 +597,20 @@ class Factory(abc.ABC):
         """Raise :class:`nnfs.OutOfDeviceMemory` if ``total_bytes`` (of which the largest single
         allocation is ``largest_bytes``) cannot fit on the device; do nothing if unknown."""
         limits = self.memory_limits()
-        if limits.max_allocation_bytes is not None and largest_bytes > limits.max_allocation_bytes:
-            raise OutOfDeviceMemory(
-                f"{what} needs one allocation of {largest_bytes} bytes, but {self.describe()} "
-                f"allows at most {limits.max_allocation_bytes} bytes in one allocation",
-                largest_bytes,
-                limits.max_allocation_bytes,
-            )
         if limits.total_bytes is not None and total_bytes > limits.total_bytes:
             raise OutOfDeviceMemory(
-                f"{what} needs {total_bytes} bytes, but {self.describe()} has "
-                f"{limits.total_bytes} bytes available",
+                f"{what} needs {format_bytes(total_bytes)}, but {self.describe()} has "
+                f"{format_bytes(limits.total_bytes)} available",
                 total_bytes,
                 limits.total_bytes,
+            )
+        if limits.max_allocation_bytes is not None and largest_bytes > limits.max_allocation_bytes:
+            raise OutOfDeviceMemory(
+                f"{what} needs one allocation of {format_bytes(largest_bytes)}, but "
+                f"{self.describe()} allows at most {format_bytes(limits.max_allocation_bytes)} "
+                "in one allocation",
+                largest_bytes,
+                limits.max_allocation_bytes,
             )
 
     # --- public, checked operations ---------------------------------------------------------

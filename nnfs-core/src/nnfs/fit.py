@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -22,7 +24,7 @@ import numpy as np
 from . import _checks as check
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
 from .errors import NnfsTypeError, NnfsValueError, ShapeError, TrainingDiverged
-from .network import InferenceNetwork, TrainingNetwork
+from .network import InferenceNetwork, TrainingNetwork, plan_memory
 from .training import quiet_floating_point
 
 #: Rows checked for NaN and infinity at a time (so the check needs no copy of the data).
@@ -74,7 +76,7 @@ def samples(data: object, what: str, features: int) -> np.ndarray:
             f"inputs), got shape {array.shape}"
         )
     if array.shape[0] == 0:
-        raise NnfsValueError(f"{what} is empty: it has no samples")
+        raise NnfsValueError(f"{what} is empty: it has no samples; expected at least one sample")
     _check_finite(array, what)
     return array
 
@@ -87,7 +89,8 @@ def _check_finite(array: np.ndarray, what: str) -> None:
         bad = check.first_non_finite(block)
         if bad is not None:
             row, column = bad[0][0] + start, bad[0][1]
-            raise NnfsValueError(f"{what} holds {bad[1]} in row {row}, column {column}")
+            raise NnfsValueError(f"{what} holds {bad[1]} in row {row}, column {column}; "
+                                 "expected finite numbers")
 
 
 @dataclass
@@ -210,6 +213,35 @@ class _Batches:
         self.factory._write_samples(ys, y)
 
 
+class _CtrlC:
+    """Ctrl-C while fit trains: the first one is held until the batch being trained is done,
+    so that fit stops with the weights of a whole batch, however the backend updates them; a
+    second one interrupts at once.
+
+    Only where Python's own handler is in place, in the main thread (where signals arrive):
+    a handler of the caller's is left alone."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.previous: object = None
+
+    def __enter__(self) -> _CtrlC:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.pending = True
+        signal.signal(signal.SIGINT, self.previous)  # the next one interrupts at once
+
+    def __exit__(self, error_type: object, *exc_info: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending and error_type is None:  # held past the last batch: not lost
+            raise KeyboardInterrupt
+
+
 def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
     """One (epochs, eta) pair, or the pairs of a schedule given as eta."""
     from .training import _eta
@@ -225,7 +257,8 @@ def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
             )
         return pairs
     if epochs is None:
-        raise NnfsTypeError("fit: give epochs (and eta), or a schedule of (epochs, eta) pairs as eta")
+        raise NnfsTypeError("fit: give epochs (and eta), or a schedule of (epochs, eta) pairs as "
+                            f"eta; got epochs=None and eta={eta!r}")
     return [(check.count(epochs, "fit: epochs"), _eta(eta, "fit: eta"))]
 
 
@@ -259,8 +292,13 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
             each on its own share of every batch (see below).
 
     Each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b samples. When a batch's
-    cost is NaN or infinite, training stops with :class:`nnfs.TrainingDiverged` before that
-    batch's update, so the weights are the last finite ones.
+    cost is NaN or infinite, training stops with :class:`nnfs.TrainingDiverged`, with the
+    weights of the last batch whose cost was finite (in one process; data-parallel training
+    stops before the update of the batch whose summed cost is not finite).
+
+    Ctrl-C (``KeyboardInterrupt``) stops training at the end of the batch it arrives in: the
+    network holds the weights of the last whole batch, and inference and training work on from
+    there. A second Ctrl-C interrupts at once.
 
     **Data-parallel.** Started on N ranks (``mpiexec -n N python train.py``), with the whole
     data set and the same arguments on every rank, ``fit(..., data_parallel=world)`` trains as
@@ -306,15 +344,28 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
     pairs = _schedule(epochs, eta)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise NnfsTypeError(f"fit: seed must be an int or None, got {seed!r}")
+    if seed is not None and seed < 0:
+        raise NnfsValueError(f"fit: seed must be non-negative, got {seed}")
+    if on_epoch is not None and not callable(on_epoch):
+        raise NnfsTypeError("fit: on_epoch must be a function called as on_epoch(epoch, "
+                            f"history), got {type(on_epoch).__name__} {on_epoch!r}")
     checked_validation = None
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise NnfsTypeError("fit: validation must be a pair (Xv, Yv)")
+            raise NnfsTypeError(f"fit: validation must be a pair (Xv, Yv), got "
+                                f"{type(validation).__name__}"
+                                + (f" of {len(validation)}" if isinstance(validation, (tuple, list))
+                                   else ""))
         xv = samples(validation[0], "fit: validation X", inference.in_dim)
         yv = targets(validation[1], "fit: validation Y", inference.out_dim)
         if len(xv) != len(yv):
-            raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has {len(yv)}")
+            raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has "
+                             f"{len(yv)}; they must have one row each per sample")
         checked_validation = (xv, yv)
+    # everything fit allocates, checked at once before any of it is allocated
+    plan = plan_memory(inference.factory, inference.in_dim, inference.architecture, batch_size)
+    inference.factory.check_fits(plan.training + plan.batch_data, plan.largest_allocation,
+                                 f"fit: training with batch_size {batch_size}")
     return (inference, x, target, pairs, batch_size, cost, bool(shuffle), seed,
             checked_validation, quiet, on_epoch)
 
@@ -338,12 +389,14 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
     n = len(x)
     with factory.matrix(inference.in_dim, batch_size) as x_device, \
             factory.matrix(inference.out_dim, batch_size) as y_device, \
-            TrainingNetwork(inference, x_device) as training, quiet_floating_point():
+            TrainingNetwork(inference, x_device) as training, quiet_floating_point(), \
+            _CtrlC() as ctrl_c:
         arrays = [x] + ([] if target.values is None else [target.values])
         if validation is not None:
             arrays += [validation[0]] + ([] if validation[1].values is None else [validation[1].values])
         batches = _Batches(training, y_device, batch_size, arrays)
         order = np.arange(n)
+        previous = _Epoch(order.copy(), 0.0)  # the epoch before, to roll back into
         rng = np.random.default_rng(seed)
         bar = _progress(sum(epochs for epochs, _ in pairs), quiet)
         epoch = 0
@@ -354,11 +407,22 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
                     if shuffle:
                         rng.shuffle(order)
                     total = 0.0
-                    for start in range(0, n, batch_size):
+                    for number, start in enumerate(range(0, n, batch_size)):
                         index = order[start:start + batch_size]
                         network, y = batches.network(len(index))
                         batches.load(x, target, index, network, y)
-                        total += len(index) * _batch_step(network, y, cost, eta, epoch)
+                        value = _forward_cost(network, y, cost)
+                        if not math.isfinite(value):
+                            raise _roll_back(batches, x, target, cost, _Epoch(order, eta),
+                                             previous, epoch, number, value)
+                        if number == 0:  # weights whose cost is known to be finite
+                            factory._copy(inference.parameters, training.backup)
+                        _step(network, y, cost, eta)
+                        total += len(index) * value
+                        if ctrl_c.pending:
+                            raise KeyboardInterrupt
+                    np.copyto(previous.order, order)
+                    previous.eta = eta
                     history.cost.append(total / n)
                     history.eta.append(eta)
                     if validation is not None:
@@ -370,6 +434,8 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
                         bar.set_postfix(_postfix(history), refresh=False)
                     if on_epoch is not None:
                         on_epoch(epoch, history)
+                    if ctrl_c.pending:
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             factory.synchronize()  # the last update queued completes; the weights stay whole
             raise
@@ -388,20 +454,62 @@ def _postfix(history: History) -> dict[str, str]:
     return shown
 
 
-def _batch_step(network: TrainingNetwork, y, cost: Cost, eta: float, epoch: int) -> float:
-    """One update on the batch loaded into ``network``; returns the batch's cost."""
+def _forward_cost(network: TrainingNetwork, y, cost: Cost) -> float:
+    """The forward pass of the batch loaded into ``network``; returns the batch's cost."""
     for op in network._forward_ops:
         op()
-    value = network._cost_op(y, cost)()
-    if not math.isfinite(value):
-        raise TrainingDiverged(
-            f"training diverged in epoch {epoch} at learning rate eta={eta}: a batch's cost is "
-            f"{value}; the weights are those before that batch. Try a smaller eta.",
-            epoch, eta,
-        )
+    return network._cost_op(y, cost)()
+
+
+def _step(network: TrainingNetwork, y, cost: Cost, eta: float) -> None:
+    """After the forward pass: the gradient of the batch, and the update."""
     for op in network._step_ops(y, cost, -eta / network.batch_size):
         op()
-    return value
+
+
+@dataclass
+class _Epoch:
+    """The order in which an epoch visits the samples, and its learning rate."""
+
+    order: np.ndarray
+    eta: float
+
+
+def _roll_back(batches: _Batches, x: np.ndarray, target: Targets, cost: Cost, current: _Epoch,
+               previous: _Epoch, epoch: int, number: int, value: float) -> TrainingDiverged:
+    """Batch ``number`` (from 0) of ``epoch`` has a cost that is not finite: put back the
+    weights of the last batch whose cost was finite, and return the error to raise.
+
+    The training network's backup holds the weights of the start of the epoch (of the epoch
+    before, when the first batch diverged: the backup is taken after that batch's cost is
+    known to be finite). Replaying the batches from there up to the last finite one gives its
+    weights back: the same operations on the same buffers give the same numbers."""
+    training, factory = batches.training, batches.factory
+    size = training.batch_size
+    batches_per_epoch = -(-len(x) // size)
+    if number > 0:
+        replay, count, where = current, number - 1, f"batch {number} of epoch {epoch}"
+    elif epoch > 1:
+        replay, count = previous, batches_per_epoch - 1
+        where = f"batch {batches_per_epoch} of epoch {epoch - 1}"
+    else:
+        replay, count, where = None, 0, ""
+    if replay is not None:
+        factory._copy(training.backup, training.inference.parameters)
+        for start in range(0, count * size, size):
+            index = replay.order[start:start + size]
+            network, y = batches.network(len(index))
+            batches.load(x, target, index, network, y)
+            _forward_cost(network, y, cost)
+            _step(network, y, cost, replay.eta)
+        factory.synchronize()
+    weights = (f"the weights are those of {where}, the last batch whose cost was finite"
+               if where else "the weights are those fit was called with")
+    return TrainingDiverged(
+        f"fit: training diverged in epoch {epoch} at learning rate eta={current.eta}: the cost "
+        f"of batch {number + 1} of {batches_per_epoch} is {value}; {weights}. Try a smaller eta.",
+        epoch, current.eta,
+    )
 
 
 # --- data-parallel ------------------------------------------------------------------------------
@@ -586,14 +694,17 @@ def _evaluate_sums(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets
             op()
         total += len(rows) * network._cost_op(y, cost)()
         predicted = outputs[:len(rows)]
-        factory._read_samples(network.layers[-1].a, predicted)
+        factory._read_samples(network.output, predicted)
         right += accuracy(predicted, target, rows)
     return total, right
 
 
 def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) -> np.ndarray:
     """The network's outputs for host samples ``X`` (one per row), as a samples × outputs
-    numpy array. Works through batches of ``batch_size`` samples, allocated once."""
+    numpy array. Works through batches of ``batch_size`` samples, allocated once.
+
+    Outputs that overflow are inf or nan, as the device computes them, on every backend
+    alike (numpy's warnings about them are silenced)."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
             f"predict: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
@@ -605,7 +716,7 @@ def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) ->
     result = np.empty((len(x), inference.out_dim), factory.numpy_dtype)
     host = np.empty((batch_size, inference.in_dim), factory.numpy_dtype)
     with factory.matrix(inference.in_dim, batch_size) as x_device, \
-            factory.matrix(inference.out_dim, batch_size) as out_device:
+            factory.matrix(inference.out_dim, batch_size) as out_device, quiet_floating_point():
         work = inference._work(batch_size)
         try:
             for start in range(0, len(x), batch_size):

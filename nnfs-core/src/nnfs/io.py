@@ -56,14 +56,22 @@ def _path(path: object, what: str) -> Path:
     return Path(path)
 
 
+def check_writable(path: Path, what: str) -> Path:
+    """Raise unless a file can be written at ``path``: its directory exists and ``path`` is not
+    a directory itself. Returns the directory. Commands call it before long work."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise NnfsFileNotFoundError(f"{what}: the directory {str(directory)!r} of {str(path)!r} "
+                                    "does not exist")
+    if path.is_dir():
+        raise NnfsValueError(f"{what}: {str(path)!r} is a directory, expected a file name")
+    return directory
+
+
 def write_whole(path: Path, write, what: str) -> None:
     """Write a file whole or not at all: ``write(file)`` fills a temporary file in the same
     directory, which is flushed to disk and renamed over ``path``."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise NnfsFileNotFoundError(f"{what}: the directory {str(directory)!r} does not exist")
-    if path.is_dir():
-        raise NnfsValueError(f"{what}: {str(path)!r} is a directory, expected a file name")
+    directory = check_writable(path, what)
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except PermissionError:
@@ -78,6 +86,22 @@ def write_whole(path: Path, write, what: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Put the rename on disk too, so that a power cut after it keeps the new file. Best
+    effort: some systems cannot open a directory."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def save(inference: InferenceNetwork, path: object) -> Path:
@@ -124,6 +148,8 @@ def read_model(path: object) -> tuple[int, list[FullyConnected], np.ndarray]:
     except PermissionError:
         raise NnfsPermissionError(f"{where} cannot be read (permission denied)") from None
     with file:
+        _check_magic(file.read(8), where)
+        file.seek(0)
         try:
             archive = np.load(file, allow_pickle=False)
         except ValueError as error:
@@ -138,6 +164,25 @@ def read_model(path: object) -> tuple[int, list[FullyConnected], np.ndarray]:
             raise ModelFileError(f"{where} is a single numpy array, not an nnfs model archive")
         with archive:
             return _check_archive(archive, where)
+
+
+#: How the files np.load reads begin: a zip archive (.npz), one array (.npy), a pickle.
+_ZIP, _NPY, _PICKLE = b"PK\x03\x04", b"\x93NUMPY", b"\x80"
+
+
+def _check_magic(head: bytes, where: str) -> None:
+    """Refuse what is no .npz archive by its first bytes, before numpy reads it: numpy takes
+    anything that is neither zip nor .npy for a pickle, and says so even for a text file."""
+    if head.startswith(_ZIP):
+        return
+    if head.startswith(_NPY):
+        raise ModelFileError(f"{where} is a single numpy array, not an nnfs model archive")
+    if head.startswith(_PICKLE):
+        raise ModelFileError(f"{where} holds pickled Python objects, which nnfs never loads "
+                             "(unpickling can run code): not an nnfs model file")
+    shown = "it is empty" if not head else f"it starts with {head!r}"
+    raise ModelFileError(f"{where} is not an nnfs model file (an .npz archive, which starts "
+                         f"with {_ZIP!r}): {shown}")
 
 
 def _check_archive(archive, where: str) -> tuple[int, list[FullyConnected], np.ndarray]:
@@ -185,7 +230,8 @@ def _check_archive(archive, where: str) -> tuple[int, list[FullyConnected], np.n
         )
     bad = check.first_non_finite(parameters)
     if bad is not None:
-        raise ModelFileError(f"{where}: parameter {bad[0][0]} is {bad[1]}")
+        raise ModelFileError(f"{where}: parameter {bad[0][0]} is {bad[1]}; a model holds finite "
+                             "numbers")
     layers = [FullyConnected(int(n), ACTIVATIONS[name])
               for n, name in zip(units.tolist(), activations.tolist())]
     return int(in_dim), layers, parameters.astype(np.float64)
@@ -217,6 +263,12 @@ def load(path: object, target: Factory | InferenceNetwork) -> InferenceNetwork:
         )
     check.live(target, "load: target")
     in_dim, layers, parameters = read_model(path)
+    dtype = target.numpy_dtype if isinstance(target, Factory) else target.factory.numpy_dtype
+    too_large = np.abs(parameters) > np.finfo(dtype).max
+    if too_large.any():
+        index = int(np.argmax(too_large))
+        raise ModelFileError(f"load: {str(path)!r}: parameter {index} is {float(parameters[index])!r}, "
+                             f"too large for {dtype} (the dtype of the network it would go into)")
     if isinstance(target, Factory):
         network = inference_network(target, in_dim, layers)
     else:

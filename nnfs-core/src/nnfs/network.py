@@ -22,8 +22,14 @@ import numpy as np
 from . import _checks as check
 from .activations import Activation, activation as _activation
 from .costs import Cost
-from .errors import NnfsTypeError, NnfsValueError, ShapeError, UnsupportedOperation
-from .factory import Factory, Matrix, Vector
+from .errors import (
+    NnfsTypeError,
+    NnfsValueError,
+    OutOfDeviceMemory,
+    ShapeError,
+    UnsupportedOperation,
+)
+from .factory import Factory, Matrix, Vector, format_bytes
 
 #: The factory operations that training (the passes, both costs and sgd) calls.
 TRAINING_OPERATIONS = ("gemm", "gemv", "axpy", "scal", "fill", "sub", "activation",
@@ -76,6 +82,63 @@ def _parameter_count(in_dim: int, widths: Sequence[int]) -> int:
     return sum(sizes[i + 1] * (sizes[i] + 1) for i in range(len(widths)))
 
 
+def _training_sizes(parameter_count: int, widths: Sequence[int], batch: int) -> list[int]:
+    """Elements of each buffer a training network for ``batch`` samples allocates: the
+    gradient, the copy of the parameters that training rolls back to when it diverges, the
+    vector of ones, and z and a of each layer."""
+    return [parameter_count, parameter_count, batch] + [w * batch for w in widths for _ in (0, 1)]
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """The device memory a network needs, in bytes, worked out before anything is allocated
+    (see :func:`plan_memory`).
+
+    * ``parameters`` — the inference network's weights and biases (one buffer);
+    * ``training`` — what :func:`training_network` adds for ``batch`` samples: the gradient,
+      the copy of the parameters that training rolls back to when it diverges, a vector of
+      ones, and z and a of every layer;
+    * ``batch_data`` — one batch of inputs and targets (in_dim × batch and out_dim × batch):
+      what you allocate for ``sgd``, and what ``fit`` allocates itself;
+    * ``largest_allocation`` — the largest single buffer among all of them;
+    * ``available`` and ``max_allocation`` — the device's free bytes and its largest single
+      allocation when the plan was made (``None`` when the backend does not know).
+    """
+
+    batch: int
+    parameters: int
+    training: int
+    batch_data: int
+    largest_allocation: int
+    available: int | None
+    max_allocation: int | None
+
+    @property
+    def total(self) -> int:
+        """Bytes of everything: parameters, training buffers and one batch of data."""
+        return self.parameters + self.training + self.batch_data
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether the total and the largest allocation fit what the device reported; None
+        when it reported nothing."""
+        if self.available is None and self.max_allocation is None:
+            return None
+        return ((self.available is None or self.total <= self.available)
+                and (self.max_allocation is None
+                     or self.largest_allocation <= self.max_allocation))
+
+    def __str__(self) -> str:
+        if self.available is None:
+            device = "the device does not say how much it has"
+        else:
+            device = f"the device has {format_bytes(self.available)} available"
+        return (f"{format_bytes(self.total)} for batch {self.batch}: parameters "
+                f"{format_bytes(self.parameters)}, training {format_bytes(self.training)}, "
+                f"batch data {format_bytes(self.batch_data)}; largest allocation "
+                f"{format_bytes(self.largest_allocation)}; {device}")
+
+
 def _initial_parameters(in_dim: int, blueprints: Sequence[FullyConnected], dtype: np.dtype,
                         seed: object) -> np.ndarray:
     """Random weights (Glorot uniform, or He normal for relu) and zero biases, flat."""
@@ -109,10 +172,19 @@ class InferenceNetwork:
         self.out_dim = blueprints[-1].units
         count = _parameter_count(in_dim, [b.units for b in blueprints])
         nbytes = count * factory.itemsize
-        factory.check_fits(nbytes, nbytes, f"the parameters of a network of {count} parameters")
-        initial = _initial_parameters(in_dim, blueprints, factory.numpy_dtype, seed)
-        self.parameters = factory.vector(count)
+        factory.check_fits(nbytes, nbytes, f"a network of {count} parameters")
         try:
+            self.parameters = factory.vector(count)
+        except OutOfDeviceMemory as error:  # the device refused what it did not say it lacks
+            raise OutOfDeviceMemory(f"a network of {count} parameters: {error}",
+                                    error.requested, error.available) from None
+        try:
+            try:
+                initial = _initial_parameters(in_dim, blueprints, factory.numpy_dtype, seed)
+            except MemoryError:
+                raise OutOfDeviceMemory(
+                    f"the host has no room for the {count} initial weights of the network "
+                    f"({count * 16} bytes while they are drawn)", count * 16, None) from None
             factory._write(initial, self.parameters)
             layers, start, width = [], 0, in_dim
             for blueprint in blueprints:
@@ -203,6 +275,66 @@ class InferenceNetwork:
             source = target
 
 
+def _check_factory(factory: object, what: str) -> None:
+    if not isinstance(factory, Factory):
+        raise NnfsTypeError(
+            f"{what}: factory must be an nnfs factory such as nnfs.backend('cpu'), "
+            f"got {type(factory).__name__}"
+        )
+    check.live(factory, f"{what}: factory")
+
+
+def _check_layers(layers: object, what: str) -> None:
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise NnfsTypeError(
+            f"{what}: layers must be a list such as [fully_connected(4, tanh)], "
+            f"got {type(layers).__name__}"
+        )
+    if not layers:
+        raise NnfsValueError(f"{what}: layers is empty; give at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, FullyConnected):
+            raise NnfsTypeError(
+                f"{what}: layers[{i}] must be made by fully_connected(units, "
+                f"activation), got {type(layer).__name__} {layer!r}"
+            )
+
+
+def plan_memory(factory: Factory, in_dim: int, layers: Sequence[FullyConnected],
+                batch: int = 1) -> MemoryPlan:
+    """The device memory, in bytes, that a network of ``layers`` on ``in_dim`` inputs needs on
+    ``factory``: its parameters, the buffers of a training network for ``batch`` samples, and
+    one batch of inputs and targets. Nothing is allocated.
+
+    Building a network that does not fit raises :class:`nnfs.OutOfDeviceMemory` with the bytes
+    asked for and the bytes available; the plan tells beforehand::
+
+        plan = nnfs.plan_memory(factory, 784, [fully_connected(1024, relu),
+                                               fully_connected(10, softmax)], batch=512)
+        if not plan.fits:
+            ...  # a smaller batch or network
+    """
+    _check_factory(factory, "plan_memory")
+    in_dim = check.count(in_dim, "plan_memory: in_dim")
+    _check_layers(layers, "plan_memory")
+    batch = check.count(batch, "plan_memory: batch")
+    widths = [layer.units for layer in layers]
+    count = _parameter_count(in_dim, widths)
+    training = _training_sizes(count, widths, batch)
+    data = [in_dim * batch, widths[-1] * batch]
+    itemsize = factory.itemsize
+    limits = factory.memory_limits()
+    return MemoryPlan(
+        batch=batch,
+        parameters=count * itemsize,
+        training=sum(training) * itemsize,
+        batch_data=sum(data) * itemsize,
+        largest_allocation=max(count, *training, *data) * itemsize,
+        available=limits.total_bytes,
+        max_allocation=limits.max_allocation_bytes,
+    )
+
+
 def inference_network(factory: Factory, in_dim: int, layers: Sequence[FullyConnected], *,
                       seed: object = None) -> InferenceNetwork:
     """Build a network of ``layers`` taking ``in_dim`` inputs, with its parameters on ``factory``.
@@ -210,26 +342,9 @@ def inference_network(factory: Factory, in_dim: int, layers: Sequence[FullyConne
     Weights start random (Glorot uniform; He normal for relu layers), biases at zero; ``seed``
     (an int) makes them reproducible. Set your own with ``nnfs.transfer(data, layer.weights)``.
     """
-    if not isinstance(factory, Factory):
-        raise NnfsTypeError(
-            f"inference_network: factory must be an nnfs factory such as nnfs.backend('cpu'), "
-            f"got {type(factory).__name__}"
-        )
-    check.live(factory, "inference_network: factory")
+    _check_factory(factory, "inference_network")
     in_dim = check.count(in_dim, "inference_network: in_dim")
-    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
-        raise NnfsTypeError(
-            "inference_network: layers must be a list such as [fully_connected(4, tanh)], "
-            f"got {type(layers).__name__}"
-        )
-    if not layers:
-        raise NnfsValueError("inference_network: layers is empty; give at least one layer")
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, FullyConnected):
-            raise NnfsTypeError(
-                f"inference_network: layers[{i}] must be made by fully_connected(units, "
-                f"activation), got {type(layer).__name__} {layer!r}"
-            )
+    _check_layers(layers, "inference_network")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise NnfsTypeError(f"inference_network: seed must be an int or None, got {seed!r}")
     if seed is not None and seed < 0:
@@ -296,11 +411,12 @@ class TrainingNetwork:
         self.input = x
         if shared is None:
             owned = self._allocate(inference, x.cols)
-            self.gradient, self.ones, *pairs = owned
+            self.gradient, self.backup, self.ones, *pairs = owned
             factory._fill(self.ones, 1.0)
         else:  # the first columns of a wider network's buffers (a short last batch)
             owned = []
             self.gradient = shared.gradient
+            self.backup = shared.backup
             self.ones = shared.ones.subvector(0, x.cols)
             pairs = [m.columns(0, x.cols) for layer in shared.layers for m in (layer.z, layer.a)]
         self._owned = owned
@@ -317,45 +433,46 @@ class TrainingNetwork:
         self._delta_key: tuple | None = None
         self._gradient: list[Callable[[], object]] = []
         self._step: list[Callable[[], object]] = []
-        self._cost_key: tuple | None = None
-        self._cost: Callable[[], float] | None = None
-        self._backup: Vector | None = None
+        self._measure_key: tuple | None = None
+        self._measure: Callable[[], float] | None = None
 
     @staticmethod
     def plan_bytes(inference: InferenceNetwork, batch: int) -> tuple[int, int]:
         """The bytes a training network for ``batch`` samples needs, in all and in its largest
         single allocation (besides the parameters and the input)."""
         widths = [layer.out_dim for layer in inference.layers]
-        sizes = [inference.parameter_count, batch] + [w * batch for w in widths for _ in (0, 1)]
+        sizes = _training_sizes(inference.parameter_count, widths, batch)
         itemsize = inference.factory.itemsize
         return sum(sizes) * itemsize, max(sizes) * itemsize
 
     @staticmethod
     def _allocate(inference: InferenceNetwork, n: int) -> list[Matrix | Vector]:
-        """The gradient, the ones vector, and z and a of each layer; all or nothing."""
+        """The gradient, the backup, the ones vector, and z and a of each layer; all or
+        nothing.
+
+        The largest buffers are allocated first, so that a device that refuses (one that cannot
+        say beforehand how much it has) most likely refuses before anything was allocated."""
         factory = inference.factory
         total, largest = TrainingNetwork.plan_bytes(inference, n)
         factory.check_fits(total, largest, f"a training network for batch {n}")
-        owned: list[Matrix | Vector] = []
+        count = inference.parameter_count
+        shapes: list[tuple[int, ...]] = [(count,), (count,), (n,)]
+        shapes += [(layer.out_dim, n) for layer in inference.layers for _ in (0, 1)]
+        order = sorted(range(len(shapes)), key=lambda i: -math.prod(shapes[i]))
+        owned: list[Matrix | Vector | None] = [None] * len(shapes)
         try:
-            owned.append(factory.vector(inference.parameter_count))
-            owned.append(factory.vector(n))
-            for layer in inference.layers:
-                owned.append(factory.matrix(layer.out_dim, n))
-                owned.append(factory.matrix(layer.out_dim, n))
-        except BaseException:
+            for i in order:
+                shape = shapes[i]
+                owned[i] = factory.vector(*shape) if len(shape) == 1 else factory.matrix(*shape)
+        except BaseException as error:
             for buffer in owned:
-                buffer.release()
+                if buffer is not None:
+                    buffer.release()
+            if isinstance(error, OutOfDeviceMemory):
+                raise OutOfDeviceMemory(f"a training network for batch {n}: {error}",
+                                        error.requested, error.available) from None
             raise
         return owned
-
-    def parameter_backup(self) -> Vector:
-        """A vector shaped like the parameters, for sgd on asynchronous backends to roll back
-        to; allocated the first time it is needed, then kept with the network."""
-        if self._backup is None:
-            self._backup = self.factory.vector(self.inference.parameter_count)
-            self._owned.append(self._backup)
-        return self._backup
 
     def narrowed(self, count: int) -> TrainingNetwork:
         """A training network for the first ``count`` columns of this one's input, sharing its
@@ -434,13 +551,13 @@ class TrainingNetwork:
             self._delta_key = key
 
     def _cost_op(self, y: Matrix, cost: Cost) -> Callable[[], float]:
-        """A prepared function returning the cost of the last forward pass against ``y``."""
+        """The prepared cost of the last forward pass's output against ``y``."""
         key = (y, cost)
-        if self._cost_key != key:
+        if self._measure_key != key:
             last = self.layers[-1]
-            self._cost = cost.value_op(self.factory, y, last.a, last.activation)
-            self._cost_key = key
-        return self._cost
+            self._measure = cost.value_op(self.factory, y, last.a, last.activation)
+            self._measure_key = key
+        return self._measure
 
     # --- public -----------------------------------------------------------------------------
 

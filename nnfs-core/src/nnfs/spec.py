@@ -37,7 +37,8 @@ def normalize_backend_name(name: object, *, what: str = "backend name") -> str:
     A backend name starts with a letter and holds at most 32 letters, digits, ``_`` and ``-``.
     """
     if not isinstance(name, str):
-        raise NnfsTypeError(f"{what} must be a string such as 'cpu', got {type(name).__name__}")
+        raise NnfsTypeError(
+            f"{what} must be a string such as 'cpu', got {type(name).__name__} {name!r}")
     normal = name.strip().lower()
     if not _NAME.fullmatch(normal):
         raise NnfsValueError(

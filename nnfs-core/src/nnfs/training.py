@@ -63,7 +63,8 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     for it, and otherwise only where the cost is read.
 
     If a cost becomes NaN or infinite, sgd raises :class:`nnfs.TrainingDiverged` naming the
-    epoch and eta, with the weights as they were before that epoch's update.
+    epoch and eta, with the weights of the epoch before, the last whose cost was finite (the
+    weights sgd was called with, if the first epoch's cost was not finite).
     """
     if not isinstance(training, TrainingNetwork):
         raise NnfsTypeError(
@@ -75,7 +76,8 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     cost = _cost(cost, "sgd: cost")
     cost.check_output(training.layers[-1].activation)
     pairs = _schedule(epochs, eta)
-    costs = [_run(training, y, cost, n, rate) for n, rate in pairs]
+    with quiet_floating_point():
+        costs = _train(training, y, cost, pairs)
     return costs[0] if eta is not None else costs
 
 
@@ -85,24 +87,54 @@ def quiet_floating_point() -> contextlib.AbstractContextManager:
     return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
-def _run(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int, eta: float) -> float:
-    """``epochs`` epochs of checked arguments; the cost of the last forward pass."""
-    with quiet_floating_point():
-        if training.factory.asynchronous and not training.factory.sync_every:
-            return _queued_epochs(training, y, cost, epochs, eta)
-        return _checked_epochs(training, y, cost, epochs, eta)
+def _train(training: TrainingNetwork, y: Matrix, cost: Cost,
+           pairs: list[tuple[int, float]]) -> list[float]:
+    """The schedule ``pairs`` of checked arguments; the cost of each pair's last forward pass.
+
+    The parameters are copied once, at the start, into the training network's backup. When an
+    epoch's cost is not finite, they are restored from it and the epochs before the last
+    finite one replayed, which gives back the weights of that epoch: the same operations on the
+    same buffers give the same numbers, and no epoch pays for a copy.
+    """
+    factory = training.factory
+    factory._copy(training.inference.parameters, training.backup)
+    try:
+        if factory.asynchronous and not factory.sync_every:
+            return _queued(training, y, cost, pairs)
+        return _checked(training, y, cost, pairs)
+    except TrainingDiverged as diverged:
+        _replay(training, y, cost, pairs, max(0, diverged.epoch - 2))
+        raise
 
 
-def _diverged(epoch: int, epochs: int, eta: float, value: float) -> TrainingDiverged:
+def _checked(training: TrainingNetwork, y: Matrix, cost: Cost,
+             pairs: list[tuple[int, float]]) -> list[float]:
+    """The schedule, each epoch's cost read and checked before its update."""
+    costs, done = [], 0
+    for epochs, eta in pairs:
+        costs.append(_checked_epochs(training, y, cost, epochs, eta, done))
+        done += epochs
+    return costs
+
+
+def _diverged(epoch: int, epochs: int, eta: float, value: float, done: int) -> TrainingDiverged:
+    """``epoch`` of the ``epochs`` at ``eta``, which followed ``done`` epochs of the call."""
+    where = f"epoch {epoch} of {epochs} at eta={eta}"
+    if done:
+        where = f"epoch {done + epoch} of the schedule ({where})"
+    if done + epoch == 1:
+        weights = "the weights are those sgd was called with"
+    else:
+        weights = f"the weights are those of epoch {done + epoch - 1}, the last with a finite cost"
     return TrainingDiverged(
-        f"sgd: training diverged in epoch {epoch} of {epochs} at eta={eta}: the cost became "
-        f"{value}; the weights are those before that epoch's update. Try a smaller eta.",
-        epoch, eta,
+        f"sgd: training diverged in {where}: the cost became {value}; {weights}. "
+        "Try a smaller eta.",
+        done + epoch, eta,
     )
 
 
 def _checked_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int,
-                    eta: float) -> float:
+                    eta: float, done: int = 0) -> float:
     """Read every epoch's cost before its update, and stop at the first that is not finite.
 
     On a synchronous backend the read costs nothing; an asynchronous one that drains its queue
@@ -119,7 +151,7 @@ def _checked_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: in
             op()
         value = measure()
         if not math.isfinite(value):
-            raise _diverged(epoch, epochs, eta, value)
+            raise _diverged(epoch, epochs, eta, value, done)
         for op in step:
             op()
         if every and epoch % every == 0:
@@ -127,24 +159,39 @@ def _checked_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: in
     return value
 
 
-def _queued_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int,
-                   eta: float) -> float:
-    """Queue every epoch without reading anything back (the article's CUDA speed); read the
-    last cost at the end. If it is not finite, go back to the parameters of the start and
-    replay one epoch at a time, reading each cost, to stop before the first bad update."""
+def _queued(training: TrainingNetwork, y: Matrix, cost: Cost,
+            pairs: list[tuple[int, float]]) -> list[float]:
+    """Queue every epoch without reading anything back (the article's CUDA speed) but the cost
+    at the end of each pair. If one is not finite, go back to the parameters of the start and
+    run the schedule again one epoch at a time, reading each cost, to find the epoch."""
+    costs = []
+    for epochs, eta in pairs:
+        ops = training._epoch_ops(y, cost, -eta / training.batch_size)
+        for _ in range(epochs):
+            for op in ops:
+                op()
+        costs.append(training._cost_op(y, cost)())
+        if not math.isfinite(costs[-1]):
+            _replay(training, y, cost, pairs, 0)
+            return _checked(training, y, cost, pairs)
+    return costs
+
+
+def _replay(training: TrainingNetwork, y: Matrix, cost: Cost, pairs: list[tuple[int, float]],
+            epochs: int) -> None:
+    """Restore the parameters from the backup and run the first ``epochs`` epochs of the
+    schedule again, reading nothing back."""
     factory = training.factory
-    parameters = training.inference.parameters
-    backup = training.parameter_backup()
-    factory._copy(parameters, backup)
-    ops = training._epoch_ops(y, cost, -eta / training.batch_size)
-    for _ in range(epochs):
-        for op in ops:
-            op()
-    value = training._cost_op(y, cost)()
-    if math.isfinite(value):
-        return value
-    factory._copy(backup, parameters)
-    return _checked_epochs(training, y, cost, epochs, eta)
+    factory._copy(training.backup, training.inference.parameters)
+    every, count = factory.sync_every, 0
+    for pair_epochs, eta in pairs:
+        ops = training._epoch_ops(y, cost, -eta / training.batch_size)
+        for _ in range(min(pair_epochs, epochs - count)):
+            for op in ops:
+                op()
+            count += 1
+            if every and count % every == 0:
+                factory.synchronize()
 
 
 def transfer(source: object, destination: Matrix | Vector | None = None):

@@ -167,7 +167,13 @@ class CpuFactory(nnfs.PlannedFactory):
     # --- memory -----------------------------------------------------------------------------
 
     def _allocate(self, size: int) -> np.ndarray:
-        return np.zeros(size, dtype=self.numpy_dtype)
+        # Written now, not left to np.zeros: calloc'd pages are committed only when first
+        # written, so MemAvailable would not count them and the memory check of the next
+        # network would pass against memory this one already holds, until an epoch touched
+        # it all and the kernel killed the process.
+        storage = np.empty(size, dtype=self.numpy_dtype)
+        storage.fill(0)
+        return storage
 
     def _matrix_handle(self, storage: np.ndarray, offset: int, rows: int, cols: int) -> np.ndarray:
         return storage[offset:offset + rows * cols].reshape(cols, rows)  # the transpose, C order
@@ -386,6 +392,7 @@ class CpuFactory(nnfs.PlannedFactory):
 
     def _plan_cost_sum(self, kind, y, a) -> Plan:
         eps = float(np.finfo(self.numpy_dtype).eps)
+        # the scratch views are taken now, while the plan is made: running it takes none
         blocks = [(yb, ab, self._work(ab.shape), self._work(ab.shape, part=1))
                   for yb, ab in self._flat_blocks(y.handle, a.handle)]
         subtract, dot, clip, log = np.subtract, np.dot, np.clip, np.log

@@ -67,11 +67,13 @@ def cost_sum(kind, y, a, eps):
     raise ValueError(kind)
 
 
-def train(weights, biases, kinds, x, y, epochs, eta, cost="quadratic"):
+def train(weights, biases, kinds, x, y, epochs, eta, cost="quadratic", eps=0.0):
     """Full-batch gradient descent, the article's update; returns (weights, biases, last cost).
 
     ``cost`` is "quadratic" or "cross_entropy"; the returned cost is the reported value of the
-    last epoch's forward pass (see ``nnfs.costs``).
+    last epoch's forward pass (see ``nnfs.costs``). ``eps`` clips the outputs inside the
+    cross-entropy's logarithms as a backend does (``numpy.finfo(dtype).eps``), so that a
+    saturated output gives the backend's value rather than infinity.
     """
     weights = [np.array(w, dtype=np.float64) for w in weights]
     biases = [np.array(b, dtype=np.float64) for b in biases]
@@ -88,7 +90,7 @@ def train(weights, biases, kinds, x, y, epochs, eta, cost="quadratic"):
             delta = activation_backward(kinds[-1], a, a - y)
         else:
             kind = "binary_cross_entropy" if kinds[-1] == "sigmoid" else "categorical_cross_entropy"
-            value = cost_sum(kind, y, a, 0.0) / n
+            value = cost_sum(kind, y, a, eps) / n
             delta = a - y
         for i in range(len(weights) - 1, -1, -1):
             grad_w = delta @ outputs[i].T

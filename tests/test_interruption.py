@@ -130,33 +130,40 @@ class CutUpdate:
         return Factory("float64")
 
 
+#: Updates per batch: each layer's parameters are updated on their own, the last layer first.
+UPDATES = 2
+
+
 def test_ctrl_c_in_the_middle_of_an_update_is_held_until_the_batch_is_done():
     X, Y = data()
-    cut = CutUpdate(at=7)
+    cut = CutUpdate(at=3 * UPDATES + 1)  # in the first update of batch 4
     with network(cut) as net:
         with pytest.raises(KeyboardInterrupt):
             nnfs.fit(net, X, Y, epochs=5, batch_size=BATCH, eta=0.5, cost=QC, shuffle=False,
                      quiet=True)
-        assert cut.updates == 7  # stopped right after the batch it arrived in
+        assert cut.updates == 4 * UPDATES  # stopped right after the batch it arrived in
         states = batch_states(nnfs.backend("cpu", "float64"), X, Y, 0.5, 8)
-        np.testing.assert_array_equal(nnfs.transfer(net.parameters), states[7])
+        np.testing.assert_array_equal(nnfs.transfer(net.parameters), states[4])
         assert_goes_on(net, X, Y)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_second_ctrl_c_interrupts_at_once():
     X, Y = data()
-    cut = CutUpdate(at=3, times=2)
+    cut = CutUpdate(at=UPDATES + 1, times=2)  # inside the last layer's update in batch 2
     with network(cut) as net:
         with pytest.raises(KeyboardInterrupt):
             nnfs.fit(net, X, Y, epochs=5, batch_size=BATCH, eta=0.5, cost=QC, shuffle=False,
                      quiet=True)
         states = batch_states(nnfs.backend("cpu", "float64"), X, Y, 0.5, 4)
-        half = net.parameter_count // 2
+        first = net.layers[0].parameter_count  # the first layer's parameters, then the last's
+        half = first + net.layers[1].parameter_count // 2
         parameters = nnfs.transfer(net.parameters)
-        # stopped inside the update: its first half is done, its second is not
-        np.testing.assert_array_equal(parameters[:half], states[3][:half])
-        np.testing.assert_array_equal(parameters[half:], states[2][half:])
+        # stopped inside the last layer's update: the first half of it is done, the rest of it
+        # and the first layer's update are not
+        np.testing.assert_array_equal(parameters[first:half], states[2][first:half])
+        np.testing.assert_array_equal(parameters[half:], states[1][half:])
+        np.testing.assert_array_equal(parameters[:first], states[1][:first])
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -339,3 +346,24 @@ def test_ctrl_c_stops_nnfs_train_with_one_line_naming_the_checkpoint(tmp_path):
     with nnfs.load(model, nnfs.backend("cpu")) as loaded:
         assert loaded.in_dim == 16
     assert temporary_files(tmp_path) == []
+
+
+def test_ctrl_c_during_sgd_stops_at_the_end_of_that_epoch():
+    """The layers' updates of an epoch are separate operations; a Ctrl-C between them is held
+    until the epoch is done, so sgd leaves the weights of a whole number of epochs."""
+    X, Y = data()
+    cut = CutUpdate(at=2 * UPDATES + 1)  # in the first update of epoch 3
+    with network(cut) as net, cut.matrix(4, len(X), X.T) as x, \
+            cut.matrix(2, len(X), Y.T) as y, nnfs.training_network(net, x) as training:
+        with pytest.raises(KeyboardInterrupt):
+            nnfs.sgd(training, y, QC, 10, 0.5)
+        assert cut.updates == 3 * UPDATES
+        reference = nnfs.backend("cpu", "float64")
+        with network(reference) as expected, reference.matrix(4, len(X), X.T) as rx, \
+                reference.matrix(2, len(X), Y.T) as ry, \
+                nnfs.training_network(expected, rx) as expected_training:
+            nnfs.sgd(expected_training, ry, QC, 3, 0.5)
+            np.testing.assert_array_equal(nnfs.transfer(net.parameters),
+                                          nnfs.transfer(expected.parameters))
+        nnfs.sgd(training, y, QC, 2, 0.5)  # and training goes on
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

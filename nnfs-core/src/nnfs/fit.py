@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -25,7 +23,7 @@ from . import _checks as check
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
 from .errors import NnfsTypeError, NnfsValueError, ShapeError, TrainingDiverged
 from .network import InferenceNetwork, TrainingNetwork, plan_memory
-from .training import quiet_floating_point
+from .training import HeldCtrlC as _CtrlC, quiet_floating_point
 
 #: Rows checked for NaN and infinity at a time (so the check needs no copy of the data).
 _CHECK_ROWS = 65536
@@ -211,35 +209,6 @@ class _Batches:
         else:
             self._gather(target.values, index, ys)
         self.factory._write_samples(ys, y)
-
-
-class _CtrlC:
-    """Ctrl-C while fit trains: the first one is held until the batch being trained is done,
-    so that fit stops with the weights of a whole batch, however the backend updates them; a
-    second one interrupts at once.
-
-    Only where Python's own handler is in place, in the main thread (where signals arrive):
-    a handler of the caller's is left alone."""
-
-    def __init__(self) -> None:
-        self.pending = False
-        self.previous: object = None
-
-    def __enter__(self) -> _CtrlC:
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self.previous = signal.signal(signal.SIGINT, self._hold)
-        return self
-
-    def _hold(self, signum: int, frame: object) -> None:
-        self.pending = True
-        signal.signal(signal.SIGINT, self.previous)  # the next one interrupts at once
-
-    def __exit__(self, error_type: object, *exc_info: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        if self.pending and error_type is None:  # held past the last batch: not lost
-            raise KeyboardInterrupt
 
 
 def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:

@@ -428,7 +428,12 @@ class TrainingNetwork:
             source = a
         self.layers: tuple[TrainingLayer, ...] = tuple(layers)
         self._forward_ops = self._prepare_forward()
-        self._backward_hidden_ops = self._prepare_backward()
+        self._parameter_ranges = []
+        for layer in inference.layers:
+            start = self._parameter_ranges[-1][1] if self._parameter_ranges else 0
+            self._parameter_ranges.append((start, start + layer.parameter_count))
+        self._backward_hidden_ops = self._prepare_backward(update=False)
+        self._backward_updating_ops = self._prepare_backward(update=True)
         self._apply_ops = factory._prepare_steps("axpy", 1.0, self.gradient, inference.parameters)
         self._delta_key: tuple | None = None
         self._gradient: list[Callable[[], object]] = []
@@ -489,7 +494,7 @@ class TrainingNetwork:
         benchmarks time as the floor an epoch cannot go below."""
         prepare, ops = self.factory._prepare, []
         for i, layer in enumerate(self.layers):
-            ops.append(prepare("gemm", 1.0, layer.weights, layer.input, 0.0, layer.z, False, False))
+            ops.append(prepare("gemm", 1.0, layer.weights, layer.input, 0.0, layer.a, False, False))
             ops.append(prepare("gemm", 1.0, layer.z, layer.input, 0.0, layer.weights_gradient,
                                False, True))
             if i > 0:
@@ -500,14 +505,22 @@ class TrainingNetwork:
     def _prepare_forward(self) -> list[Callable[[], object]]:
         prepare, ops = self.factory._prepare_steps, []
         for layer in self.layers:
-            ops += prepare("gemm", 1.0, layer.weights, layer.input, 0.0, layer.z, False, False)
-            # z = W·a₋₁
-            ops += prepare("activation", layer.activation.kind, layer.z, layer.bias, layer.a)
-            # a = f(z + b)
+            # the product goes straight into a and f works on it in place, while it is still in
+            # the cache; z is not needed (derivatives are taken through a) until backward
+            ops += prepare("gemm", 1.0, layer.weights, layer.input, 0.0, layer.a, False, False)
+            # a = W·a₋₁
+            ops += prepare("activation", layer.activation.kind, layer.a, layer.bias, layer.a)
+            # a = f(a + b)
         return ops
 
-    def _prepare_backward(self) -> list[Callable[[], object]]:
-        """Everything after the output δ: δ of each layer sits in its ``z``."""
+    def _prepare_backward(self, update: bool) -> list[Callable[[], object]]:
+        """Everything after the output δ: δ of each layer sits in its ``z``.
+
+        With ``update``, each layer's parameters are updated as soon as its weights have served
+        for the last time (after Wᵀ·δ), while its gradient is still in the cache; without, the
+        gradient is left whole for a later :meth:`apply` (data-parallel training sums it across
+        processes first). Both give the same numbers.
+        """
         prepare, ops = self.factory._prepare_steps, []
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
@@ -520,6 +533,12 @@ class TrainingNetwork:
                 below = self.layers[i - 1]
                 ops += prepare("gemm", 1.0, layer.weights, delta, 0.0, below.z, True, False)
                 # g₋₁ = Wᵀ·δ
+            if update:
+                start, stop = self._parameter_ranges[i]
+                ops += prepare("axpy", 1.0, self.gradient.subvector(start, stop),
+                               self.inference.parameters.subvector(start, stop))
+                # W += step, b += step
+            if i > 0:
                 ops += prepare("activation_backward", below.activation.kind, below.a, below.z)
                 # δ₋₁ = g₋₁ ⊙ f'(z₋₁)
         return ops
@@ -547,7 +566,7 @@ class TrainingNetwork:
             last = self.layers[-1]
             delta = cost.delta_op(self.factory, y, last.a, last.activation, scale, last.z)
             self._gradient = [*delta, *self._backward_hidden_ops]
-            self._step = [*self._gradient, *self._apply_ops]
+            self._step = [*delta, *self._backward_updating_ops]
             self._delta_key = key
 
     def _cost_op(self, y: Matrix, cost: Cost) -> Callable[[], float]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -62,6 +64,9 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     loop drains the device's queue every ``factory.sync_every`` epochs when the backend asks
     for it, and otherwise only where the cost is read.
 
+    Ctrl-C stops sgd at the end of the epoch it arrives in (a second one at once), so the
+    weights are always those of a whole epoch.
+
     If a cost becomes NaN or infinite, sgd raises :class:`nnfs.TrainingDiverged` naming the
     epoch and eta, with the weights of the epoch before, the last whose cost was finite (the
     weights sgd was called with, if the first epoch's cost was not finite).
@@ -76,9 +81,39 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     cost = _cost(cost, "sgd: cost")
     cost.check_output(training.layers[-1].activation)
     pairs = _schedule(epochs, eta)
-    with quiet_floating_point():
-        costs = _train(training, y, cost, pairs)
+    with quiet_floating_point(), HeldCtrlC() as held:
+        costs = _train(training, y, cost, pairs, held)
     return costs[0] if eta is not None else costs
+
+
+class HeldCtrlC:
+    """Ctrl-C while sgd or fit trains: the first one is held until the epoch (sgd) or batch
+    (fit) being trained is done, so that training stops with the weights of a whole step,
+    however the backend updates them (layer by layer, in halves...); a second one interrupts
+    at once.
+
+    Only where Python's own handler is in place, in the main thread (where signals arrive):
+    a handler of the caller's is left alone."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.previous: object = None
+
+    def __enter__(self) -> HeldCtrlC:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.pending = True
+        signal.signal(signal.SIGINT, self.previous)  # the next one interrupts at once
+
+    def __exit__(self, error_type: object, *exc_info: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending and error_type is None:  # held past the last batch: not lost
+            raise KeyboardInterrupt
 
 
 def quiet_floating_point() -> contextlib.AbstractContextManager:
@@ -88,7 +123,7 @@ def quiet_floating_point() -> contextlib.AbstractContextManager:
 
 
 def _train(training: TrainingNetwork, y: Matrix, cost: Cost,
-           pairs: list[tuple[int, float]]) -> list[float]:
+           pairs: list[tuple[int, float]], held: HeldCtrlC) -> list[float]:
     """The schedule ``pairs`` of checked arguments; the cost of each pair's last forward pass.
 
     The parameters are copied once, at the start, into the training network's backup. When an
@@ -100,19 +135,19 @@ def _train(training: TrainingNetwork, y: Matrix, cost: Cost,
     factory._copy(training.inference.parameters, training.backup)
     try:
         if factory.asynchronous and not factory.sync_every:
-            return _queued(training, y, cost, pairs)
-        return _checked(training, y, cost, pairs)
+            return _queued(training, y, cost, pairs, held)
+        return _checked(training, y, cost, pairs, held)
     except TrainingDiverged as diverged:
         _replay(training, y, cost, pairs, max(0, diverged.epoch - 2))
         raise
 
 
 def _checked(training: TrainingNetwork, y: Matrix, cost: Cost,
-             pairs: list[tuple[int, float]]) -> list[float]:
+             pairs: list[tuple[int, float]], held: HeldCtrlC) -> list[float]:
     """The schedule, each epoch's cost read and checked before its update."""
     costs, done = [], 0
     for epochs, eta in pairs:
-        costs.append(_checked_epochs(training, y, cost, epochs, eta, done))
+        costs.append(_checked_epochs(training, y, cost, epochs, eta, done, held))
         done += epochs
     return costs
 
@@ -134,7 +169,7 @@ def _diverged(epoch: int, epochs: int, eta: float, value: float, done: int) -> T
 
 
 def _checked_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int,
-                    eta: float, done: int = 0) -> float:
+                    eta: float, done: int, held: HeldCtrlC) -> float:
     """Read every epoch's cost before its update, and stop at the first that is not finite.
 
     On a synchronous backend the read costs nothing; an asynchronous one that drains its queue
@@ -156,11 +191,14 @@ def _checked_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: in
             op()
         if every and epoch % every == 0:
             factory.synchronize()
+        if held.pending:  # Ctrl-C came during this epoch: stop with its weights whole
+            factory.synchronize()
+            raise KeyboardInterrupt
     return value
 
 
 def _queued(training: TrainingNetwork, y: Matrix, cost: Cost,
-            pairs: list[tuple[int, float]]) -> list[float]:
+            pairs: list[tuple[int, float]], held: HeldCtrlC) -> list[float]:
     """Queue every epoch without reading anything back (the article's CUDA speed) but the cost
     at the end of each pair. If one is not finite, go back to the parameters of the start and
     run the schedule again one epoch at a time, reading each cost, to find the epoch."""
@@ -170,10 +208,13 @@ def _queued(training: TrainingNetwork, y: Matrix, cost: Cost,
         for _ in range(epochs):
             for op in ops:
                 op()
+            if held.pending:  # Ctrl-C came during this epoch: stop with its weights whole
+                training.factory.synchronize()
+                raise KeyboardInterrupt
         costs.append(training._cost_op(y, cost)())
         if not math.isfinite(costs[-1]):
             _replay(training, y, cost, pairs, 0)
-            return _checked(training, y, cost, pairs)
+            return _checked(training, y, cost, pairs, held)
     return costs
 
 

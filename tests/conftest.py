@@ -107,3 +107,16 @@ def run_python(*args: str, plugins: Path | None = None, env: dict | None = None,
     full_env.update(env or {})
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=full_env,
                           timeout=timeout)
+
+
+def diverging(factory):
+    """Input, target, network and training network on ``factory`` whose cost overflows within
+    a few epochs at eta 1.0: a linear network on large inputs."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    x = factory.matrix(3, 8, rng.normal(size=(3, 8)) * 30)
+    y = factory.matrix(2, 8, rng.normal(size=(2, 8)))
+    network = nnfs.inference_network(factory, 3, [nnfs.fully_connected(4, "linear"),
+                                                  nnfs.fully_connected(2, "linear")], seed=0)
+    return x, y, network, nnfs.training_network(network, x)

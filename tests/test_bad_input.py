@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import ROOT, backend_params, run_nnfs
+from conftest import ROOT, backend_params, diverging, run_nnfs
 from nnfs import fully_connected, quadratic_cost, sigmoid, tanh
 
 #: A bad input must not hang: each case fails after this many seconds (pytest-timeout).
@@ -709,16 +709,6 @@ def test_bad_input(case: Case, world: World) -> None:
 
 
 # --- divergence: not bad input, but the same promise of a clear error and a usable network ---
-
-
-def diverging(factory):
-    """A linear network on large inputs: eta 1.0 makes its cost overflow within a few epochs."""
-    rng = np.random.default_rng(5)
-    x = factory.matrix(3, 8, rng.normal(size=(3, 8)) * 30)
-    y = factory.matrix(2, 8, rng.normal(size=(2, 8)))
-    network = nnfs.inference_network(factory, 3, [fully_connected(4, "linear"),
-                                                  fully_connected(2, "linear")], seed=0)
-    return x, y, network, nnfs.training_network(network, x)
 
 
 @pytest.mark.parametrize("factory", backend_params(), indirect=True)

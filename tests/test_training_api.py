@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import nnfs
+from conftest import diverging
 from nnfs import fully_connected, sigmoid, tanh
 
 
@@ -336,16 +337,6 @@ def test_reprs_say_shape_dtype_and_backend(setup):
 
 
 # --- divergence ---------------------------------------------------------------------------------
-
-def diverging(factory):
-    """A linear network with large inputs: eta 1.0 makes the cost overflow within a few epochs."""
-    rng = np.random.default_rng(5)
-    x = factory.matrix(3, 8, rng.normal(size=(3, 8)) * 30)
-    y = factory.matrix(2, 8, rng.normal(size=(2, 8)))
-    network = nnfs.inference_network(factory, 3, [fully_connected(4, "linear"),
-                                                  fully_connected(2, "linear")], seed=0)
-    return x, y, network, nnfs.training_network(network, x)
-
 
 def replay_until_divergence(factory, eta):
     """(epoch that diverges, the parameters of the epoch before it, the last whose cost was

@@ -341,6 +341,12 @@ class Factory(abc.ABC):
     #: which is free there; on an asynchronous one it reads costs only every ``sync_every``
     #: epochs (or only at the end), and keeps a copy of the parameters to roll back to.
     asynchronous: ClassVar[bool] = False
+    #: True when ``gemm`` and ``gemv`` with β = 1 add the product into their output in the
+    #: same pass that computes it (one BLAS call), so that ``W += δ·aᵀ`` costs no more than
+    #: the product alone. The single-process training loop then updates each layer's weights
+    #: inside the product that makes their gradient, instead of writing the gradient and adding
+    #: it in a second pass; both give the same numbers up to rounding.
+    accumulates: ClassVar[bool] = False
     #: Operations of ``OPERATIONS`` the backend does not provide; calling one raises
     #: ``UnsupportedOperation``.
     unsupported: ClassVar[frozenset[str]] = frozenset()

@@ -522,6 +522,8 @@ class TrainingNetwork:
         processes first). Both give the same numbers.
         """
         prepare, ops = self.factory._prepare_steps, []
+        if update and self.factory.accumulates:
+            return self._prepare_backward_accumulating()
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             delta = layer.z
@@ -541,6 +543,23 @@ class TrainingNetwork:
             if i > 0:
                 ops += prepare("activation_backward", below.activation.kind, below.a, below.z)
                 # δ₋₁ = g₋₁ ⊙ f'(z₋₁)
+        return ops
+
+    def _prepare_backward_accumulating(self) -> list[Callable[[], object]]:
+        """The updating backward pass on a factory that ``accumulates``: the products add
+        straight into the parameters, and the gradient vector is not written."""
+        prepare, ops = self.factory._prepare_steps, []
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            delta = layer.z  # already scaled by −η / batch
+            ops += prepare("gemv", 1.0, delta, self.ones, 1.0, layer.bias, False)  # b += δ·1
+            if i > 0:  # Wᵀ·δ needs the weights before their update
+                below = self.layers[i - 1]
+                ops += prepare("gemm", 1.0, layer.weights, delta, 0.0, below.z, True, False)
+            ops += prepare("gemm", 1.0, delta, layer.input, 1.0, layer.weights, False, True)
+            # W += δ·a₋₁ᵀ
+            if i > 0:
+                ops += prepare("activation_backward", below.activation.kind, below.a, below.z)
         return ops
 
     def _epoch_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:

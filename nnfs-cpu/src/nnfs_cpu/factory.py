@@ -36,6 +36,8 @@ import numpy as np
 import nnfs
 from nnfs import Matrix, MemoryLimits, Vector
 
+from .blas import numpy_blas
+
 #: Elements of scratch per block: blocks of this size stay in a core's L2 cache.
 BLOCK = 32768
 
@@ -101,14 +103,22 @@ class CpuFactory(nnfs.PlannedFactory):
     dtypes = ("float32", "float64")
     sync_every = 0  # numpy calls return when their work is done
 
-    def __init__(self, dtype: object = "float32", threads: int | None = None):
+    def __init__(self, dtype: object = "float32", threads: int | None = None,
+                 direct_blas: bool = True):
         super().__init__(dtype)
         if threads is None:
             threads = min(os.cpu_count() or 1, 8)
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise nnfs.NnfsValueError(f"cpu backend: threads must be a positive integer, "
                                       f"got {threads!r}")
+        if not isinstance(direct_blas, bool):
+            raise nnfs.NnfsTypeError(f"cpu backend: direct_blas must be True or False, "
+                                     f"got {direct_blas!r}")
         self.threads = threads
+        # gemm and gemv with α and β as one call into numpy's own BLAS (see blas.py); without
+        # it, through numpy functions and scratch
+        self._blas = numpy_blas() if direct_blas else None
+        self.accumulates = self._blas is not None
         self._pool_executor: ThreadPoolExecutor | None = None
         self._part = BLOCK  # elements in each of the three parts of a lane's scratch
         self._scratch: list[np.ndarray | None] = [None] * threads
@@ -187,7 +197,8 @@ class CpuFactory(nnfs.PlannedFactory):
 
     def describe(self) -> str:
         threads = "1 thread" if self.threads == 1 else f"{self.threads} threads"
-        return f"cpu {self.dtype} (numpy {np.__version__}, {threads})"
+        blas = "" if self._blas is None else f", α and β in one call of BLAS {self._blas.name}"
+        return f"cpu {self.dtype} (numpy {np.__version__}, {threads}{blas})"
 
     def _read(self, x: Matrix | Vector) -> np.ndarray:
         return np.ascontiguousarray(x.handle.T) if isinstance(x, Matrix) else x.handle.copy()
@@ -229,6 +240,10 @@ class CpuFactory(nnfs.PlannedFactory):
         left = b.handle.T if trans_b else b.handle
         right = a.handle.T if trans_a else a.handle
         ct = c.handle
+        if self._blas is not None and (alpha != 1.0 or beta != 0.0):
+            call = self._blas.gemm(alpha, left, right, beta, ct)  # numpy's BLAS, all in one
+            if call is not None:
+                return call
         if beta == 0.0:
             product = functools.partial(np.dot, left, right, ct)
             if alpha == 1.0:
@@ -249,6 +264,10 @@ class CpuFactory(nnfs.PlannedFactory):
     def _plan_gemv(self, alpha, a, x, beta, y, trans) -> Plan:
         # A·x = x·Aᵀ-array;  Aᵀ·x = Aᵀ-array·x
         at, xv, yv = a.handle, x.handle, y.handle
+        if self._blas is not None and (alpha != 1.0 or beta != 0.0):
+            call = self._blas.gemv(alpha, at if trans else at.T, xv, beta, yv)
+            if call is not None:
+                return call
         operands = (at, xv) if trans else (xv, at)
         if beta == 0.0:
             product = functools.partial(np.dot, *operands, yv)

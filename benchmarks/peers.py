@@ -218,6 +218,8 @@ def main() -> None:
     parser.add_argument("preset", nargs="?", default="scaled", choices=list(PRESETS))
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--blas", choices=("auto", "mkl", "numpy"), default=None,
+                        help="the cpu backend's BLAS (default: its own choice, MKL if installed)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
@@ -226,7 +228,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (preset.in_dim, preset.batch))
     y = np.full((preset.layers[-1][0], preset.batch), 0.33)
-    factory = nnfs.backend(args.backend, args.dtype)
+    options = {} if args.blas is None else {"blas": args.blas}
+    factory = nnfs.backend(args.backend, args.dtype, **options)
     with nnfs.inference_network(factory, preset.in_dim,
                                 [nnfs.fully_connected(u, k) for u, k in preset.layers],
                                 seed=0) as initial:
@@ -246,6 +249,7 @@ def main() -> None:
     print(f"{args.preset} ({preset.in_dim}×{preset.batch}, "
           + ", ".join(f"{u} {k}" for u, k in preset.layers)
           + f"), {args.dtype}, {epochs} epochs × {args.repeats} repeats; {torch_note}")
+    print(f"nnfs: {factory.describe()}")
     timed = {"floor": runs[0].floor, **{run.name: run.epochs for run in runs}}
     seconds = medians_per_epoch(timed, args.repeats, epochs)
     floor, ours = seconds["floor"], seconds["nnfs"]

@@ -15,6 +15,10 @@ from nnfs_cpu import blas as cpu_blas
 BLAS = cpu_blas.numpy_blas()
 needs_blas = pytest.mark.skipif(BLAS is None, reason="numpy's BLAS library was not found here, "
                                 "so the CPU backend goes through numpy functions only")
+MKL = cpu_blas.mkl_blas()
+needs_mkl = pytest.mark.skipif(isinstance(MKL, str), reason=f"no MKL here: {MKL}")
+LIBRARIES = [pytest.param(lambda: BLAS, marks=needs_blas, id="numpy-blas"),
+             pytest.param(lambda: MKL, marks=needs_mkl, id="mkl")]
 
 
 def operand(rng, rows, cols, dtype, layout):
@@ -31,10 +35,11 @@ SHAPES = [(1, 1, 1), (1, 5, 3), (4, 1, 3), (3, 4, 1), (7, 5, 6), (64, 33, 17)]
 LAYOUTS = ["c", "t", "view"]
 
 
-@needs_blas
+@pytest.mark.parametrize("library", LIBRARIES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_gemm_matches_numpy_over_layouts(dtype, shape):
+def test_gemm_matches_numpy_over_layouts(dtype, shape, library):
+    library = library()
     m, k, n = shape
     rng = np.random.default_rng(sum(shape))
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
@@ -44,16 +49,17 @@ def test_gemm_matches_numpy_over_layouts(dtype, shape):
             right = operand(rng, k, n, dtype, right_layout)
             out = operand(rng, m, n, dtype, "view")  # rows of a wider array
             expected = -0.75 * (left.astype(np.float64) @ right) + 1.25 * out
-            call = BLAS.gemm(-0.75, left, right, 1.25, out)
+            call = library.gemm(-0.75, left, right, 1.25, out)
             assert call is not None, (left_layout, right_layout)
             call()
             np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
 
 
-@needs_blas
+@pytest.mark.parametrize("library", LIBRARIES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1), (9, 4)], ids=str)
-def test_gemv_matches_numpy_over_layouts(dtype, shape):
+def test_gemv_matches_numpy_over_layouts(dtype, shape, library):
+    library = library()
     rows, cols = shape
     rng = np.random.default_rng(rows * 10 + cols)
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
@@ -62,7 +68,7 @@ def test_gemv_matches_numpy_over_layouts(dtype, shape):
         x = rng.uniform(-1, 1, 2 * cols).astype(dtype)[::2]  # a strided vector
         y = rng.uniform(-1, 1, rows).astype(dtype)
         expected = 0.5 * (matrix.astype(np.float64) @ x) - 2.0 * y
-        call = BLAS.gemv(0.5, matrix, x, -2.0, y)
+        call = library.gemv(0.5, matrix, x, -2.0, y)
         assert call is not None, layout
         call()
         np.testing.assert_allclose(y, expected, rtol=tolerance, atol=tolerance)
@@ -109,7 +115,7 @@ def test_without_threadpoolctl_or_a_library_the_backend_uses_numpy_alone(monkeyp
     assert cpu_blas.numpy_blas.__wrapped__() is None
     monkeypatch.setattr(cpu_blas, "numpy_blas", lambda: None)
     monkeypatch.setattr("nnfs_cpu.factory.numpy_blas", lambda: None)
-    factory = CpuFactory("float64")
+    factory = CpuFactory("float64", blas="numpy")
     assert not factory.accumulates and "BLAS" not in factory.describe()
     with factory.matrix(2, 3, np.ones((2, 3))) as a, factory.matrix(3, 2, np.ones((3, 2))) as b, \
             factory.matrix(2, 2, np.ones((2, 2))) as c:
@@ -135,9 +141,52 @@ def test_a_library_that_answers_wrongly_is_not_used(monkeypatch):
         assert cpu_blas._agrees(BLAS)
 
 
-def test_direct_blas_must_be_a_bool():
+def test_bad_blas_options():
     with pytest.raises(nnfs.NnfsTypeError, match="direct_blas must be True or False, got 'yes'"):
         nnfs.backend("cpu", direct_blas="yes")
+    with pytest.raises(nnfs.NnfsValueError,
+                       match="blas must be one of 'auto', 'mkl', 'numpy', got 'openblas'"):
+        nnfs.backend("cpu", blas="openblas")
+
+
+def test_mkl_asked_for_and_missing_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr("nnfs_cpu.factory.mkl_blas",
+                        lambda: "Intel MKL is not installed (pip install 'nnfs-cpu[mkl]')")
+    with pytest.raises(nnfs.BackendUnavailable, match=r"blas='mkl': Intel MKL is not installed "
+                       r"\(pip install 'nnfs-cpu\[mkl\]'\)"):
+        CpuFactory("float32", blas="mkl")
+    auto = CpuFactory("float32")  # auto: numpy's BLAS then
+    assert "MKL" not in auto.describe()
+
+
+@needs_mkl
+def test_mkl_is_used_when_installed_unless_told_otherwise():
+    assert "products in MKL" in CpuFactory("float32").describe()
+    assert "products in MKL" in CpuFactory("float32", blas="mkl").describe()
+    assert "MKL" not in CpuFactory("float32", blas="numpy").describe()
+    with pytest.raises(nnfs.NnfsValueError, match="direct_blas=False needs blas='numpy'"):
+        CpuFactory("float32", blas="mkl", direct_blas=False)
+
+
+@needs_mkl
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
+def test_the_kit_passes_on_mkl(check, dtype):
+    factory = CpuFactory(dtype, blas="mkl")
+    try:
+        check.function(factory)
+    except CheckSkipped as reason:
+        pytest.skip(str(reason))
+    finally:
+        factory.release()
+
+
+@needs_mkl
+def test_mkl_trains_as_numpy_does():
+    mkl_parameters, mkl_costs = train(CpuFactory("float64", blas="mkl"))
+    numpy_parameters, numpy_costs = train(CpuFactory("float64", blas="numpy", direct_blas=False))
+    np.testing.assert_allclose(mkl_parameters, numpy_parameters, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mkl_costs, numpy_costs, rtol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -167,8 +216,8 @@ def train(factory, epochs=20):
 
 @needs_blas
 def test_updating_inside_the_product_trains_as_the_gradient_and_axpy_do():
-    fused = CpuFactory("float64")
-    plain = CpuFactory("float64", direct_blas=False)
+    fused = CpuFactory("float64", blas="numpy")
+    plain = CpuFactory("float64", blas="numpy", direct_blas=False)
     assert fused.accumulates and not plain.accumulates
     fused_parameters, fused_costs = train(fused)
     plain_parameters, plain_costs = train(plain)

@@ -1,4 +1,4 @@
-"""Direct calls into the BLAS numpy already uses, for what numpy does not expose.
+"""Direct calls into a BLAS library: numpy's own, for what numpy does not expose, or Intel MKL.
 
 numpy multiplies matrices through BLAS ``gemm`` but always with β = 0: ``C += A·B`` costs a
 product into scratch and then an addition, a second pass over ``C`` that the training loop pays
@@ -12,13 +12,21 @@ When the library cannot be found, or the arrays are not laid out as BLAS wants (
 rows are not contiguous), ``gemm`` and ``gemv`` return None and the caller goes on with numpy.
 A call is checked once against numpy when the library is loaded; a library that answers wrongly
 (one built with other integer sizes than its symbol names say) is not used.
+
+Intel MKL (the ``mkl`` wheel, nnfs-cpu's ``mkl`` extra) multiplies 10–25% faster than numpy's
+OpenBLAS on recent Intel processors. ``mkl_blas`` loads its single dynamic library
+``mkl_rt`` from the wheel's files; the CPU backend then sends every product of a useful size
+there. All of them, vectors included: two BLAS libraries that both keep threads spinning
+between calls fight over the cores.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.metadata
 import os
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -177,3 +185,39 @@ def numpy_blas() -> Blas | None:
             if _agrees(blas):
                 return blas
     return None
+
+
+#: Names of MKL's single dynamic library on Linux, Windows and macOS.
+_MKL_RT = re.compile(r"(lib)?mkl_rt(\.\d+)*\.(so(\.\d+)*|dll|dylib)$")
+
+
+@functools.lru_cache(maxsize=1)
+def mkl_blas() -> Blas | str:
+    """Intel MKL from the ``mkl`` wheel, or a sentence saying why it cannot be used."""
+    try:
+        distribution = importlib.metadata.distribution("mkl")
+    except importlib.metadata.PackageNotFoundError:
+        return "Intel MKL is not installed (pip install 'nnfs-cpu[mkl]')"
+    paths = [distribution.locate_file(f) for f in distribution.files or ()
+             if _MKL_RT.search(f.name)]
+    if not paths:
+        return f"the mkl {distribution.version} wheel has no mkl_rt library for this platform"
+    path = str(sorted(paths, key=lambda p: len(str(p)))[0])
+    try:
+        library = ctypes.CDLL(path)
+    except OSError as error:
+        return f"Intel MKL could not be loaded from {path}: {error}"
+    # mkl_rt picks 32- or 64-bit integers from MKL_INTERFACE_LAYER unless told: 32 (LP64),
+    # before any other call
+    try:
+        library.MKL_Set_Interface_Layer(0)
+    except AttributeError:
+        pass
+    try:
+        blas = Blas(library, "", "", False, path)
+    except AttributeError as error:
+        return f"Intel MKL at {path} has no cblas routines: {error}"
+    if not _agrees(blas):
+        return f"Intel MKL at {path} gave other products than numpy in a check, so it is not used"
+    blas.name = f"MKL {distribution.version}"
+    return blas

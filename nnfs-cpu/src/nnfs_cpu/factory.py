@@ -36,7 +36,7 @@ import numpy as np
 import nnfs
 from nnfs import Matrix, MemoryLimits, Vector
 
-from .blas import numpy_blas
+from .blas import Blas, mkl_blas, numpy_blas
 
 #: Elements of scratch per block: blocks of this size stay in a core's L2 cache.
 BLOCK = 32768
@@ -44,6 +44,12 @@ BLOCK = 32768
 #: Elements from which an elementwise operation is shared among threads: below it, handing
 #: work to another thread costs more than it saves.
 THREAD_MIN = 1 << 18
+
+#: Multiplications from which a plain product goes to MKL rather than through numpy.
+DIRECT_MIN = 1 << 15
+
+#: The values of the ``blas`` option.
+BLAS_CHOICES = ("auto", "mkl", "numpy")
 
 Plan = Callable[[], Any]
 
@@ -104,7 +110,7 @@ class CpuFactory(nnfs.PlannedFactory):
     sync_every = 0  # numpy calls return when their work is done
 
     def __init__(self, dtype: object = "float32", threads: int | None = None,
-                 direct_blas: bool = True):
+                 blas: str = "auto", direct_blas: bool = True):
         super().__init__(dtype)
         if threads is None:
             threads = min(os.cpu_count() or 1, 8)
@@ -114,10 +120,24 @@ class CpuFactory(nnfs.PlannedFactory):
         if not isinstance(direct_blas, bool):
             raise nnfs.NnfsTypeError(f"cpu backend: direct_blas must be True or False, "
                                      f"got {direct_blas!r}")
+        if blas not in BLAS_CHOICES:
+            raise nnfs.NnfsValueError(f"cpu backend: blas must be one of "
+                                      f"{', '.join(map(repr, BLAS_CHOICES))}, got {blas!r}")
+        if blas == "mkl" and not direct_blas:
+            raise nnfs.NnfsValueError("cpu backend: blas='mkl' is called directly; "
+                                      "direct_blas=False needs blas='numpy'")
+        mkl = mkl_blas() if blas in ("auto", "mkl") and direct_blas else None
+        if blas == "mkl" and isinstance(mkl, str):
+            raise nnfs.BackendUnavailable(f"cpu backend: blas='mkl': {mkl}")
         self.threads = threads
-        # gemm and gemv with α and β as one call into numpy's own BLAS (see blas.py); without
-        # it, through numpy functions and scratch
-        self._blas = numpy_blas() if direct_blas else None
+        # gemm and gemv with α and β as one call into numpy's own BLAS; without it, through
+        # numpy functions and scratch
+        self._small_blas = numpy_blas() if direct_blas else None
+        if mkl is not None and not isinstance(mkl, str):
+            self._blas = mkl  # every product of a useful size (see blas.py)
+        else:
+            self._blas = self._small_blas
+        self._every_product = self._blas is not None and self._blas is not self._small_blas
         self.accumulates = self._blas is not None
         self._pool_executor: ThreadPoolExecutor | None = None
         self._part = BLOCK  # elements in each of the three parts of a lane's scratch
@@ -197,7 +217,12 @@ class CpuFactory(nnfs.PlannedFactory):
 
     def describe(self) -> str:
         threads = "1 thread" if self.threads == 1 else f"{self.threads} threads"
-        blas = "" if self._blas is None else f", α and β in one call of BLAS {self._blas.name}"
+        if self._blas is None:
+            blas = ""
+        elif self._every_product:
+            blas = f", products in {self._blas.name}"
+        else:
+            blas = f", α and β in one call of BLAS {self._blas.name}"
         return f"cpu {self.dtype} (numpy {np.__version__}, {threads}{blas})"
 
     def _read(self, x: Matrix | Vector) -> np.ndarray:
@@ -240,8 +265,9 @@ class CpuFactory(nnfs.PlannedFactory):
         left = b.handle.T if trans_b else b.handle
         right = a.handle.T if trans_a else a.handle
         ct = c.handle
-        if self._blas is not None and (alpha != 1.0 or beta != 0.0):
-            call = self._blas.gemm(alpha, left, right, beta, ct)  # numpy's BLAS, all in one
+        library = self._library(alpha, beta, ct.size * left.shape[1])
+        if library is not None:
+            call = library.gemm(alpha, left, right, beta, ct)  # one BLAS call
             if call is not None:
                 return call
         if beta == 0.0:
@@ -261,11 +287,24 @@ class CpuFactory(nnfs.PlannedFactory):
             plans.append(functools.partial(np.add, block, work, block))
         return plans
 
+    def _library(self, alpha: float, beta: float, multiplications: int) -> Blas | None:
+        """The BLAS to call directly for a product, or None for numpy's functions. With MKL,
+        every product of DIRECT_MIN multiplications or more; below that, a call through ctypes
+        (2 µs) and MKL's own set-up cost more than numpy's, so numpy's BLAS keeps them. A
+        product with α or β goes directly to a BLAS whatever its size: numpy would need extra
+        passes."""
+        if self._every_product and multiplications >= DIRECT_MIN:
+            return self._blas
+        if alpha != 1.0 or beta != 0.0:
+            return self._small_blas if self._small_blas is not None else self._blas
+        return None
+
     def _plan_gemv(self, alpha, a, x, beta, y, trans) -> Plan:
         # A·x = x·Aᵀ-array;  Aᵀ·x = Aᵀ-array·x
         at, xv, yv = a.handle, x.handle, y.handle
-        if self._blas is not None and (alpha != 1.0 or beta != 0.0):
-            call = self._blas.gemv(alpha, at if trans else at.T, xv, beta, yv)
+        library = self._library(alpha, beta, at.size)
+        if library is not None:
+            call = library.gemv(alpha, at if trans else at.T, xv, beta, yv)
             if call is not None:
                 return call
         operands = (at, xv) if trans else (xv, at)

@@ -14,12 +14,16 @@ from .factory import CpuFactory
 
 
 def probe() -> nnfs.BackendStatus:
-    """The CPU is always there; name what numpy's BLAS will run on."""
+    """The CPU is always there; name the cores and the BLAS that will multiply (by default)."""
     import os
 
+    from .blas import mkl_blas
+
+    mkl = mkl_blas()
+    blas = "numpy's BLAS" if isinstance(mkl, str) else mkl.name
     return nnfs.BackendStatus(
         available=True,
-        devices=(f"{os.cpu_count() or '?'} CPU cores (numpy {np.__version__})",),
+        devices=(f"{os.cpu_count() or '?'} CPU cores (numpy {np.__version__}, {blas})",),
         dtypes=CpuFactory.dtypes,
     )
 

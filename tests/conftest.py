@@ -120,3 +120,16 @@ def diverging(factory):
     network = nnfs.inference_network(factory, 3, [nnfs.fully_connected(4, "linear"),
                                                   nnfs.fully_connected(2, "linear")], seed=0)
     return x, y, network, nnfs.training_network(network, x)
+
+
+def run_kit_check(check, factory) -> None:
+    """One check of the conformance kit on ``factory``, which it then releases; a check the
+    kit skips is skipped here with the kit's reason."""
+    from nnfs.testing import CheckSkipped
+
+    try:
+        check.function(factory)
+    except CheckSkipped as reason:
+        pytest.skip(str(reason))
+    finally:
+        factory.release()

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import nnfs
+from conftest import run_kit_check
 from nnfs import fully_connected, sigmoid, tanh
-from nnfs.testing import CHECKS, CheckSkipped
+from nnfs.testing import CHECKS
 from nnfs_cpu import factory as cpu_factory
 
 
@@ -107,12 +108,7 @@ def test_every_operation_conforms_when_split_among_threads(check, monkeypatch):
     monkeypatch.setattr(cpu_factory, "THREAD_MIN", 1)
     monkeypatch.setattr(cpu_factory, "BLOCK", 4)
     factory = cpu_factory.CpuFactory("float64", threads=3, direct_blas=False)
-    try:
-        check.function(factory)
-    except CheckSkipped as reason:
-        pytest.skip(str(reason))
-    finally:
-        factory.release()
+    run_kit_check(check, factory)
 
 
 def test_bad_thread_counts():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import nnfs
+from conftest import run_kit_check
 from nnfs import fully_connected
-from nnfs.testing import CHECKS, CheckSkipped
+from nnfs.testing import CHECKS
 from nnfs_cpu import CpuFactory
 from nnfs_cpu import blas as cpu_blas
 
@@ -173,12 +174,7 @@ def test_mkl_is_used_when_installed_unless_told_otherwise():
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
 def test_the_kit_passes_on_mkl(check, dtype):
     factory = CpuFactory(dtype, blas="mkl")
-    try:
-        check.function(factory)
-    except CheckSkipped as reason:
-        pytest.skip(str(reason))
-    finally:
-        factory.release()
+    run_kit_check(check, factory)
 
 
 @needs_mkl
@@ -194,12 +190,7 @@ def test_mkl_trains_as_numpy_does():
 def test_the_kit_passes_without_direct_blas(check, dtype):
     """numpy functions only: the path of a machine where numpy's BLAS cannot be called."""
     factory = CpuFactory(dtype, direct_blas=False)
-    try:
-        check.function(factory)
-    except CheckSkipped as reason:
-        pytest.skip(str(reason))
-    finally:
-        factory.release()
+    run_kit_check(check, factory)
 
 
 def train(factory, epochs=20):

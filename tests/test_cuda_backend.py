@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import ROOT, run_nnfs
+from conftest import ROOT, run_kit_check, run_nnfs
 from cuda_standin import StandInCudaFactory, StandInError, standin_factory_class
 from nnfs import fully_connected
-from nnfs.testing import CHECKS, CheckSkipped
+from nnfs.testing import CHECKS
 from nnfs_cuda import SlowFloat64Warning, benchmark, kernels
 from nnfs_cuda import factory as cuda_factory
 from nnfs_cuda.device import DeviceUnavailable, find_devices
@@ -244,12 +244,7 @@ def test_kernel_arguments_are_checked_against_kernels_cu():
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
 def test_cuda_logic_conforms_on_numpy_standin(check, dtype):
     factory = StandInCudaFactory(dtype)
-    try:
-        check.function(factory)
-    except CheckSkipped as reason:
-        pytest.skip(str(reason))
-    finally:
-        factory.release()
+    run_kit_check(check, factory)
 
 
 def _network(factory, sizes=(6, 8, 5, 3), kinds=("tanh", "relu", "sigmoid"), batch=16):

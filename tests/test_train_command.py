@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import nnfs
+from nnfs import fully_connected
 from conftest import run_nnfs
 
 
@@ -56,6 +57,26 @@ def test_save_plot_checkpoints_and_predict(tmp_path):
     probabilities = run_nnfs("predict", "--model", str(model), "--data", str(csv),
                              "--probabilities", "--label-column", "64")
     assert probabilities.stdout.splitlines()[0].startswith("label,output_0,")
+
+
+def test_predict_under_an_mpi_launch_writes_from_rank_0_only(tmp_path):
+    """Every rank of ``mpiexec -n 2 nnfs predict`` runs the same command line; only rank 0
+    predicts, prints and writes (the launcher's variables say which rank a process is)."""
+    model = tmp_path / "m.npz"
+    with nnfs.inference_network(nnfs.backend("cpu"), 3, [fully_connected(2, "softmax")],
+                                seed=0) as network:
+        nnfs.save(network, model)
+    csv = tmp_path / "x.csv"
+    np.savetxt(csv, np.random.default_rng(0).uniform(-1, 1, (5, 3)), delimiter=",")
+    for rank, writes in (("1", False), ("0", True)):
+        out = tmp_path / f"rank{rank}.csv"
+        env = {"PMI_SIZE": "2", "PMI_RANK": rank}
+        result = run_nnfs("predict", "--model", str(model), "--data", str(csv),
+                          "--output", str(out), env=env)
+        assert result.returncode == 0, result.stderr
+        assert out.exists() is writes, rank
+        result = run_nnfs("predict", "--model", str(model), "--data", str(csv), env=env)
+        assert (result.stdout.splitlines()[:1] == ["label"]) is writes, rank
 
 
 def test_train_on_a_csv_with_a_named_label(tmp_path):

@@ -312,6 +312,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from . import data
     from .io import check_writable, load, read_model, write_whole
 
+    if nnfs.mpi.launched_size() > 1 and nnfs.mpi.launched_rank() != 0:
+        # predicting is not shared out: under mpiexec rank 0 does all of it and is the only
+        # one to print and write, so that --output is not written once per rank
+        return 0
     if args.output:
         check_writable(Path(args.output), "--output")
     in_dim, _, _ = read_model(args.model)

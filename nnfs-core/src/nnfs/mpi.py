@@ -58,6 +58,22 @@ def launched_size(environ: dict[str, str] | None = None) -> int:
     return 1
 
 
+#: The variables in which MPI launchers give each process its rank (Open MPI, MPICH/Hydra and
+#: Intel MPI, MVAPICH).
+LAUNCHER_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def launched_rank(environ: dict[str, str] | None = None) -> int:
+    """This process's rank as its MPI launcher set it (:data:`LAUNCHER_RANK_VARIABLES`); 0 when
+    none is set, as when run without one. Read without starting MPI."""
+    environ = os.environ if environ is None else environ
+    for name in LAUNCHER_RANK_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def _mpi() -> Any:
     """mpi4py's MPI module (importing it starts MPI), or MpiUnavailable naming the extra."""
     try:

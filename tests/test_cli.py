@@ -56,3 +56,19 @@ def test_environment_backend_error_names_the_variable():
 def test_no_command_prints_help():
     result = run_nnfs()
     assert result.returncode == 2 and "backends" in result.stdout and "demo" in result.stdout
+
+
+def test_bench_reports_time_floor_and_what_ran_it():
+    """nnfs bench: the epoch against its GEMM floor, no allocation while timed, and the
+    factory's own description (which BLAS multiplied); figures are printed, never judged."""
+    result = run_nnfs("bench", "tiny", "--epochs", "50", "--repeats", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["preset"] == "tiny" and figures["backend"] == "cpu"
+    assert figures["seconds_per_epoch"] > 0 and figures["floor_seconds_per_epoch"] > 0
+    assert figures["allocations_during_timing"] == 0
+    assert figures["factory"].startswith("cpu float32 (numpy ")
+    text = run_nnfs("bench", "tiny", "--epochs", "50", "--repeats", "2", "--dtype", "float64")
+    assert text.returncode == 0, text.stderr
+    assert "\n  on cpu float64 (numpy " in text.stdout
+    assert "ratio to floor:" in text.stdout and "allocations during the timed epochs: 0" in text.stdout

@@ -65,6 +65,8 @@ class Result:
     network_bytes: int
     allocations_during_timing: int
     cost: float
+    factory: str = ""  # the factory's own description: device, library, threads
+
 
 
 def _median_time(run: Callable[[], object], repeats: int, synchronize: Callable[[], None]) -> float:
@@ -114,7 +116,7 @@ def run(preset_name: str, backend: str | None = None, dtype: str = "float32",
         allocations = factory.stats().allocations - before
     return Result(preset_name, factory.name, dtype, epochs, repeats, seconds, floor_seconds,
                   seconds / floor_seconds, epoch_flops(preset) / seconds / 1e9, held, allocations,
-                  costs[-1])
+                  costs[-1], factory.describe())
 
 
 def _time_text(seconds: float) -> str:
@@ -131,6 +133,7 @@ def report(result: Result) -> str:
              + ", ".join(f"{units} {kind}" for units, kind in preset.layers))
     lines = [
         f"nnfs bench {result.preset} on {result.backend} {result.dtype}: {shape}",
+        *([f"  on {result.factory}"] if result.factory else []),
         f"  per epoch (median of {result.repeats} runs of {result.epochs} epochs): "
         f"{_time_text(result.seconds_per_epoch)}",
         f"  GEMM floor (the epoch's matrix products alone): "

@@ -90,6 +90,10 @@ def test_arrays_blas_cannot_take_are_left_to_numpy():
     c.flags.writeable = False
     assert BLAS.gemm(1.0, a, b, 0.5, c) is None
     assert BLAS.gemv(1.0, a[::2, ::2], b[:4, 0], 0.5, np.zeros(3)) is None
+    c.flags.writeable = True
+    assert BLAS.gemm(1.0, a, b[:4], 0.5, c) is None  # shapes that do not chain
+    assert BLAS.gemm(1.0, a, b, 0.5, c[:4]) is None
+    assert BLAS.gemv(1.0, a, b[:, 0], 0.5, np.zeros(5)) is None
 
 
 @needs_blas
@@ -110,11 +114,14 @@ def test_a_bound_call_keeps_its_arrays_alive():
 
 
 def test_without_threadpoolctl_or_a_library_the_backend_uses_numpy_alone(monkeypatch):
+    import sys
+
     import threadpoolctl
 
     monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [])
     assert cpu_blas.numpy_blas.__wrapped__() is None
-    monkeypatch.setattr(cpu_blas, "numpy_blas", lambda: None)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import threadpoolctl fails
+    assert cpu_blas.numpy_blas.__wrapped__() is None
     monkeypatch.setattr("nnfs_cpu.factory.numpy_blas", lambda: None)
     factory = CpuFactory("float64", blas="numpy")
     assert not factory.accumulates and "BLAS" not in factory.describe()

@@ -92,16 +92,14 @@ class Blas:
              out: np.ndarray) -> Callable[[], None] | None:
         """A function of no arguments doing ``out = α·left·right + β·out`` in one BLAS call
         (numpy's arguments, row-major), or None if the arrays do not suit BLAS."""
-        if not self._usable(left, right, out) or out.shape[1] > 1 and out.strides[1] != out.itemsize:
-            return None
-        a, b = self._operand(left), self._operand(right)
-        if a is None or b is None:
-            return None
         m, n = out.shape
         k = left.shape[1]
-        ldc = out.strides[0] // out.itemsize if m > 1 else n
-        if ldc < n or out.strides[0] % out.itemsize:
+        if left.shape != (m, k) or right.shape != (k, n) or not self._usable(left, right, out):
             return None
+        a, b, c = self._operand(left), self._operand(right), self._operand(out)
+        if a is None or b is None or c is None or c[0] != NO_TRANS:
+            return None
+        ldc = c[1]
         letter, real = self._real(out.dtype)
         i = self.integer
         return _bound(
@@ -109,13 +107,14 @@ class Blas:
             ctypes.c_int(ROW_MAJOR), ctypes.c_int(a[0]), ctypes.c_int(b[0]), i(m), i(n), i(k),
             real(alpha), ctypes.c_void_p(left.ctypes.data), i(a[1]),
             ctypes.c_void_p(right.ctypes.data), i(b[1]),
-            real(beta), ctypes.c_void_p(out.ctypes.data), i(max(ldc, 1)))
+            real(beta), ctypes.c_void_p(out.ctypes.data), i(ldc))
 
     def gemv(self, alpha: float, matrix: np.ndarray, x: np.ndarray, beta: float,
              y: np.ndarray) -> Callable[[], None] | None:
         """A function of no arguments doing ``y = α·matrix·x + β·y`` in one BLAS call, or None
         if the arrays do not suit BLAS."""
-        if not self._usable(matrix, x, y):
+        if (x.ndim, y.ndim) != (1, 1) or matrix.shape != (y.size, x.size) \
+                or not self._usable(matrix, x, y):
             return None
         layout = self._operand(matrix)
         if layout is None or x.strides[0] % x.itemsize or y.strides[0] % y.itemsize:
@@ -166,11 +165,11 @@ def numpy_blas() -> Blas | None:
         import threadpoolctl
     except ImportError:
         return None
-    np.dot(np.ones((2, 2)), np.ones((2, 2)))  # numpy's BLAS is loaded by now in any case
     libraries = [info for info in threadpoolctl.threadpool_info() if info.get("user_api") == "blas"]
-    own = [info for info in libraries
-           if os.path.basename(os.path.dirname(info["filepath"])).startswith("numpy")
-           or info["filepath"].startswith(os.path.dirname(np.__file__))]
+    # numpy's wheels ship their BLAS beside the package (numpy.libs) or inside it (.dylibs)
+    package = os.path.dirname(np.__file__)
+    own = [info for info in libraries if os.path.dirname(info["filepath"])
+           in (package + ".libs", os.path.join(package, ".dylibs"))]
     candidates = own or (libraries if len(libraries) == 1 else [])
     for info in candidates:
         try:

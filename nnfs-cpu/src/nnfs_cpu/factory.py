@@ -60,13 +60,9 @@ def _blocks(total: int, width: int) -> list[tuple[int, int]]:
     return [(start, min(start + step, total)) for start in range(0, total, step)]
 
 
-def _run(plan: Plan | list[Plan]) -> None:
-    """Run a plan: one function, or a list of them in order."""
-    if isinstance(plan, list):
-        for step in plan:
-            step()
-    else:
-        plan()
+def _run(steps: list[Plan]) -> None:
+    for step in steps:
+        step()
 
 
 class _Lanes:
@@ -132,13 +128,9 @@ class CpuFactory(nnfs.PlannedFactory):
         self.threads = threads
         # gemm and gemv with α and β as one call into numpy's own BLAS; without it, through
         # numpy functions and scratch
-        self._small_blas = numpy_blas() if direct_blas else None
-        if mkl is not None and not isinstance(mkl, str):
-            self._blas = mkl  # every product of a useful size (see blas.py)
-        else:
-            self._blas = self._small_blas
-        self._every_product = self._blas is not None and self._blas is not self._small_blas
-        self.accumulates = self._blas is not None
+        self._numpy_blas = numpy_blas() if direct_blas else None
+        self._mkl = None if isinstance(mkl, str) else mkl  # every product of a useful size
+        self.accumulates = self._mkl is not None or self._numpy_blas is not None
         self._pool_executor: ThreadPoolExecutor | None = None
         self._part = BLOCK  # elements in each of the three parts of a lane's scratch
         self._scratch: list[np.ndarray | None] = [None] * threads
@@ -217,12 +209,12 @@ class CpuFactory(nnfs.PlannedFactory):
 
     def describe(self) -> str:
         threads = "1 thread" if self.threads == 1 else f"{self.threads} threads"
-        if self._blas is None:
-            blas = ""
-        elif self._every_product:
-            blas = f", products in {self._blas.name}"
+        if self._mkl is not None:
+            blas = f", products in {self._mkl.name}"
+        elif self._numpy_blas is not None:
+            blas = f", α and β in one call of BLAS {self._numpy_blas.name}"
         else:
-            blas = f", α and β in one call of BLAS {self._blas.name}"
+            blas = ""
         return f"cpu {self.dtype} (numpy {np.__version__}, {threads}{blas})"
 
     def _read(self, x: Matrix | Vector) -> np.ndarray:
@@ -293,10 +285,10 @@ class CpuFactory(nnfs.PlannedFactory):
         (2 µs) and MKL's own set-up cost more than numpy's, so numpy's BLAS keeps them. A
         product with α or β goes directly to a BLAS whatever its size: numpy would need extra
         passes."""
-        if self._every_product and multiplications >= DIRECT_MIN:
-            return self._blas
+        if self._mkl is not None and multiplications >= DIRECT_MIN:
+            return self._mkl
         if alpha != 1.0 or beta != 0.0:
-            return self._small_blas if self._small_blas is not None else self._blas
+            return self._numpy_blas or self._mkl
         return None
 
     def _plan_gemv(self, alpha, a, x, beta, y, trans) -> Plan:
@@ -475,13 +467,14 @@ class CpuFactory(nnfs.PlannedFactory):
             return total
 
         binary = kind == "binary_cross_entropy"
+        low, high, one = self._c(eps), self._c(1.0 - eps), self._c(1.0)
 
         def total() -> float:
             result = 0.0
             for yb, ab, work, other in blocks:
-                clip(ab, eps, 1.0 - eps, work)
+                clip(ab, low, high, work)
                 if binary:  # y·ln a + (1 − y)·ln(1 − a) = y·ln a + ln(1 − a) − y·ln(1 − a)
-                    subtract(1.0, work, other)
+                    subtract(one, work, other)
                     log(other, other)
                     result -= float(np.sum(other)) - float(dot(yb, other))
                 log(work, work)

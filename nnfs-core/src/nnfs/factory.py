@@ -74,8 +74,13 @@ OPERATIONS = (
 )
 
 
-def _run_steps(steps: list[Callable[[], Any]]) -> None:
-    for step in steps:
+def _steps(plan: Callable[[], Any] | list[Callable[[], Any]]) -> list[Callable[[], Any]]:
+    """A plan (one function, or a list of them to call in order) as a list."""
+    return list(plan) if isinstance(plan, (list, tuple)) else [plan]
+
+
+def _run_plan(plan: Callable[[], Any] | list[Callable[[], Any]]) -> None:
+    for step in _steps(plan):
         step()
 
 
@@ -546,7 +551,7 @@ class Factory(abc.ABC):
         steps = self._prepare_steps(operation, *args)
         if len(steps) == 1:
             return steps[0]
-        return functools.partial(_run_steps, steps)
+        return functools.partial(_run_plan, steps)
 
     def _prepare_steps(self, operation: str, *args: Any) -> list[Callable[[], Any]]:
         """Like ``_prepare``, as a list of functions to call in order, so that the training
@@ -555,8 +560,7 @@ class Factory(abc.ABC):
             raise UnsupportedOperation(
                 f"the {self.name} backend does not provide {operation}(), which training needs"
             )
-        plan = self._plan(operation, *args)
-        return list(plan) if isinstance(plan, (list, tuple)) else [plan]
+        return _steps(self._plan(operation, *args))
 
     def _plan(self, operation: str, *args: Any) -> Callable[[], Any] | list[Callable[[], Any]]:
         """Bind ``_<operation>`` to ``args``: a function of no arguments, or a list of them to
@@ -866,15 +870,6 @@ class Factory(abc.ABC):
             raise NnfsValueError(f"{operation}: kind must be one of {', '.join(kinds)}, got {kind!r}")
         return kind
 
-
-
-def _steps(plan: Callable[[], Any] | list[Callable[[], Any]]) -> list[Callable[[], Any]]:
-    return list(plan) if isinstance(plan, (list, tuple)) else [plan]
-
-
-def _run_plan(plan: Callable[[], Any] | list[Callable[[], Any]]) -> None:
-    for step in _steps(plan):
-        step()
 
 
 class PlannedFactory(Factory):

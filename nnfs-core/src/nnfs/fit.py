@@ -605,9 +605,7 @@ def _data_parallel_epochs(world, batches, summed, x, target, pairs, cost, shuffl
                 if count:
                     network, y = batches.network(count)
                     batches.load(x, target, order[start + first:start + first + count], network, y)
-                    for op in network._forward_ops:
-                        op()
-                    local = count * network._cost_op(y, cost)()
+                    local = count * _forward_cost(network, y, cost)
                     for op in network._gradient_ops(y, cost, -eta / size):
                         op()  # gradient · (−η / samples of the whole global batch)
                 else:  # a short last batch with fewer samples than ranks
@@ -659,9 +657,7 @@ def _evaluate_sums(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets
         rows = index[start:start + batch_size]
         network, y = batches.network(len(rows))
         batches.load(x, target, rows, network, y)
-        for op in network._forward_ops:
-            op()
-        total += len(rows) * network._cost_op(y, cost)()
+        total += len(rows) * _forward_cost(network, y, cost)
         predicted = outputs[:len(rows)]
         factory._read_samples(network.output, predicted)
         right += accuracy(predicted, target, rows)

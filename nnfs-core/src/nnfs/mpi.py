@@ -47,15 +47,21 @@ MPI_EXTRA = "pip install 'nnfs-core[mpi]'"
 LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
+def _launcher_number(names: tuple[str, ...], environ: dict[str, str] | None, minimum: int,
+                     default: int) -> int:
+    """The first of the variables ``names`` that holds a whole number ≥ ``minimum``."""
+    environ = os.environ if environ is None else environ
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= minimum:
+            return int(value)
+    return default
+
+
 def launched_size(environ: dict[str, str] | None = None) -> int:
     """How many processes an MPI launcher started this job with, read from the variables it
     sets (:data:`LAUNCHER_SIZE_VARIABLES`); 1 when none is set, as when run without one."""
-    environ = os.environ if environ is None else environ
-    for name in LAUNCHER_SIZE_VARIABLES:
-        value = environ.get(name, "").strip()
-        if value.isdigit() and int(value) >= 1:
-            return int(value)
-    return 1
+    return _launcher_number(LAUNCHER_SIZE_VARIABLES, environ, 1, 1)
 
 
 #: The variables in which MPI launchers give each process its rank (Open MPI, MPICH/Hydra and
@@ -66,12 +72,7 @@ LAUNCHER_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_R
 def launched_rank(environ: dict[str, str] | None = None) -> int:
     """This process's rank as its MPI launcher set it (:data:`LAUNCHER_RANK_VARIABLES`); 0 when
     none is set, as when run without one. Read without starting MPI."""
-    environ = os.environ if environ is None else environ
-    for name in LAUNCHER_RANK_VARIABLES:
-        value = environ.get(name, "").strip()
-        if value.isdigit():
-            return int(value)
-    return 0
+    return _launcher_number(LAUNCHER_RANK_VARIABLES, environ, 0, 0)
 
 
 def _mpi() -> Any:

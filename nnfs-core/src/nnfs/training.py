@@ -213,7 +213,7 @@ def _queued(training: TrainingNetwork, y: Matrix, cost: Cost,
                 raise KeyboardInterrupt
         costs.append(training._cost_op(y, cost)())
         if not math.isfinite(costs[-1]):
-            _replay(training, y, cost, pairs, 0)
+            training.factory._copy(training.backup, training.inference.parameters)  # restart
             return _checked(training, y, cost, pairs, held)
     return costs
 

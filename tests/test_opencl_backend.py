@@ -399,3 +399,22 @@ def test_the_benchmark_prints_its_tables():
     rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("64 ")]
     assert [row[1] for row in rows] == ["nn", "nt", "tn"]
     assert "seconds per epoch" in result.stdout and "× the cpu backend's time" in result.stdout
+
+
+def test_samples_are_copied_as_they_are_both_ways(opencl):
+    """One sample per host row is one sample per device column: fit's batch copies move the
+    bytes directly, into and out of column views, and into a host array of any layout."""
+    rng = np.random.default_rng(4)
+    host = rng.uniform(-1, 1, (7, 3)).astype(np.float32)  # 7 samples of 3 features
+    with opencl.matrix(3, 10) as x:
+        view = x.columns(2, 9)
+        opencl._write_samples(host, view)
+        expected = np.zeros((3, 10), np.float32)
+        expected[:, 2:9] = host.T
+        np.testing.assert_array_equal(nnfs.transfer(x), expected)
+        out = np.empty((7, 3), np.float32)
+        opencl._read_samples(view, out)
+        np.testing.assert_array_equal(out, host)
+        strided = np.empty((7, 6), np.float32)[:, ::2]  # not contiguous: the general way
+        opencl._read_samples(view, strided)
+        np.testing.assert_array_equal(strided, host)

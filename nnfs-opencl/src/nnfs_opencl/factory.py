@@ -172,6 +172,21 @@ class OpenclFactory(nnfs.PlannedFactory):
         cl.enqueue_copy(self.queue, buffer, flat, dst_offset=offset * self.itemsize,
                         is_blocking=True)
 
+    def _write_samples(self, host: np.ndarray, x: Matrix) -> None:
+        # one sample per row on the host is one sample per column on the device: the same bytes
+        buffer, offset = x.handle
+        flat = np.ascontiguousarray(host, dtype=self.numpy_dtype)  # no copy from fit's buffers
+        cl.enqueue_copy(self.queue, buffer, flat, dst_offset=offset * self.itemsize,
+                        is_blocking=True)
+
+    def _read_samples(self, x: Matrix, out: np.ndarray) -> None:
+        if not out.flags.c_contiguous or out.dtype != self.numpy_dtype:
+            super()._read_samples(x, out)
+            return
+        buffer, offset = x.handle
+        cl.enqueue_copy(self.queue, out, buffer, src_offset=offset * self.itemsize,
+                        is_blocking=True)
+
     def _synchronize(self) -> None:
         self.queue.finish()
 

@@ -133,3 +133,12 @@ def run_kit_check(check, factory) -> None:
         pytest.skip(str(reason))
     finally:
         factory.release()
+
+
+def resident_bytes() -> int:
+    """This process's resident memory, from /proc/self/status."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("/proc/self/status has no VmRSS line")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import backend_params
+from conftest import backend_params, resident_bytes
 from nnfs import fully_connected, sigmoid, tanh
 
 pytestmark = pytest.mark.slow
@@ -33,14 +33,6 @@ def one_dtype_each() -> list:
             seen.add(name)
             params.append(param)
     return params
-
-
-def resident_bytes() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("/proc/self/status has no VmRSS line")
 
 
 class Watch:

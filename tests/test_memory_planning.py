@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import backend_params
+from conftest import backend_params, resident_bytes
 from nnfs import fully_connected
 
 LAYERS = [fully_connected(7, "tanh"), fully_connected(5, "relu"), fully_connected(3, "softmax")]
@@ -152,21 +152,13 @@ def test_one_buffer_larger_than_the_device_allows_in_one_allocation(factory):
     assert held(factory) == before
 
 
-def _resident_bytes() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("/proc/self/status has no VmRSS line")
-
-
 def test_cpu_buffers_are_committed_when_allocated(cpu):
     """The CPU checks against MemAvailable, so its buffers must count there from the start:
     memory that calloc only promised would let the next check pass against it."""
     size = 64 * 2**20
-    before = _resident_bytes()
+    before = resident_bytes()
     with cpu.vector(size // cpu.itemsize):
-        grown = _resident_bytes() - before
+        grown = resident_bytes() - before
     assert grown >= size * 0.9, f"a {size}-byte buffer made the process {grown} bytes larger"
 
 

@@ -24,6 +24,7 @@ import nnfs
 from conftest import backend_params
 from nnfs import fully_connected
 from nnfs.testing import reference
+from nnfs.testing.checks import host_parameters, rounded
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -82,15 +83,6 @@ schedules = st.lists(st.tuples(st.integers(1, 3), st.floats(0.01, 1.0)), min_siz
 def build(factory, in_dim, layers, seed):
     return nnfs.inference_network(factory, in_dim, [fully_connected(units, kind)
                                                     for units, kind in layers], seed=seed)
-
-
-def host_parameters(network):
-    return ([nnfs.transfer(layer.weights).astype(np.float64) for layer in network.layers],
-            [nnfs.transfer(layer.bias).astype(np.float64) for layer in network.layers])
-
-
-def rounded(factory, array):
-    return np.asarray(array, dtype=factory.numpy_dtype).astype(np.float64)
 
 
 def tolerance(factory, epochs: int = 1) -> float:

@@ -520,7 +520,8 @@ def _random_network(factory: Factory, sizes, kinds, seed: int):
     return nnfs.inference_network(factory, sizes[0], layers, seed=seed)
 
 
-def _host_parameters(network) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def host_parameters(network) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A network's weights and biases as float64 host arrays, layer by layer."""
     return ([nnfs.transfer(layer.weights).astype(np.float64) for layer in network.layers],
             [nnfs.transfer(layer.bias).astype(np.float64) for layer in network.layers])
 
@@ -639,7 +640,7 @@ def check_gradients(factory: Factory) -> None:
             training.forward()
             training.backward(y, cost, 1.0 / n)
             gradient = nnfs.transfer(training.gradient).astype(np.float64)
-            weights, biases = _host_parameters(network)
+            weights, biases = host_parameters(network)
         flat = [p for w, b in zip(weights, biases) for p in (w.T.reshape(-1), b)]
         # views into one flat array in the parameters' layout: W column by column, then b
         parameters = np.concatenate(flat)
@@ -686,13 +687,13 @@ def check_training_matches_reference(factory: Factory) -> None:
         with factory.matrix(sizes[0], n, x_host) as x, factory.matrix(sizes[-1], n, y_host) as y, \
                 _random_network(factory, sizes, kinds, 7) as network, \
                 nnfs.training_network(network, x) as training:
-            weights, biases = _host_parameters(network)
+            weights, biases = host_parameters(network)
             costs = nnfs.sgd(training, y, cost, [(15, 0.5), (10, 0.2)])
             for epochs, eta, got in zip((15, 10), (0.5, 0.2), costs):
                 weights, biases, expected = ref.train(weights, biases, kinds, x_host, y_host,
                                                       epochs, eta, cost_name)
                 assert_close(got, expected, factory, f"sgd cost {sizes} {cost_name}", factor=50)
-            got_weights, got_biases = _host_parameters(network)
+            got_weights, got_biases = host_parameters(network)
             for i, (w, b) in enumerate(zip(weights, biases)):
                 assert_close(got_weights[i], w, factory, f"weights of layer {i}", factor=50)
                 assert_close(got_biases[i], b, factory, f"bias of layer {i}", factor=50)

@@ -541,6 +541,16 @@ class Factory(abc.ABC):
 
     # --- the plan hook: prepared operations for the training loop --------------------------
 
+    def _prepare_layer(self, kind: str, weights: Matrix, x: Matrix, bias: Vector,
+                       out: Matrix, ones: Vector) -> list[Callable[[], Any]]:
+        """The prepared forward pass of one fully connected layer, ``out = f(W·x + b)``, for
+        the training loop: by default the product into ``out``, then the activation with its
+        bias in place. ``ones`` is a vector of ``out.cols`` ones, the network's own, which a
+        backend may use to add the bias as a product. A backend may do the steps together
+        (the CPU backend with MKL folds the activation's first scaling into the product)."""
+        return [*self._prepare_steps("gemm", 1.0, weights, x, 0.0, out, False, False),
+                *self._prepare_steps("activation", kind, out, bias, out)]
+
     def _prepare(self, operation: str, *args: Any) -> Callable[[], Any]:
         """A function of no arguments that runs ``_<operation>(*args)``, for the training loop.
 

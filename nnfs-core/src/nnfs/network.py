@@ -503,14 +503,13 @@ class TrainingNetwork:
         return ops
 
     def _prepare_forward(self) -> list[Callable[[], object]]:
-        prepare, ops = self.factory._prepare_steps, []
+        ops = []
         for layer in self.layers:
-            # the product goes straight into a and f works on it in place, while it is still in
-            # the cache; z is not needed (derivatives are taken through a) until backward
-            ops += prepare("gemm", 1.0, layer.weights, layer.input, 0.0, layer.a, False, False)
-            # a = W·a₋₁
-            ops += prepare("activation", layer.activation.kind, layer.a, layer.bias, layer.a)
-            # a = f(a + b)
+            # a = f(W·a₋₁ + b): the product goes straight into a and f works on it in place,
+            # while it is still in the cache; z is not needed (derivatives are taken through a)
+            # until backward
+            ops += self.factory._prepare_layer(layer.activation.kind, layer.weights,
+                                               layer.input, layer.bias, layer.a, self.ones)
         return ops
 
     def _prepare_backward(self, update: bool) -> list[Callable[[], object]]:

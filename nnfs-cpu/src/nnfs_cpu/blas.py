@@ -47,17 +47,17 @@ def _bound(arrays: tuple[np.ndarray, ...], function, *args) -> Callable[[], None
 
 
 class Blas:
-    """``cblas_?gemm`` and ``cblas_?gemv`` of one loaded BLAS library."""
+    """``cblas_?gemm``, ``cblas_?gemv`` and ``cblas_?dot`` of one loaded BLAS library."""
 
     def __init__(self, library: ctypes.CDLL, prefix: str, suffix: str, wide: bool, path: str):
         self.path = path
         self.name = os.path.basename(path)
         self.integer = ctypes.c_int64 if wide else ctypes.c_int
         self._functions = {}
-        for letter in "sd":
-            for routine in ("gemm", "gemv"):
+        for letter, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+            for routine in ("gemm", "gemv", "dot"):
                 function = getattr(library, f"{prefix}cblas_{letter}{routine}{suffix}")
-                function.restype = None
+                function.restype = real if routine == "dot" else None
                 self._functions[letter + routine] = function
 
     def __repr__(self) -> str:
@@ -135,6 +135,21 @@ class Blas:
             ctypes.c_void_p(y.ctypes.data), i(incy))
 
 
+    def dot(self, x: np.ndarray, y: np.ndarray) -> Callable[[], float] | None:
+        """A function of no arguments returning ``x·y`` (two vectors of one dtype) in one BLAS
+        call, or None if the arrays do not suit BLAS."""
+        if x.ndim != 1 or x.shape != y.shape or not self._usable(x, y) \
+                or x.strides[0] % x.itemsize or y.strides[0] % y.itemsize:
+            return None
+        incx, incy = x.strides[0] // x.itemsize, y.strides[0] // y.itemsize
+        if incx < 1 or incy < 1:
+            return None
+        letter, _ = self._real(x.dtype)
+        return _bound((x, y), self._functions[letter + "dot"], self.integer(x.size),
+                      ctypes.c_void_p(x.ctypes.data), self.integer(incx),
+                      ctypes.c_void_p(y.ctypes.data), self.integer(incy))
+
+
 def _agrees(blas: Blas) -> bool:
     """One small product of each kind, compared with numpy's."""
     rng = np.random.default_rng(0)
@@ -146,13 +161,16 @@ def _agrees(blas: Blas) -> bool:
         x = rng.uniform(-1, 1, 5).astype(dtype)
         y = rng.uniform(-1, 1, 3).astype(dtype)
         expected_y = -1.5 * (a.T @ x) + 0.25 * y
+        expected_dot = float(np.dot(x[::2], a[:3, 1]))  # strided vectors
         gemm = blas.gemm(0.5, a.T, b, 2.0, c)
         gemv = blas.gemv(-1.5, a.T, x, 0.25, y)
-        if gemm is None or gemv is None:
+        dot = blas.dot(x[::2], a[:3, 1])
+        if gemm is None or gemv is None or dot is None:
             return False
         gemm()
         gemv()
-        if not (np.allclose(c, expected, rtol=1e-5) and np.allclose(y, expected_y, rtol=1e-5)):
+        if not (np.allclose(c, expected, rtol=1e-5) and np.allclose(y, expected_y, rtol=1e-5)
+                and np.isclose(dot(), expected_dot, rtol=1e-5)):
             return False
     return True
 
@@ -191,8 +209,9 @@ _MKL_RT = re.compile(r"(lib)?mkl_rt(\.\d+)*\.(so(\.\d+)*|dll|dylib)$")
 
 
 @functools.lru_cache(maxsize=1)
-def mkl_blas() -> Blas | str:
-    """Intel MKL from the ``mkl`` wheel, or a sentence saying why it cannot be used."""
+def mkl_library() -> tuple[ctypes.CDLL, str, str] | str:
+    """MKL's single dynamic library from the ``mkl`` wheel, loaded: (library, path, version),
+    or a sentence saying why it cannot be used."""
     try:
         distribution = importlib.metadata.distribution("mkl")
     except importlib.metadata.PackageNotFoundError:
@@ -212,11 +231,21 @@ def mkl_blas() -> Blas | str:
         library.MKL_Set_Interface_Layer(0)
     except AttributeError:
         pass
+    return library, path, distribution.version
+
+
+@functools.lru_cache(maxsize=1)
+def mkl_blas() -> Blas | str:
+    """Intel MKL's BLAS from the ``mkl`` wheel, or a sentence saying why it cannot be used."""
+    loaded = mkl_library()
+    if isinstance(loaded, str):
+        return loaded
+    library, path, version = loaded
     try:
         blas = Blas(library, "", "", False, path)
     except AttributeError as error:
         return f"Intel MKL at {path} has no cblas routines: {error}"
     if not _agrees(blas):
         return f"Intel MKL at {path} gave other products than numpy in a check, so it is not used"
-    blas.name = f"MKL {distribution.version}"
+    blas.name = f"MKL {version}"
     return blas

@@ -37,6 +37,7 @@ import nnfs
 from nnfs import Matrix, MemoryLimits, Vector
 
 from .blas import Blas, mkl_blas, numpy_blas
+from .vml import mkl_vml
 
 #: Elements of scratch per block: blocks of this size stay in a core's L2 cache.
 BLOCK = 32768
@@ -48,15 +49,19 @@ THREAD_MIN = 1 << 18
 #: Multiplications from which a plain product goes to MKL rather than through numpy.
 DIRECT_MIN = 1 << 15
 
+#: Elements in each call of one of MKL's vector functions: MKL shares a call this large among
+#: its threads, and the two or three arrays of a pass stay in the cores' caches between passes.
+VML_BLOCK = 1 << 16
+
 #: The values of the ``blas`` option.
 BLAS_CHOICES = ("auto", "mkl", "numpy")
 
 Plan = Callable[[], Any]
 
 
-def _blocks(total: int, width: int) -> list[tuple[int, int]]:
-    """Split ``total`` rows of ``width`` elements into blocks of about BLOCK elements."""
-    step = max(1, BLOCK // max(width, 1))
+def _blocks(total: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]:
+    """Split ``total`` rows of ``width`` elements into blocks of about ``block`` elements."""
+    step = max(1, block // max(width, 1))
     return [(start, min(start + step, total)) for start in range(0, total, step)]
 
 
@@ -106,7 +111,7 @@ class CpuFactory(nnfs.PlannedFactory):
     sync_every = 0  # numpy calls return when their work is done
 
     def __init__(self, dtype: object = "float32", threads: int | None = None,
-                 blas: str = "auto", direct_blas: bool = True):
+                 blas: str = "auto", direct_blas: bool = True, vml: bool = True):
         super().__init__(dtype)
         if threads is None:
             threads = min(os.cpu_count() or 1, 8)
@@ -116,6 +121,8 @@ class CpuFactory(nnfs.PlannedFactory):
         if not isinstance(direct_blas, bool):
             raise nnfs.NnfsTypeError(f"cpu backend: direct_blas must be True or False, "
                                      f"got {direct_blas!r}")
+        if not isinstance(vml, bool):
+            raise nnfs.NnfsTypeError(f"cpu backend: vml must be True or False, got {vml!r}")
         if blas not in BLAS_CHOICES:
             raise nnfs.NnfsValueError(f"cpu backend: blas must be one of "
                                       f"{', '.join(map(repr, BLAS_CHOICES))}, got {blas!r}")
@@ -131,6 +138,9 @@ class CpuFactory(nnfs.PlannedFactory):
         self._numpy_blas = numpy_blas() if direct_blas else None
         self._mkl = None if isinstance(mkl, str) else mkl  # every product of a useful size
         self.accumulates = self._mkl is not None or self._numpy_blas is not None
+        # sigmoid, tanh and their derivatives on MKL's threads, when MKL multiplies
+        found = mkl_vml() if self._mkl is not None and vml else None
+        self._vml = None if isinstance(found, str) else found
         self._pool_executor: ThreadPoolExecutor | None = None
         self._part = BLOCK  # elements in each of the three parts of a lane's scratch
         self._scratch: list[np.ndarray | None] = [None] * threads
@@ -211,6 +221,8 @@ class CpuFactory(nnfs.PlannedFactory):
         threads = "1 thread" if self.threads == 1 else f"{self.threads} threads"
         if self._mkl is not None:
             blas = f", products in {self._mkl.name}"
+            if self._vml is not None:
+                blas += ", activations in its vector math"
         elif self._numpy_blas is not None:
             blas = f", α and β in one call of BLAS {self._numpy_blas.name}"
         else:
@@ -367,9 +379,17 @@ class CpuFactory(nnfs.PlannedFactory):
     def _plan_fill(self, x, value) -> Plan:
         return functools.partial(x.handle.fill, value)
 
+    def _dot(self, x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
+        """``x·y`` of two vectors; a long one through MKL when it multiplies, since numpy's
+        BLAS would wake its own threads for it, against MKL's, spinning between calls."""
+        long = self._mkl is not None and x.size >= DIRECT_MIN
+        call = self._mkl.dot(x, y) if long else None
+        return call if call is not None else functools.partial(np.dot, x, y)
+
     def _plan_nrm2(self, x) -> Plan:
         flat = x.handle.reshape(-1)
-        return lambda: float(np.sqrt(np.dot(flat, flat)))
+        square = self._dot(flat, flat)
+        return lambda: float(np.sqrt(square()))
 
     def _plan_sub(self, x, y, out) -> Plan:
         return self._whole(np.subtract, x.handle, y.handle, out.handle)
@@ -381,6 +401,10 @@ class CpuFactory(nnfs.PlannedFactory):
         zt, ot = z.handle, out.handle
         b = None if bias is None else bias.handle
         in_place = z.buffer is out.buffer and z.offset == out.offset
+        if self._vml is not None and kind in ("sigmoid", "tanh"):
+            plans = self._vml_activation(kind, zt, b, ot, in_place)
+            if plans is not None:
+                return plans
 
         def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
             zb, ob = zt[start:stop], ot[start:stop]
@@ -393,6 +417,86 @@ class CpuFactory(nnfs.PlannedFactory):
             return steps + self._activation_steps(kind, ob, lane)
 
         return self._lanes(zt.size, _blocks(zt.shape[0], zt.shape[1]), steps_of)
+
+    def _vml_scale(self, kind: str) -> float:
+        """What the input of ``kind`` is multiplied by before MKL's function finishes it (see
+        ``_vml_finish``)."""
+        if kind == "tanh":
+            return 1.0
+        return 0.5 if self.numpy_dtype == np.float32 else -1.0
+
+    def _vml_finish(self, kind: str, ot: np.ndarray) -> list[Plan] | None:
+        """MKL's passes, block by block, taking ``out`` from ``scale·s`` (``_vml_scale``) to
+        ``f(s)``. The sigmoid has two forms, each the faster for its dtype on the benchmark's
+        mid network: in float32 σ(s) = ½·tanh(½s) + ½, in float64 σ(s) = 1 / (1 + exp(−s)),
+        where exp overflowing to ∞ gives 0."""
+        vml, flat = self._vml, ot.reshape(-1)
+        steps = []
+        for start, stop in _blocks(flat.size, 1, VML_BLOCK):
+            x = flat[start:stop]
+            if kind == "tanh":
+                steps.append(vml.unary("Tanh", x, x))
+            elif self.numpy_dtype == np.float32:
+                steps += [vml.unary("Tanh", x, x), vml.linear_frac(x, x, 0.5, 0.5, 0.0, 1.0, x)]
+            else:
+                steps += [vml.unary("Exp", x, x), vml.linear_frac(x, x, 0.0, 1.0, 1.0, 1.0, x)]
+        return None if any(step is None for step in steps) else steps
+
+    def _vml_activation(self, kind: str, zt: np.ndarray, b: np.ndarray | None, ot: np.ndarray,
+                        in_place: bool) -> list[Plan] | None:
+        """``f(z + b)`` with MKL's functions, or None when the arrays do not suit them."""
+        if not ot.flags.c_contiguous:
+            return None
+        if b is not None:
+            steps = [functools.partial(np.add, zt, b, ot)]
+        else:
+            steps = [] if in_place else self._whole(np.copyto, ot, zt)
+        scale = self._vml_scale(kind)
+        if scale != 1.0:
+            flat = ot.reshape(-1)
+            steps += [self._vml.linear_frac(flat[start:stop], flat[start:stop],
+                                            scale, 0.0, 0.0, 1.0, flat[start:stop])
+                      for start, stop in _blocks(flat.size, 1, VML_BLOCK)]
+        finish = self._vml_finish(kind, ot)
+        if finish is None or any(step is None for step in steps):
+            return None
+        return steps + finish
+
+    def _prepare_layer(self, kind, weights, x, bias, out, ones) -> list[Plan]:
+        """With MKL's vector functions, one layer's forward pass is ``out = scale·W·x``, then
+        ``out += scale·1·bᵀ`` (a product of rank one: MKL shares it among the threads that
+        just wrote ``out``, where numpy's broadcast addition is the slowest pass of a layer),
+        then MKL's finishing passes; the sigmoid's first scaling costs no pass of its own."""
+        ot = out.handle
+        if self._vml is None or kind not in ("sigmoid", "tanh") or not ot.flags.c_contiguous:
+            return super()._prepare_layer(kind, weights, x, bias, out, ones)
+        scale = self._vml_scale(kind)
+        add_bias = self._mkl.gemm(scale, ones.handle[:, None], bias.handle[None, :], 1.0, ot)
+        finish = self._vml_finish(kind, ot)
+        if add_bias is None or finish is None:
+            return super()._prepare_layer(kind, weights, x, bias, out, ones)
+        product = self._prepare_steps("gemm", scale, weights, x, 0.0, out, False, False)
+        return [*product, add_bias, *finish]
+
+    def _vml_activation_backward(self, kind: str, at: np.ndarray,
+                                 dt: np.ndarray) -> list[Plan] | None:
+        """``δ ⊙= f'`` on MKL's threads (sigmoid and tanh, from ``a``), or None when the
+        arrays do not suit it."""
+        if not (at.flags.c_contiguous and dt.flags.c_contiguous):
+            return None
+        vml, af, df = self._vml, at.reshape(-1), dt.reshape(-1)
+        steps = []
+        for start, stop in _blocks(af.size, 1, VML_BLOCK):
+            ab, db = af[start:stop], df[start:stop]
+            work = self._work(ab.shape)
+            if kind == "tanh":  # 1 − a²
+                steps += [vml.unary("Sqr", ab, work),
+                          vml.linear_frac(work, work, -1.0, 1.0, 0.0, 1.0, work)]
+            else:  # a (1 − a)
+                steps += [vml.linear_frac(ab, ab, -1.0, 1.0, 0.0, 1.0, work),
+                          vml.binary("Mul", work, ab, work)]
+            steps.append(vml.binary("Mul", db, work, db))
+        return None if any(step is None for step in steps) else steps
 
     def _activation_steps(self, kind: str, ob: np.ndarray, lane: int) -> list[Plan]:
         """In-place steps taking a block of z + b to f(z + b)."""
@@ -418,6 +522,10 @@ class CpuFactory(nnfs.PlannedFactory):
         if kind == "linear":
             return []
         at, dt = a.handle, delta.handle
+        if self._vml is not None and kind in ("sigmoid", "tanh"):
+            plans = self._vml_activation_backward(kind, at, dt)
+            if plans is not None:
+                return plans
 
         def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
             ab, db = at[start:stop], dt[start:stop]
@@ -445,23 +553,24 @@ class CpuFactory(nnfs.PlannedFactory):
         # the scratch views are taken now, while the plan is made: running it takes none
         blocks = [(yb, ab, self._work(ab.shape), self._work(ab.shape, part=1))
                   for yb, ab in self._flat_blocks(y.handle, a.handle)]
-        subtract, dot, clip, log = np.subtract, np.dot, np.clip, np.log
+        subtract, clip, log = np.subtract, np.clip, np.log
 
         if kind == "quadratic":  # Σ (a − y)²
-            if len(blocks) == 1:
-                yb, ab, work, _ = blocks[0]
+            squares = [(yb, ab, work, self._dot(work, work)) for yb, ab, work, _ in blocks]
+            if len(squares) == 1:
+                yb, ab, work, square = squares[0]
 
                 def total() -> float:
                     subtract(ab, yb, work)
-                    return float(dot(work, work))
+                    return float(square())
 
                 return total
 
             def total() -> float:
                 result = 0.0
-                for yb, ab, work, _ in blocks:
+                for yb, ab, work, square in squares:
                     subtract(ab, yb, work)
-                    result += float(dot(work, work))
+                    result += float(square())
                 return result
 
             return total
@@ -469,16 +578,19 @@ class CpuFactory(nnfs.PlannedFactory):
         binary = kind == "binary_cross_entropy"
         low, high, one = self._c(eps), self._c(1.0 - eps), self._c(1.0)
 
+        terms = [(ab, work, other, self._dot(yb, work), self._dot(yb, other))
+                 for yb, ab, work, other in blocks]
+
         def total() -> float:
             result = 0.0
-            for yb, ab, work, other in blocks:
+            for ab, work, other, y_work, y_other in terms:
                 clip(ab, low, high, work)
                 if binary:  # y·ln a + (1 − y)·ln(1 − a) = y·ln a + ln(1 − a) − y·ln(1 − a)
                     subtract(one, work, other)
                     log(other, other)
-                    result -= float(np.sum(other)) - float(dot(yb, other))
+                    result -= float(np.sum(other)) - float(y_other())
                 log(work, work)
-                result -= float(dot(yb, work))
+                result -= float(y_work())
             return result
 
         return total

@@ -75,6 +75,24 @@ def test_gemv_matches_numpy_over_layouts(dtype, shape, library):
         np.testing.assert_allclose(y, expected, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dot_matches_numpy_for_contiguous_and_strided_vectors(dtype, library):
+    library = library()
+    rng = np.random.default_rng(3)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for n in (1, 7, 40000):
+        x = rng.uniform(-1, 1, 2 * n).astype(dtype)
+        y = rng.uniform(-1, 1, n).astype(dtype)
+        for left in (x[:n], x[::2]):
+            call = library.dot(left, y)
+            assert call is not None
+            assert call() == pytest.approx(float(left.astype(np.float64) @ y), rel=tolerance)
+    assert library.dot(x[:3], y[:4]) is None  # unequal lengths
+    assert library.dot(x[:3].astype(np.float32 if dtype == np.float64 else np.float64),
+                       y[:3]) is None  # mixed dtypes
+
+
 @needs_blas
 def test_arrays_blas_cannot_take_are_left_to_numpy():
     """None (the caller goes on with numpy) for what BLAS cannot describe; never a wrong call."""

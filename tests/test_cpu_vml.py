@@ -12,6 +12,7 @@ from conftest import run_kit_check
 from nnfs import fully_connected
 from nnfs.testing import CHECKS
 from nnfs_cpu import CpuFactory
+from nnfs_cpu import factory as cpu_factory
 from nnfs_cpu import vml as cpu_vml
 
 VML = cpu_vml.mkl_vml()
@@ -106,10 +107,11 @@ def test_activations_saturate_without_overflow_or_nan(kind, dtype):
     """exp(−s) overflows to ∞ for very negative s in the float64 sigmoid, and the float32 one
     goes through tanh: both must give the limits 0 and 1 (−1 and 1 for tanh), not NaN."""
     factory = CpuFactory(dtype)
-    s = np.array([[-1e4, -800.0, -90.0, -1.0, 0.0, 1.0, 90.0, 800.0, 1e4]])
+    values = [-1e4, -800.0, -90.0, -1.0, 0.0, 1.0, 90.0, 800.0, 1e4]
+    s = np.tile(values, (cpu_factory.VML_MIN // len(values) + 1, 1))  # enough to go to MKL
     reference = (0.5 * np.tanh(0.5 * s) + 0.5) if kind == "sigmoid" else np.tanh(s)
-    with factory.matrix(1, s.shape[1], s) as z, factory.vector(1, [0.0]) as bias, \
-            factory.matrix(1, s.shape[1]) as out:
+    with factory.matrix(*s.shape, s) as z, factory.vector(s.shape[0]) as bias, \
+            factory.matrix(*s.shape) as out:
         factory.activation(kind, z, out, bias)
         got = nnfs.transfer(out)
         factory.activation(kind, z, z)  # in place, without a bias
@@ -117,6 +119,18 @@ def test_activations_saturate_without_overflow_or_nan(kind, dtype):
     for values in (got, in_place):
         assert np.all(np.isfinite(values))
         np.testing.assert_allclose(values, reference, rtol=1e-6, atol=1e-7)
+
+
+@needs_vml
+def test_small_activations_stay_with_numpy():
+    """Below VML_MIN elements a ctypes call costs more than a ufunc: such layers keep numpy's
+    functions, and larger ones go to MKL's."""
+    factory = CpuFactory("float32")
+    with factory.matrix(4, 8) as small, factory.matrix(64, 64) as large:
+        for matrix, expected in ((small, False), (large, True)):
+            steps = factory._prepare_steps("activation", "tanh", matrix, None, matrix)
+            names = {getattr(getattr(step, "func", step), "__name__", "") for step in steps}
+            assert ("vmsTanh" in names) is expected, names
 
 
 def forward_outputs(factory, kinds, batch=70):

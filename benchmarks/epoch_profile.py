@@ -85,13 +85,13 @@ def main() -> None:
 
     epoch, floor = median_us(epochs), median_us(floors)
     shares: dict[str, float] = {}
-    for step, times in zip(steps, step_times):
+    for step, times in zip(steps, step_times, strict=True):
         shares[kind_of(step)] = shares.get(kind_of(step), 0.0) + median_us(times)
     print(f"{args.preset} {args.dtype} on {factory.describe()}")
     print(f"  epoch {epoch:.1f} µs, GEMM floor {floor:.1f} µs, ratio {epoch / floor:.3f}")
     print("  steps: " + ", ".join(f"{kind} {value:.1f} µs" for kind, value in shares.items()))
     if args.steps:
-        for step, times in zip(steps, step_times):
+        for step, times in zip(steps, step_times, strict=True):
             print(f"  {median_us(times):10.1f} µs  {step_name(step)}")
 
 

@@ -138,7 +138,7 @@ def forward_outputs(factory, kinds, batch=70):
     the same input: the first goes through ``_prepare_layer``, the second through the plain
     product and activation."""
     rng = np.random.default_rng(11)
-    layers = [fully_connected(width, kind) for width, kind in zip((300, 40, 3), kinds)]
+    layers = [fully_connected(width, kind) for width, kind in zip((300, 40, 3), kinds, strict=True)]
     with factory.matrix(20, batch, rng.uniform(-1, 1, (20, batch))) as x, \
             nnfs.inference_network(factory, 20, layers, seed=4) as network, \
             nnfs.training_network(network, x) as training:

@@ -42,6 +42,10 @@ from .factory import Vector
 #: What brings mpi4py and an MPI runtime with plain pip.
 MPI_EXTRA = "pip install 'nnfs-core[mpi]'"
 
+#: Seconds a failing rank waits, after printing why, before it aborts the job: MPICH's
+#: launcher was seen to drop the end of a traceback that the abort overtook.
+ABORT_GRACE_SECONDS = 0.2
+
 #: Environment variables in which MPI launchers give the number of processes of the job:
 #: Open MPI's mpiexec, the PMI of MPICH's and Intel MPI's Hydra, MVAPICH.
 LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -210,21 +214,26 @@ class World:
             raise DataParallelError(
                 f"{what}: the ranks must agree, but {'; '.join(differences)}", ranks)
 
-    def abort(self, what: str, error: BaseException, *, traceback_shown: bool = False) -> None:
+    def abort(self, what: str, error: BaseException, *, detail: str | None = None) -> None:
         """Print what failed on this rank, naming it, and end the whole job (``MPI_Abort``):
         the other ranks are waiting for this one in a collective call and would never return.
-        With one rank there is nobody to wait: nothing is done, and the caller re-raises."""
+        With one rank there is nobody to wait: nothing is done, and the caller re-raises.
+
+        ``detail`` goes first (by default the traceback, except for nnfs's own errors, which
+        say it all). The message is one write, and the launcher gets a moment to pass it on:
+        once the job is aborted, output still on its way from this rank can be lost."""
         if self.size == 1:
             return
-        detail = ""
-        if not traceback_shown and not isinstance(error, NnfsError):  # nnfs errors say it all
-            detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        if detail is None:
+            detail = "" if isinstance(error, NnfsError) else "".join(
+                traceback.format_exception(type(error), error, error.__traceback__))
         sys.stderr.write(
             f"{detail}nnfs: rank {self.rank} of {self.size} failed during {what}: "
             f"{type(error).__name__}: {error}\n"
             f"nnfs: aborting the MPI job, so that the other ranks do not wait for rank "
             f"{self.rank} forever\n")
         sys.stderr.flush()
+        time.sleep(ABORT_GRACE_SECONDS)
         self.comm.Abort(1)
 
     def _abort_on_uncaught_exceptions(self) -> None:
@@ -237,9 +246,14 @@ class World:
             return
 
         def hook(kind, error, trace):
-            previous(kind, error, trace)
-            if not collective_error(error):
-                self.abort("the script", error, traceback_shown=True)
+            if collective_error(error):
+                previous(kind, error, trace)
+            elif previous is sys.__excepthook__:  # the traceback, in abort's single write
+                self.abort("the script", error,
+                           detail="".join(traceback.format_exception(kind, error, trace)))
+            else:  # someone else's hook shows the error its own way
+                previous(kind, error, trace)
+                self.abort("the script", error, detail="")
 
         hook._nnfs_world = self
         sys.excepthook = hook

@@ -88,6 +88,9 @@ def test_dot_matches_numpy_for_contiguous_and_strided_vectors(dtype, library):
             call = library.dot(left, y)
             assert call is not None
             assert call() == pytest.approx(float(left.astype(np.float64) @ y), rel=tolerance)
+    y.flags.writeable = False  # dot only reads
+    assert library.dot(x[:n], y)() == pytest.approx(float(x[:n].astype(np.float64) @ y),
+                                                    rel=tolerance)
     assert library.dot(x[:3], y[:4]) is None  # unequal lengths
     assert library.dot(x[:3].astype(np.float32 if dtype == np.float64 else np.float64),
                        y[:3]) is None  # mixed dtypes

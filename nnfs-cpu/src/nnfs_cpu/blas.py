@@ -82,11 +82,13 @@ class Blas:
                 return TRANS, max(lead, 1)
         return None
 
-    def _usable(self, *arrays: np.ndarray) -> bool:
+    def _usable(self, *arrays: np.ndarray, writes: bool = True) -> bool:
+        """Arrays of one BLAS dtype, none empty, the last one writable if the call ``writes``
+        into it."""
         dtype = arrays[-1].dtype
         return (dtype in (np.float32, np.float64)
                 and all(a.dtype == dtype and a.size > 0 for a in arrays)
-                and arrays[-1].flags.writeable)
+                and (arrays[-1].flags.writeable or not writes))
 
     def gemm(self, alpha: float, left: np.ndarray, right: np.ndarray, beta: float,
              out: np.ndarray) -> Callable[[], None] | None:
@@ -134,11 +136,10 @@ class Blas:
             ctypes.c_void_p(x.ctypes.data), i(incx), real(beta),
             ctypes.c_void_p(y.ctypes.data), i(incy))
 
-
     def dot(self, x: np.ndarray, y: np.ndarray) -> Callable[[], float] | None:
         """A function of no arguments returning ``x·y`` (two vectors of one dtype) in one BLAS
         call, or None if the arrays do not suit BLAS."""
-        if x.ndim != 1 or x.shape != y.shape or not self._usable(x, y) \
+        if x.ndim != 1 or x.shape != y.shape or not self._usable(x, y, writes=False) \
                 or x.strides[0] % x.itemsize or y.strides[0] % y.itemsize:
             return None
         incx, incy = x.strides[0] // x.itemsize, y.strides[0] // y.itemsize

@@ -433,15 +433,17 @@ class CpuFactory(nnfs.PlannedFactory):
             return 1.0
         return 0.5 if self.numpy_dtype == np.float32 else -1.0
 
-    def _vml_finish(self, kind: str, ot: np.ndarray) -> list[Plan] | None:
+    def _vml_finish(self, kind: str, ot: np.ndarray, scaled: bool = True) -> list[Plan] | None:
         """MKL's passes, block by block, taking ``out`` from ``scale·s`` (``_vml_scale``) to
-        ``f(s)``. The sigmoid has two forms, each the faster for its dtype on the benchmark's
-        mid network: in float32 σ(s) = ½·tanh(½s) + ½, in float64 σ(s) = 1 / (1 + exp(−s)),
-        where exp overflowing to ∞ gives 0."""
-        vml, flat = self._vml, ot.reshape(-1)
+        ``f(s)``; from ``s`` itself when not ``scaled``. The sigmoid has two forms, each the
+        faster for its dtype on the benchmark's mid network: in float32 σ(s) = ½·tanh(½s) + ½,
+        in float64 σ(s) = 1 / (1 + exp(−s)), where exp overflowing to ∞ gives 0."""
+        vml, flat, scale = self._vml, ot.reshape(-1), self._vml_scale(kind)
         steps = []
         for start, stop in _blocks(flat.size, 1, VML_BLOCK):
             x = flat[start:stop]
+            if not scaled and scale != 1.0:
+                steps.append(vml.linear_frac(x, x, scale, 0.0, 0.0, 1.0, x))
             if kind == "tanh":
                 steps.append(vml.unary("Tanh", x, x))
             elif self.numpy_dtype == np.float32:
@@ -459,16 +461,8 @@ class CpuFactory(nnfs.PlannedFactory):
             steps = [functools.partial(np.add, zt, b, ot)]
         else:
             steps = [] if in_place else self._whole(np.copyto, ot, zt)
-        scale = self._vml_scale(kind)
-        if scale != 1.0:
-            flat = ot.reshape(-1)
-            steps += [self._vml.linear_frac(flat[start:stop], flat[start:stop],
-                                            scale, 0.0, 0.0, 1.0, flat[start:stop])
-                      for start, stop in _blocks(flat.size, 1, VML_BLOCK)]
-        finish = self._vml_finish(kind, ot)
-        if finish is None or any(step is None for step in steps):
-            return None
-        return steps + finish
+        finish = self._vml_finish(kind, ot, scaled=False)
+        return None if finish is None else steps + finish
 
     def _prepare_layer(self, kind, weights, x, bias, out, ones) -> list[Plan]:
         """With MKL's vector functions, one layer's forward pass is ``out = scale·W·x``, then
@@ -502,8 +496,8 @@ class CpuFactory(nnfs.PlannedFactory):
                           vml.linear_frac(work, work, -1.0, 1.0, 0.0, 1.0, work)]
             else:  # a (1 − a)
                 steps += [vml.linear_frac(ab, ab, -1.0, 1.0, 0.0, 1.0, work),
-                          vml.binary("Mul", work, ab, work)]
-            steps.append(vml.binary("Mul", db, work, db))
+                          vml.mul(work, ab, work)]
+            steps.append(vml.mul(db, work, db))
         return None if any(step is None for step in steps) else steps
 
     def _activation_steps(self, kind: str, ob: np.ndarray, lane: int) -> list[Plan]:

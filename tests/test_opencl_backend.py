@@ -294,6 +294,7 @@ def test_the_default_device_is_the_first_gpu_else_the_first(monkeypatch):
                 for i, kind in enumerate(kinds)]
 
     monkeypatch.delenv(devices.ENV_DEVICE, raising=False)
+    monkeypatch.setattr(devices, "build_failure", lambda device: None)
     cpu, gpu = cl.device_type.CPU, cl.device_type.GPU
     monkeypatch.setattr(devices, "all_devices", lambda: fake([cpu, gpu, gpu]))
     assert devices.select_device().number == 1
@@ -301,6 +302,36 @@ def test_the_default_device_is_the_first_gpu_else_the_first(monkeypatch):
     assert devices.select_device().number == 0
     monkeypatch.setenv(devices.ENV_DEVICE, "1")
     assert devices.select_device().number == 1
+
+
+def test_the_default_passes_over_devices_that_cannot_build_a_program(monkeypatch):
+    pytest.importorskip("pyopencl", reason="pyopencl is not installed")
+    import pyopencl as cl
+
+    from nnfs_opencl import device as devices
+
+    class Fake:
+        def __init__(self, kind, name):
+            self.type = kind
+            self.name = name
+            self.global_mem_size = 2**30
+
+    cpu, gpu = cl.device_type.CPU, cl.device_type.GPU
+    found = [devices.Device(0, 0, 0, Fake(gpu, "broken gpu"), "fake platform"),
+             devices.Device(1, 1, 0, Fake(cpu, "broken cpu"), "fake platform"),
+             devices.Device(2, 2, 0, Fake(cpu, "working cpu"), "fake platform")]
+    broken = {"broken gpu": "error: unknown target CPU 'generic'", "broken cpu": "no compiler"}
+    monkeypatch.delenv(devices.ENV_DEVICE, raising=False)
+    monkeypatch.setattr(devices, "all_devices", lambda: found)
+    monkeypatch.setattr(devices, "build_failure", lambda device: broken.get(device.name))
+    assert devices.select_device().name == "working cpu"
+    assert devices.select_device(1).name == "broken cpu"  # asked for by name: no passing over
+    broken["working cpu"] = "it broke too"
+    with pytest.raises(nnfs.BackendUnavailable, match="no OpenCL device can build a program") \
+            as raised:
+        devices.select_device()
+    for reason in ("unknown target CPU 'generic'", "no compiler", "it broke too"):
+        assert reason in str(raised.value)
 
 
 @needs_device

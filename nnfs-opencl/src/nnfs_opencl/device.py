@@ -5,7 +5,10 @@ loader reports them. Which one a factory uses:
 
 * the ``device`` option of ``nnfs.backend("opencl", device=...)``, else
 * the environment variable ``NNFS_OPENCL_DEVICE``, else
-* the first GPU, else the first device of any kind (PoCL's CPU device, say).
+* the first GPU, else the first device of any kind (PoCL's CPU device, say), that can
+  build a program: a driver whose compiler does not know this processor (PoCL 3.0's wheel
+  on an AMD Zen 5, say: "unknown target CPU 'generic'") is passed over, and named in the
+  error when no device is left.
 
 A device is named by its number (``1``), by ``platform:device`` numbers (``"0:1"``), or by a
 piece of its name or its platform's name, case ignored (``"pthread"``, ``"nvidia"``).
@@ -105,6 +108,30 @@ def all_devices() -> list[Device]:
     return devices
 
 
+#: A kernel every OpenCL compiler builds: whether a device can build programs at all.
+_PROBE_KERNEL = "__kernel void nnfs_probe(__global float *x) { x[get_global_id(0)] = 1.0f; }"
+
+#: Per device (platform and device name): None when it builds programs, else the reason.
+_BUILDS: dict[tuple[str, str], str | None] = {}
+
+
+def build_failure(device: Device) -> str | None:
+    """Why ``device`` cannot build a program (its compiler's first words), or None when it
+    can. Built once per device and process."""
+    key = (device.platform_name, device.name)
+    if key not in _BUILDS:
+        import pyopencl as cl
+
+        try:
+            context = cl.Context([device.cl_device])
+            cl.Program(context, _PROBE_KERNEL).build()
+            _BUILDS[key] = None
+        except cl.Error as error:
+            log = " ".join(str(error).split())
+            _BUILDS[key] = log[:300] + ("..." if len(log) > 300 else "")
+    return _BUILDS[key]
+
+
 def requested_device(option: object) -> tuple[object, str]:
     """The device asked for and where it came from. The only reader of NNFS_OPENCL_DEVICE."""
     if option is not None:
@@ -120,9 +147,23 @@ def select_device(option: object = None) -> Device:
     wanted, source = requested_device(option)
     devices = all_devices()
     if wanted is None:
-        gpus = [device for device in devices if device.is_gpu]
-        return gpus[0] if gpus else devices[0]
+        return _default(devices)
     return _match(wanted, source, devices)
+
+
+def _default(devices: list[Device]) -> Device:
+    """The first GPU, else the first device, that can build a program."""
+    ordered = [d for d in devices if d.is_gpu] + [d for d in devices if not d.is_gpu]
+    failures = []
+    for device in ordered:
+        failure = build_failure(device)
+        if failure is None:
+            return device
+        failures.append(f"{device.describe()}: {failure}")
+    raise NoPlatform(
+        "no OpenCL device can build a program: " + "; ".join(failures) + f"; {INSTALL_HINT} "
+        "(on a processor newer than PoCL's wheel knows, Debian's or conda's PoCL may work: "
+        "apt-get install pocl-opencl-icd)")
 
 
 def _listing(devices: list[Device]) -> str:

@@ -215,11 +215,11 @@ def test_nvrtc_compiles_the_kernels(dtype, arch):
 # --- the kernels' description, shared by the real layer and the stand-in -------------------------
 
 def test_kernel_codes_cover_nnfs_kinds():
-    from nnfs.factory import ACTIVATION_KINDS, COST_KINDS
+    from nnfs.kinds import ActivationKind, CostKind
 
-    assert {k for k in ACTIVATION_KINDS if k != "softmax"} == {
+    assert {k for k in ActivationKind if k != "softmax"} == {
         k.lower() for k in kernels.enum("Activation")}
-    assert set(COST_KINDS) == {k.lower() for k in kernels.enum("Cost")}
+    assert {str(k) for k in CostKind} == {k.lower() for k in kernels.enum("Cost")}
     assert cuda_factory.THREADS == 256
 
 

@@ -47,7 +47,8 @@ from .errors import (
     TrainingDiverged,
     UnsupportedOperation,
 )
-from .factory import Factory, Matrix, MemoryLimits, MemoryStats, PlannedFactory, Vector
+from .arrays import Matrix, Vector
+from .factory import Factory, MemoryLimits, MemoryStats, PlannedFactory
 from .fit import History, fit, predict
 from .hookspecs import hookimpl
 from .io import load, save

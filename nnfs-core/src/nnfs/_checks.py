@@ -1,61 +1,32 @@
-"""Argument checks shared by the public functions.
+"""Checks of the matrices and vectors that public functions are given: whose they are,
+their shapes, whether they overlap, and host data meant for them.
 
 Each check names the argument, what was given and what was expected. They run before any work
-or state change; the training loop itself calls none of them.
+or state change; the training loop itself calls none of them. The checks of plain values
+(``real``, ``count``, ``live``) are in ``_args`` and are offered here too, so that a caller
+imports one module of checks.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import (
-    BackendMismatch,
-    DTypeMismatch,
-    NnfsTypeError,
-    NnfsValueError,
-    ReleasedError,
-    ShapeError,
-)
+from ._args import count, live, real
+from .arrays import Matrix, Vector
+from .errors import BackendMismatch, DTypeMismatch, NnfsTypeError, NnfsValueError, ShapeError
 
 if TYPE_CHECKING:
-    from .factory import Factory, Matrix, Vector
+    from .factory import Factory
 
-
-def real(value: object, what: str, *, finite: bool = True) -> float:
-    """``value`` as a float; it must be a real number (not a bool) and, by default, finite."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise NnfsTypeError(f"{what} must be a real number, got {type(value).__name__} {value!r}")
-    result = float(value)
-    if finite and not math.isfinite(result):
-        raise NnfsValueError(f"{what} must be finite, got {result!r}")
-    return result
-
-
-def count(value: object, what: str, *, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum``; floats such as 2.0 are refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise NnfsTypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
-    result = int(value)
-    if result < minimum:
-        relation = "positive" if minimum == 1 else f"at least {minimum}"
-        raise NnfsValueError(f"{what} must be {relation}, got {result}")
-    return result
-
-
-def live(obj: object, what: str) -> None:
-    """Raise if ``obj`` (anything with a ``released`` property) was released."""
-    if getattr(obj, "released", False):
-        raise ReleasedError(f"{what} was released and cannot be used any more: {obj!r}")
+__all__ = ["count", "elementwise_alias", "first_non_finite", "host_array", "live", "matrix",
+           "no_overlap", "on_factory", "real", "same_shape", "vector"]
 
 
 def on_factory(factory: Factory, obj: object, what: str) -> None:
     """Raise unless ``obj`` is a live matrix or vector of ``factory``."""
-    from .factory import Matrix, Vector
-
     if not isinstance(obj, (Matrix, Vector)):
         raise NnfsTypeError(
             f"{what} must be an nnfs Matrix or Vector of {factory.describe()}, "
@@ -79,8 +50,6 @@ def matrix(
     factory: Factory, obj: object, what: str, rows: int | None = None, cols: int | None = None
 ) -> Matrix:
     """Raise unless ``obj`` is a live matrix of ``factory`` with the given dimensions."""
-    from .factory import Matrix
-
     on_factory(factory, obj, what)
     if not isinstance(obj, Matrix):
         raise NnfsTypeError(f"{what} must be a Matrix, got a Vector of size {obj.size}")
@@ -92,8 +61,6 @@ def matrix(
 
 def vector(factory: Factory, obj: object, what: str, size: int | None = None) -> Vector:
     """Raise unless ``obj`` is a live vector of ``factory`` with ``size`` entries."""
-    from .factory import Vector
-
     on_factory(factory, obj, what)
     if not isinstance(obj, Vector):
         raise NnfsTypeError(f"{what} must be a Vector, got a {obj.rows}×{obj.cols} Matrix")
@@ -134,8 +101,6 @@ def host_array(data: object, shape: tuple[int, ...], dtype: np.dtype, what: str)
     A matrix accepts data of its exact shape, given row by row as on the host, or a flat
     sequence of rows·cols numbers read row by row.
     """
-    from .factory import Matrix, Vector
-
     if isinstance(data, (Matrix, Vector)):
         live(data, what)
         data = data.factory.to_host(data)

@@ -1,7 +1,7 @@
 """Activation functions.
 
 An activation is a small object naming one of the functions every backend computes
-(``nnfs.factory.ACTIVATION_KINDS``) and the weight initialisation that suits it. Layers take one
+(``nnfs.kinds.ActivationKind``) and the weight initialisation that suits it. Layers take one
 (``fully_connected(4, tanh)``); applied to a matrix it works in place, as in the article
 (``tanh(z)`` replaces z by tanh(z)).
 
@@ -21,16 +21,17 @@ softmax     eᶻ / Σ eᶻ  (per column)   a ⊙ (g − aᵀg)        Glorot (Xa
 
 from __future__ import annotations
 
+from .arrays import Matrix
 from .errors import NnfsTypeError, NnfsValueError
-from .factory import Matrix
+from .kinds import ActivationKind
 
 
 class Activation:
     """An activation function; use the module-level instances (``nnfs.tanh``...)."""
 
-    __slots__ = ("kind", "init")
+    __slots__ = ("init", "kind")
 
-    def __init__(self, kind: str, init: str):
+    def __init__(self, kind: ActivationKind, init: str):
         self.kind = kind
         self.init = init
 
@@ -44,16 +45,17 @@ class Activation:
         return f"nnfs.{self.kind}"
 
     def __reduce__(self) -> str:
-        return self.kind  # pickles as the module attribute, so the instances stay unique
+        return self.kind.value  # pickles as the module attribute, so the instances stay unique
 
 
-linear = Activation("linear", "glorot")
-sigmoid = Activation("sigmoid", "glorot")
-tanh = Activation("tanh", "glorot")
-relu = Activation("relu", "he")
-softmax = Activation("softmax", "glorot")
+linear = Activation(ActivationKind.LINEAR, "glorot")
+sigmoid = Activation(ActivationKind.SIGMOID, "glorot")
+tanh = Activation(ActivationKind.TANH, "glorot")
+relu = Activation(ActivationKind.RELU, "he")
+softmax = Activation(ActivationKind.SOFTMAX, "glorot")
 
-ACTIVATIONS = {a.kind: a for a in (linear, sigmoid, tanh, relu, softmax)}
+#: Every activation by its name: one per kind.
+ACTIVATIONS = {a.kind.value: a for a in (linear, sigmoid, tanh, relu, softmax)}
 
 
 def activation(value: object, what: str = "activation") -> Activation:

@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .activations import Activation
+from .arrays import Matrix
 from .errors import NnfsTypeError, NnfsValueError
-from .factory import Factory, Matrix
+from .factory import Factory
+from .kinds import ActivationKind, CostKind, DeltaKind
 
 
 class Cost:
@@ -31,12 +33,12 @@ class Cost:
 
     name = "cost"
     #: The kind of ``Factory.cost_delta`` that computes this cost's output δ.
-    delta_kind = ""
+    delta_kind: DeltaKind
 
     def check_output(self, activation: Activation) -> None:
         """Raise if this cost cannot be used with an output layer of ``activation``."""
 
-    def sum_kind(self, activation: Activation) -> str:
+    def sum_kind(self, activation: Activation) -> CostKind:
         """The kind of ``Factory.cost_sum`` that sums this cost's terms."""
         raise NotImplementedError
 
@@ -67,10 +69,10 @@ class Cost:
 
 class QuadraticCost(Cost):
     name = "quadratic_cost"
-    delta_kind = "quadratic"  # scale·(a − y) ⊙ f'(z)
+    delta_kind = DeltaKind.QUADRATIC  # scale·(a − y) ⊙ f'(z)
 
     def sum_kind(self, activation):
-        return "quadratic"
+        return CostKind.QUADRATIC
 
     def normalizer(self, a):
         return 2 * a.size
@@ -78,17 +80,19 @@ class QuadraticCost(Cost):
 
 class CrossEntropyCost(Cost):
     name = "cross_entropy_cost"
-    delta_kind = "cross_entropy"  # scale·(a − y): f' cancels for sigmoid and softmax
+    delta_kind = DeltaKind.CROSS_ENTROPY  # scale·(a − y): f' cancels for sigmoid and softmax
 
     def check_output(self, activation):
-        if activation.kind not in ("sigmoid", "softmax"):
+        if activation.kind not in (ActivationKind.SIGMOID, ActivationKind.SOFTMAX):
             raise NnfsValueError(
                 f"cross_entropy_cost needs an output layer with sigmoid or softmax, "
                 f"got {activation!r}; use quadratic_cost or change the last layer"
             )
 
     def sum_kind(self, activation):
-        return "binary_cross_entropy" if activation.kind == "sigmoid" else "categorical_cross_entropy"
+        if activation.kind == ActivationKind.SIGMOID:
+            return CostKind.BINARY_CROSS_ENTROPY
+        return CostKind.CATEGORICAL_CROSS_ENTROPY
 
     def normalizer(self, a):
         return a.cols

@@ -1,4 +1,4 @@
-"""The factory contract: what a backend provides, and the matrices and vectors it hands out.
+"""The factory contract: what a backend provides, and the operations on its matrices and vectors.
 
 A :class:`Factory` owns memory on one device for one dtype. It allocates matrices and vectors,
 moves data between them and the host, and runs the operations the networks are written with:
@@ -14,15 +14,10 @@ Two tiers sit in one class:
   already checked: shapes agree, every matrix is live and belongs to this factory, scalars are
   finite floats. They do not check again. The training loop calls them directly.
 
-Layout. A matrix is ``rows × cols`` with one sample per column (as in the article). Every matrix
-and vector is a contiguous window of one :class:`Buffer` (one device allocation): a matrix is
-stored column by column (column-major, leading dimension = rows) starting ``offset`` elements
-into its buffer, and a vector is ``size`` consecutive elements. Views (``columns``, ``column``,
-``as_vector``, ``as_matrix``) are windows of the same buffer, so every operand a backend sees is
-one contiguous block, which keeps kernels simple.
-
-A backend stores whatever it needs per window in ``handle`` (a numpy view, a device pointer and
-offset...), created by ``_matrix_handle``/``_vector_handle``.
+Layout. A matrix is ``rows × cols`` with one sample per column (as in the article), a window
+of one buffer (see :mod:`nnfs.arrays`). A backend stores whatever it needs per window in
+``handle`` (a numpy view, a device pointer and offset...), created by
+``_matrix_handle``/``_vector_handle``.
 """
 
 from __future__ import annotations
@@ -37,6 +32,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _checks as check
+from ._args import dtype_name, format_bytes
+from .arrays import Buffer, Matrix, Vector
+from .kinds import ActivationKind, CostKind, DeltaKind, Operation
 from .errors import (
     NnfsTypeError,
     NnfsValueError,
@@ -44,35 +42,6 @@ from .errors import (
     ShapeError,
     UnsupportedOperation,
 )
-from .spec import KNOWN_DTYPES
-
-#: The activation functions every backend computes, fused with the bias (see ``Factory.activation``).
-ACTIVATION_KINDS = ("linear", "sigmoid", "tanh", "relu", "softmax")
-
-#: The costs whose value every backend computes (see ``Factory.cost_sum``).
-COST_KINDS = ("quadratic", "binary_cross_entropy", "categorical_cross_entropy")
-
-#: The costs whose output-layer gradient every backend computes (see ``Factory.cost_delta``).
-COST_DELTA_KINDS = ("quadratic", "cross_entropy")
-
-#: The operations a backend may declare unsupported (``Factory.unsupported``).
-OPERATIONS = (
-    "gemm",
-    "gemv",
-    "rank1_update",
-    "axpy",
-    "scal",
-    "copy",
-    "fill",
-    "nrm2",
-    "sub",
-    "mul",
-    "activation",
-    "activation_backward",
-    "cost_delta",
-    "cost_sum",
-)
-
 
 def _steps(plan: Callable[[], Any] | list[Callable[[], Any]]) -> list[Callable[[], Any]]:
     """A plan (one function, or a list of them to call in order) as a list."""
@@ -82,25 +51,6 @@ def _steps(plan: Callable[[], Any] | list[Callable[[], Any]]) -> list[Callable[[
 def _run_plan(plan: Callable[[], Any] | list[Callable[[], Any]]) -> None:
     for step in _steps(plan):
         step()
-
-
-def normalize_dtype(dtype: object) -> str:
-    """The dtype name nnfs uses ("float32" or "float64") for ``dtype`` (a name or numpy dtype)."""
-    try:
-        name = np.dtype(dtype).name  # accepts "float32", np.float32, np.dtype("f4")...
-    except TypeError:
-        name = None
-    if name not in KNOWN_DTYPES:
-        raise NnfsValueError(f"dtype must be one of {', '.join(KNOWN_DTYPES)}, got {dtype!r}")
-    return name
-
-
-def format_bytes(nbytes: int) -> str:
-    """``nbytes`` exactly, and in GiB, MiB or KiB for a reader: "3221225472 bytes (3.0 GiB)"."""
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if nbytes >= size:
-            return f"{nbytes} bytes ({nbytes / size:.1f} {unit})"
-    return f"{nbytes} bytes"
 
 
 @dataclass(frozen=True)
@@ -127,185 +77,7 @@ class MemoryLimits:
     max_allocation_bytes: int | None
 
 
-class Buffer:
-    """One allocation on a device. Matrices and vectors are windows into a buffer."""
-
-    __slots__ = ("factory", "size", "nbytes", "storage", "_finalizer", "__weakref__")
-
-    def __init__(self, factory: Factory, size: int, storage: Any):
-        self.factory = factory
-        self.size = size
-        self.nbytes = size * factory.itemsize
-        self.storage = storage
-        self._finalizer = weakref.finalize(self, factory._account_free, self.nbytes)
-
-    @property
-    def released(self) -> bool:
-        return self.storage is None
-
-    def release(self) -> None:
-        if self.storage is not None:
-            storage, self.storage = self.storage, None
-            self._finalizer()
-            self.factory._free(storage)
-
-
-class _Window:
-    """What matrices and vectors share: a window of a buffer, release and ``with``."""
-
-    __slots__ = ("factory", "buffer", "offset", "size", "handle", "owns", "_released", "__weakref__")
-
-    def __init__(self, buffer: Buffer, offset: int, size: int, owns: bool):
-        self.factory = buffer.factory
-        self.buffer = buffer
-        self.offset = offset
-        self.size = size
-        self.owns = owns
-        self._released = False
-
-    @property
-    def dtype(self) -> str:
-        return self.factory.dtype
-
-    @property
-    def nbytes(self) -> int:
-        return self.size * self.factory.itemsize
-
-    @property
-    def released(self) -> bool:
-        """True after ``release()``, or once the memory this window views was released."""
-        return self._released or self.buffer.storage is None
-
-    def release(self) -> None:
-        """Give the memory back (for a view: stop using it). Safe to call more than once."""
-        self._released = True
-        self.handle = None
-        if self.owns:
-            self.buffer.release()
-
-    def __enter__(self):
-        check.live(self, "the object entering 'with'")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-    def overlaps(self, other: _Window) -> bool:
-        """True if both windows share at least one element of the same buffer."""
-        return (
-            self.buffer is other.buffer
-            and self.offset < other.offset + other.size
-            and other.offset < self.offset + self.size
-        )
-
-    def _state(self) -> str:
-        notes = [self.dtype, self.factory.name]
-        if not self.owns:
-            notes.append("view")
-        if self.released:
-            notes.append("released")
-        return ", ".join(notes)
-
-    def __str__(self) -> str:
-        if self.released:
-            return repr(self)
-        return f"{self!r}\n{self.factory.to_host(self)}"
-
-
-class Matrix(_Window):
-    """A ``rows × cols`` matrix on a device, stored column by column.
-
-    Create matrices with :meth:`Factory.matrix`; read one back with ``nnfs.transfer(m)``.
-    """
-
-    __slots__ = ("rows", "cols")
-
-    def __init__(self, buffer: Buffer, offset: int, rows: int, cols: int, owns: bool = False):
-        super().__init__(buffer, offset, rows * cols, owns)
-        self.rows = rows
-        self.cols = cols
-        self.handle = buffer.factory._matrix_handle(buffer.storage, offset, rows, cols)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.rows, self.cols)
-
-    @property
-    def shape_text(self) -> str:
-        return f"{self.rows}×{self.cols} matrix"
-
-    def columns(self, start: int, stop: int) -> Matrix:
-        """A view of the columns ``start`` to ``stop - 1`` (samples of a batch, say)."""
-        check.live(self, "the matrix")
-        start = check.count(start, "columns: start", minimum=0)
-        stop = check.count(stop, "columns: stop", minimum=start + 1)
-        if stop > self.cols:
-            raise NnfsValueError(
-                f"columns: stop must be at most the number of columns ({self.cols}), got {stop}"
-            )
-        return Matrix(self.buffer, self.offset + start * self.rows, self.rows, stop - start)
-
-    def column(self, j: int) -> Vector:
-        """A view of column ``j`` as a vector."""
-        check.live(self, "the matrix")
-        j = check.count(j, "column: index", minimum=0)
-        if j >= self.cols:
-            raise NnfsValueError(f"column: index must be below {self.cols}, got {j}")
-        return Vector(self.buffer, self.offset + j * self.rows, self.rows)
-
-    def as_vector(self) -> Vector:
-        """A view of all entries as one vector, column after column."""
-        check.live(self, "the matrix")
-        return Vector(self.buffer, self.offset, self.size)
-
-    def __repr__(self) -> str:
-        return f"Matrix({self.rows}×{self.cols}, {self._state()})"
-
-
-class Vector(_Window):
-    """A vector of ``size`` entries on a device. Create vectors with :meth:`Factory.vector`."""
-
-    __slots__ = ()
-
-    def __init__(self, buffer: Buffer, offset: int, size: int, owns: bool = False):
-        super().__init__(buffer, offset, size, owns)
-        self.handle = buffer.factory._vector_handle(buffer.storage, offset, size)
-
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.size,)
-
-    @property
-    def shape_text(self) -> str:
-        return f"vector of {self.size}"
-
-    def subvector(self, start: int, stop: int) -> Vector:
-        """A view of the entries ``start`` to ``stop - 1``."""
-        check.live(self, "the vector")
-        start = check.count(start, "subvector: start", minimum=0)
-        stop = check.count(stop, "subvector: stop", minimum=start + 1)
-        if stop > self.size:
-            raise NnfsValueError(f"subvector: stop must be at most {self.size}, got {stop}")
-        return Vector(self.buffer, self.offset + start, stop - start)
-
-    def as_matrix(self, rows: int, cols: int, start: int = 0) -> Matrix:
-        """A ``rows × cols`` matrix view of the entries from ``start`` on, column after column."""
-        check.live(self, "the vector")
-        rows = check.count(rows, "as_matrix: rows")
-        cols = check.count(cols, "as_matrix: cols")
-        start = check.count(start, "as_matrix: start", minimum=0)
-        if start + rows * cols > self.size:
-            raise NnfsValueError(
-                f"as_matrix: {rows}×{cols} from entry {start} needs {start + rows * cols} "
-                f"entries, the vector has {self.size}"
-            )
-        return Matrix(self.buffer, self.offset + start, rows, cols)
-
-    def __repr__(self) -> str:
-        return f"Vector({self.size}, {self._state()})"
-
-
-def _supported(operation: str) -> Callable:
+def _supported(operation: Operation) -> Callable:
     """Decorate a public operation so that it first refuses when the backend does not have it."""
 
     def decorate(method: Callable) -> Callable:
@@ -352,12 +124,12 @@ class Factory(abc.ABC):
     #: inside the product that makes their gradient, instead of writing the gradient and adding
     #: it in a second pass; both give the same numbers up to rounding.
     accumulates: ClassVar[bool] = False
-    #: Operations of ``OPERATIONS`` the backend does not provide; calling one raises
+    #: Operations (``nnfs.kinds.Operation``) the backend does not provide; calling one raises
     #: ``UnsupportedOperation``.
     unsupported: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, dtype: object = "float32"):
-        dtype = normalize_dtype(dtype)
+        dtype = dtype_name(dtype)
         if dtype not in self.dtypes:
             raise UnsupportedOperation(
                 f"the {self.name} backend does not support {dtype}; it supports "
@@ -462,7 +234,7 @@ class Factory(abc.ABC):
 
     @abc.abstractmethod
     def _activation(self, kind: str, z: Matrix, bias: Vector | None, out: Matrix) -> None:
-        """``out ← f(z + bias·1ᵀ)`` for the activation ``kind`` of ``ACTIVATION_KINDS``.
+        """``out ← f(z + bias·1ᵀ)`` for the activation ``kind`` of ``ActivationKind``.
 
         ``bias`` (one entry per row) may be None. ``out`` may be ``z``. ``softmax`` normalises
         each column: ``out[:, j] = exp(s_j) / Σ exp(s_j)`` with ``s_j = z[:, j] + bias``,
@@ -697,7 +469,7 @@ class Factory(abc.ABC):
         self._write(check.host_array(data, x.shape, self.numpy_dtype, "from_host: data"), x)
         return x
 
-    @_supported("gemm")
+    @_supported(Operation.GEMM)
     def gemm(self, alpha: float, a: Matrix, b: Matrix, beta: float, c: Matrix, *,
              trans_a: bool = False, trans_b: bool = False) -> Matrix:
         """``c ← alpha·op(a)·op(b) + beta·c`` (BLAS gemm); op transposes when asked. Returns c."""
@@ -720,7 +492,7 @@ class Factory(abc.ABC):
         self._gemm(alpha, a, b, beta, c, bool(trans_a), bool(trans_b))
         return c
 
-    @_supported("gemv")
+    @_supported(Operation.GEMV)
     def gemv(self, alpha: float, a: Matrix, x: Vector, beta: float, y: Vector, *,
              trans: bool = False) -> Vector:
         """``y ← alpha·op(a)·x + beta·y`` (BLAS gemv). Returns y."""
@@ -735,7 +507,7 @@ class Factory(abc.ABC):
         self._gemv(alpha, a, x, beta, y, bool(trans))
         return y
 
-    @_supported("rank1_update")
+    @_supported(Operation.RANK1_UPDATE)
     def rank1_update(self, alpha: float, x: Vector, y: Vector, a: Matrix) -> Matrix:
         """``a ← a + alpha·x·yᵀ`` (BLAS ger): x has a's rows, y its columns. Returns a."""
         alpha = check.real(alpha, "rank1_update: alpha")
@@ -747,7 +519,7 @@ class Factory(abc.ABC):
         self._rank1_update(alpha, x, y, a)
         return a
 
-    @_supported("axpy")
+    @_supported(Operation.AXPY)
     def axpy(self, alpha: float, x: Matrix | Vector, y: Matrix | Vector) -> Matrix | Vector:
         """``y ← alpha·x + y`` (BLAS axpy) for matrices or vectors of one shape. Returns y."""
         alpha = check.real(alpha, "axpy: alpha")
@@ -755,7 +527,7 @@ class Factory(abc.ABC):
         self._axpy(alpha, x, y)
         return y
 
-    @_supported("scal")
+    @_supported(Operation.SCAL)
     def scal(self, alpha: float, x: Matrix | Vector) -> Matrix | Vector:
         """``x ← alpha·x`` (BLAS scal). Returns x."""
         alpha = check.real(alpha, "scal: alpha")
@@ -763,14 +535,14 @@ class Factory(abc.ABC):
         self._scal(alpha, x)
         return x
 
-    @_supported("copy")
+    @_supported(Operation.COPY)
     def copy(self, x: Matrix | Vector, y: Matrix | Vector) -> Matrix | Vector:
         """``y ← x`` (BLAS copy). Returns y."""
         self._elementwise("copy", x, y)
         self._copy(x, y)
         return y
 
-    @_supported("fill")
+    @_supported(Operation.FILL)
     def fill(self, x: Matrix | Vector, value: float) -> Matrix | Vector:
         """Set every entry of ``x`` to ``value``. Returns x."""
         value = check.real(value, "fill: value")
@@ -778,33 +550,33 @@ class Factory(abc.ABC):
         self._fill(x, value)
         return x
 
-    @_supported("nrm2")
+    @_supported(Operation.NRM2)
     def nrm2(self, x: Matrix | Vector) -> float:
         """The Euclidean norm of all entries of ``x`` (BLAS nrm2)."""
         check.on_factory(self, x, "nrm2: x")
         return self._nrm2(x)
 
-    @_supported("sub")
+    @_supported(Operation.SUB)
     def sub(self, x: Matrix | Vector, y: Matrix | Vector, out: Matrix | Vector) -> Matrix | Vector:
         """``out ← x − y`` elementwise; ``out`` may be x or y. Returns out."""
         self._elementwise("sub", x, y, out)
         self._sub(x, y, out)
         return out
 
-    @_supported("mul")
+    @_supported(Operation.MUL)
     def mul(self, x: Matrix | Vector, y: Matrix | Vector, out: Matrix | Vector) -> Matrix | Vector:
         """``out ← x ⊙ y`` elementwise; ``out`` may be x or y. Returns out."""
         self._elementwise("mul", x, y, out)
         self._mul(x, y, out)
         return out
 
-    @_supported("activation")
+    @_supported(Operation.ACTIVATION)
     def activation(self, kind: str, z: Matrix, out: Matrix, bias: Vector | None = None) -> Matrix:
-        """``out ← f(z + bias·1ᵀ)`` for ``kind`` in ``ACTIVATION_KINDS`` (bias optional).
+        """``out ← f(z + bias·1ᵀ)`` for ``kind`` in ``ActivationKind`` (bias optional).
 
         ``out`` may be ``z``. Returns out.
         """
-        kind = self._kind(kind, ACTIVATION_KINDS, "activation")
+        kind = ActivationKind.parse(kind, "activation")
         check.matrix(self, z, "activation: z")
         check.matrix(self, out, "activation: out", z.rows, z.cols)
         check.elementwise_alias(out, z, "activation: out", "z")
@@ -814,24 +586,24 @@ class Factory(abc.ABC):
         self._activation(kind, z, bias, out)
         return out
 
-    @_supported("activation_backward")
+    @_supported(Operation.ACTIVATION_BACKWARD)
     def activation_backward(self, kind: str, a: Matrix, delta: Matrix) -> Matrix:
         """``delta ← delta ⊙ f'(z)``, with the derivative taken through ``a = f(z)``
         (softmax: each column g becomes ``a ⊙ (g − aᵀg)``). Returns delta."""
-        kind = self._kind(kind, ACTIVATION_KINDS, "activation_backward")
+        kind = ActivationKind.parse(kind, "activation_backward")
         check.matrix(self, a, "activation_backward: a")
         check.matrix(self, delta, "activation_backward: delta", a.rows, a.cols)
         check.no_overlap(delta, a, "activation_backward: delta", "a")
         self._activation_backward(kind, a, delta)
         return delta
 
-    @_supported("cost_delta")
+    @_supported(Operation.COST_DELTA)
     def cost_delta(self, kind: str, activation: str, scale: float, y: Matrix, a: Matrix,
                    out: Matrix) -> Matrix:
         """``out ← scale · ∂ℓ/∂z`` for an output layer of ``activation`` (see ``_cost_delta``);
-        ``kind`` in ``COST_DELTA_KINDS``. Returns out."""
-        kind = self._kind(kind, COST_DELTA_KINDS, "cost_delta")
-        activation = self._kind(activation, ACTIVATION_KINDS, "cost_delta")
+        ``kind`` in ``DeltaKind``. Returns out."""
+        kind = DeltaKind.parse(kind, "cost_delta")
+        activation = ActivationKind.parse(activation, "cost_delta")
         if kind == "cross_entropy" and activation not in ("sigmoid", "softmax"):
             raise NnfsValueError(f"cost_delta: cross_entropy needs a sigmoid or softmax output, "
                                  f"got {activation}")
@@ -844,11 +616,11 @@ class Factory(abc.ABC):
         self._cost_delta(kind, activation, scale, y, a, out)
         return out
 
-    @_supported("cost_sum")
+    @_supported(Operation.COST_SUM)
     def cost_sum(self, kind: str, y: Matrix, a: Matrix) -> float:
         """The sum of a cost's terms over all entries (see ``_cost_sum``) for ``kind`` in
-        ``COST_KINDS``."""
-        kind = self._kind(kind, COST_KINDS, "cost_sum")
+        ``CostKind``."""
+        kind = CostKind.parse(kind, "cost_sum")
         check.matrix(self, a, "cost_sum: a")
         check.matrix(self, y, "cost_sum: y", a.rows, a.cols)
         return self._cost_sum(kind, y, a)
@@ -872,14 +644,6 @@ class Factory(abc.ABC):
             check.elementwise_alias(operands[2], operands[1], f"{operation}: out", "y")
         elif operation in ("copy", "axpy"):
             check.elementwise_alias(operands[1], operands[0], f"{operation}: y", "x")
-
-    def _kind(self, kind: object, kinds: tuple[str, ...], operation: str) -> str:
-        if not isinstance(kind, str):
-            raise NnfsTypeError(f"{operation}: kind must be a string, got {type(kind).__name__}")
-        if kind not in kinds:
-            raise NnfsValueError(f"{operation}: kind must be one of {', '.join(kinds)}, got {kind!r}")
-        return kind
-
 
 
 class PlannedFactory(Factory):

@@ -22,6 +22,7 @@ import numpy as np
 from . import _checks as check
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
 from .errors import NnfsTypeError, NnfsValueError, ShapeError, TrainingDiverged
+from .kinds import ActivationKind
 from .network import InferenceNetwork, TrainingNetwork, plan_memory
 from .training import HeldCtrlC as _CtrlC, quiet_floating_point
 
@@ -233,7 +234,8 @@ def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
 
 def _default_cost(inference: InferenceNetwork) -> Cost:
     last = inference.layers[-1].activation.kind
-    return cross_entropy_cost if last in ("sigmoid", "softmax") else quadratic_cost
+    sigmoid_or_softmax = last in (ActivationKind.SIGMOID, ActivationKind.SOFTMAX)
+    return cross_entropy_cost if sigmoid_or_softmax else quadratic_cost
 
 
 def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None = None,

@@ -42,7 +42,8 @@ from .errors import (
     NnfsTypeError,
     NnfsValueError,
 )
-from .factory import Factory, normalize_dtype
+from ._args import dtype_name
+from .factory import Factory
 from .network import FullyConnected, InferenceNetwork, _parameter_count, inference_network
 
 FORMAT = "nnfs-model"
@@ -212,7 +213,7 @@ def _check_archive(archive, where: str) -> tuple[int, list[FullyConnected], np.n
         if unknown:
             raise ModelFileError(f"{where}: unknown activation(s) {unknown}")
         try:
-            normalize_dtype(dtype)
+            dtype_name(dtype)
         except NnfsValueError:
             raise ModelFileError(f"{where}: unknown dtype {dtype!r}") from None
         expected = _parameter_count(int(in_dim), units.tolist())

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataParallelError, MpiUnavailable, NnfsError, NnfsTypeError, TrainingDiverged
-from .factory import Vector
+from .arrays import Vector
 
 #: What brings mpi4py and an MPI runtime with plain pip.
 MPI_EXTRA = "pip install 'nnfs-core[mpi]'"

@@ -29,11 +29,11 @@ from .errors import (
     ShapeError,
     UnsupportedOperation,
 )
-from .factory import Factory, Matrix, Vector, format_bytes
+from ._args import format_bytes
+from .arrays import Matrix, Vector
+from .factory import Factory
+from .kinds import TRAINING_OPERATIONS
 
-#: The factory operations that training (the passes, both costs and sgd) calls.
-TRAINING_OPERATIONS = ("gemm", "gemv", "axpy", "scal", "fill", "sub", "activation",
-                       "activation_backward", "cost_delta", "cost_sum")
 
 
 @dataclass(frozen=True)
@@ -400,7 +400,7 @@ class TrainingNetwork:
     def __init__(self, inference: InferenceNetwork, x: Matrix,
                  shared: TrainingNetwork | None = None):
         factory = inference.factory
-        missing = [op for op in TRAINING_OPERATIONS if op in factory.unsupported]
+        missing = sorted(op for op in TRAINING_OPERATIONS if op in factory.unsupported)
         if missing:  # refused here, before anything is allocated, not in the middle of sgd
             raise UnsupportedOperation(
                 f"training_network: the {factory.name} backend does not provide "

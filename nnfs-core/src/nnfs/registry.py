@@ -32,7 +32,8 @@ from .errors import (
     PluginError,
     UnsupportedOperation,
 )
-from .factory import Factory, normalize_dtype
+from ._args import dtype_name
+from .factory import Factory
 from .spec import API_VERSION, MIN_API_VERSION, BackendSpec, BackendStatus, normalize_backend_name
 
 log = logging.getLogger("nnfs")
@@ -373,7 +374,7 @@ class Registry:
     def backend(self, name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:
         """See :func:`nnfs.backend`."""
         name, source = _requested_name(name)
-        dtype = normalize_dtype(dtype)
+        dtype = dtype_name(dtype)
         key = (name, dtype, tuple(sorted(options.items())))
         cached = self._factories.get(key)
         if cached is not None and not cached.released:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._args import DTYPES
 from .errors import NnfsTypeError, NnfsValueError
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ API_VERSION = 1
 #: The oldest plugin contract version this nnfs-core still accepts.
 MIN_API_VERSION = 1
 
-#: The dtypes nnfs knows about. A backend supports a subset of them.
-KNOWN_DTYPES = ("float32", "float64")
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
@@ -103,11 +102,11 @@ class BackendSpec:
                 f"nnfs.API_VERSION ({API_VERSION}), got {self.api_version!r}"
             )
         dtypes = tuple(self.dtypes)
-        unknown = [d for d in dtypes if d not in KNOWN_DTYPES]
+        unknown = [d for d in dtypes if d not in DTYPES]
         if not dtypes or unknown:
             raise NnfsValueError(
                 f"BackendSpec {self.name!r}: dtypes must be a non-empty subset of "
-                f"{KNOWN_DTYPES}, got {dtypes!r}"
+                f"{DTYPES}, got {dtypes!r}"
             )
         object.__setattr__(self, "dtypes", dtypes)
         if self.probe is not None and not callable(self.probe):

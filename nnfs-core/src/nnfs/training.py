@@ -20,7 +20,7 @@ import numpy as np
 from . import _checks as check
 from .costs import Cost, cost as _cost
 from .errors import NnfsTypeError, NnfsValueError, TrainingDiverged
-from .factory import Matrix, Vector
+from .arrays import Matrix, Vector
 from .network import TrainingNetwork
 
 

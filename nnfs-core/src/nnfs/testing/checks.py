@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import nnfs
-from nnfs.factory import ACTIVATION_KINDS, COST_KINDS, Factory
-from nnfs.network import TRAINING_OPERATIONS
+from nnfs.factory import Factory
+from nnfs.kinds import TRAINING_OPERATIONS, ActivationKind, CostKind, Operation
 
 from . import reference as ref
 
@@ -389,7 +389,7 @@ def check_activations(factory: Factory) -> None:
             expect_unsupported(lambda: factory.activation("tanh", z, z), "activation")
         return
     rng = np.random.default_rng(6)
-    for kind, (rows, cols), with_bias in itertools.product(ACTIVATION_KINDS, SHAPES, (True, False)):
+    for kind, (rows, cols), with_bias in itertools.product(ActivationKind, SHAPES, (True, False)):
         z_host = rounded(factory, _uniform(rng, (rows, cols), -4, 4))
         bias = rounded(factory, _uniform(rng, rows)) if with_bias else None
         expected = ref.activation(kind, z_host, bias)
@@ -427,7 +427,7 @@ def check_activation_derivatives(factory: Factory) -> None:
                                "activation_backward")
         return
     rng = np.random.default_rng(7)
-    for kind, (rows, cols) in itertools.product(ACTIVATION_KINDS, SHAPES):
+    for kind, (rows, cols) in itertools.product(ActivationKind, SHAPES):
         a_host = rounded(factory, _activation_output(kind, rng, (rows, cols)))
         d_host = rounded(factory, _uniform(rng, (rows, cols)))
         what = f"activation_backward {kind} {rows}×{cols}"
@@ -451,7 +451,7 @@ def check_cost_deltas(factory: Factory) -> None:
                                "cost_delta")
         return
     rng = np.random.default_rng(13)
-    pairs = [("quadratic", kind) for kind in ACTIVATION_KINDS]
+    pairs = [("quadratic", kind) for kind in ActivationKind]
     pairs += [("cross_entropy", "sigmoid"), ("cross_entropy", "softmax")]
     for (kind, activation), (rows, cols) in itertools.product(pairs, SHAPES):
         a_host = rounded(factory, _activation_output(activation, rng, (rows, cols)))
@@ -482,7 +482,7 @@ def check_cost_sums(factory: Factory) -> None:
         return
     rng = np.random.default_rng(8)
     eps = float(np.finfo(factory.numpy_dtype).eps)
-    for kind, (rows, cols) in itertools.product(COST_KINDS, SHAPES):
+    for kind, (rows, cols) in itertools.product(CostKind, SHAPES):
         a_host = rounded(factory, _activation_output(
             "softmax" if kind == "categorical_cross_entropy" else "sigmoid", rng, (rows, cols)))
         if kind == "quadratic":
@@ -772,14 +772,13 @@ def check_bad_input(factory: Factory) -> None:
 @_check
 def check_declarations(factory: Factory) -> None:
     """Declared dtypes work, undeclared ones and unsupported operations raise clear errors."""
-    from nnfs.factory import OPERATIONS
-    from nnfs.spec import KNOWN_DTYPES
+    from nnfs._args import DTYPES
 
     assert factory.dtype in factory.dtypes, f"the factory's dtype {factory.dtype} is not declared"
-    assert set(factory.unsupported) <= set(OPERATIONS), (
-        f"unsupported names unknown operations: {set(factory.unsupported) - set(OPERATIONS)}")
+    assert set(factory.unsupported) <= set(Operation), (
+        f"unsupported names unknown operations: {set(factory.unsupported) - set(Operation)}")
     assert isinstance(factory.sync_every, int) and factory.sync_every >= 0, "sync_every"
-    for dtype in KNOWN_DTYPES:
+    for dtype in DTYPES:
         if dtype not in factory.dtypes:
             expect_error(nnfs.UnsupportedOperation, lambda d=dtype: type(factory)(dtype=d),
                          f"a factory for the undeclared dtype {dtype}", (dtype,))

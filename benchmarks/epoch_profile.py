@@ -62,9 +62,9 @@ def main() -> None:
         factory.fill(y, 0.33)
         nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.05)
         cost = nnfs.quadratic_cost
-        steps = [*training._forward_ops, training._cost_op(y, cost),
-                 *training._step_ops(y, cost, -0.05 / preset.batch)]
-        products = training._gemm_ops()
+        step = training.step(y, cost, -0.05 / preset.batch)
+        steps = [*step.forward, step.cost, *step.gradient, *step.update]
+        products = training.products()
         clock = time.perf_counter_ns
         step_times = [[] for _ in steps]
         epochs, floors = [], []

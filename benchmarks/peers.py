@@ -200,7 +200,7 @@ class NnfsRun:
             nnfs.transfer(bias, layer.bias)
         self.training = nnfs.training_network(self.network, self.x)
         self.cost = math.nan
-        self.gemms = self.training._gemm_ops()
+        self.gemms = self.training.products()
 
     def epochs(self, count: int) -> None:
         self.cost = nnfs.sgd(self.training, self.y, nnfs.quadratic_cost, count, ETA)

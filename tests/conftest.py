@@ -142,3 +142,22 @@ def resident_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("/proc/self/status has no VmRSS line")
+
+
+def cpu_factory(*args, **options) -> nnfs.Factory:
+    """A CPU factory of its own, made directly (not the registry's shared one), with the
+    backend's options: ``cpu_factory("float64", blas="numpy")``."""
+    from nnfs_cpu import CpuBackend
+
+    return nnfs.Factory(CpuBackend(*args, **options))
+
+
+def queued(backend_class, *args, **options) -> nnfs.Factory:
+    """A factory of ``backend_class`` that declares itself asynchronous, with no queue to
+    drain: sgd then reads costs only at the end, as on CUDA."""
+    import dataclasses
+
+    backend = backend_class(*args, **options)
+    backend.capabilities = dataclasses.replace(backend.capabilities, asynchronous=True,
+                                               sync_every=0)
+    return nnfs.Factory(backend)

@@ -1,7 +1,7 @@
 """A numpy stand-in for nnfs-cuda's device layer, so that the CUDA factory's logic runs here.
 
 ``NumpyStandIn`` is NOT a GPU and NOT CuPy. It implements the device layer protocol of
-``nnfs_cuda/device.py`` with numpy on the CPU, so that ``CudaFactory`` — its shape mapping onto
+``nnfs_cuda/device.py`` with numpy on the CPU, so that ``CudaBackend`` — its shape mapping onto
 cuBLAS, its views, its memory plan, when it waits, which kernel it launches with which
 arguments — can be run by the conformance kit on a machine without a GPU. To catch mistakes
 a GPU would punish, the stand-in behaves like the device where that matters:
@@ -37,7 +37,8 @@ import numpy as np
 
 from nnfs_cuda import kernels
 from nnfs_cuda.device import DeviceInfo
-from nnfs_cuda.factory import CudaFactory
+import nnfs
+from nnfs_cuda.backend import CudaBackend
 
 INT_MAX = 2**31 - 1
 POOL_ROUNDING = 512
@@ -453,12 +454,23 @@ _EXTENTS: dict[str, Callable[..., dict[str, int]]] = {
 }
 
 
-def standin_factory_class(**configuration) -> type[CudaFactory]:
-    """A CudaFactory subclass whose device layer is a NumpyStandIn configured as given
+def standin_backend_class(**configuration) -> type[CudaBackend]:
+    """A CudaBackend subclass whose device layer is a NumpyStandIn configured as given
     (see :meth:`NumpyStandIn.configured`). Its instances say "NumpyStandIn" in their repr."""
     layer = NumpyStandIn.configured(**configuration)
-    return type("StandInCudaFactory", (CudaFactory,), {"device_layer": layer})
+    return type("StandInCudaBackend", (CudaBackend,), {"device_layer": layer})
 
 
-#: The CudaFactory on one stand-in device of 1 GiB, for the conformance kit.
+def standin_factory_class(**configuration) -> Callable[..., nnfs.Factory]:
+    """A function making factories over :func:`standin_backend_class`'s backend."""
+    backend_class = standin_backend_class(**configuration)
+
+    def make(*args: Any, **options: Any) -> nnfs.Factory:
+        return nnfs.Factory(backend_class(*args, **options))
+
+    make.backend_class = backend_class
+    return make
+
+
+#: Factories of the CUDA backend on one stand-in device of 1 GiB, for the conformance kit.
 StandInCudaFactory = standin_factory_class()

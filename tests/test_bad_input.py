@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import ROOT, backend_params, diverging, run_nnfs
+from conftest import ROOT, backend_params, diverging, queued, run_nnfs
 from nnfs import fully_connected, quadratic_cost, sigmoid, tanh
 
 #: A bad input must not hang: each case fails after this many seconds (pytest-timeout).
@@ -280,7 +280,7 @@ CASES: list[Case] = [
     Case("backend/unsupported-dtype", lambda w: nnfs.backend("reference", "float64"),
          nnfs.UnsupportedOperation, NotImplementedError, "reference backend", "float64",
          "it supports float32", device=False,
-         only=lambda w: None if "reference" in nnfs.registry.names()
+         only=lambda w: None if "reference" in nnfs.registry.default().names()
          else "the reference backend is not installed"),
     Case("backend/unknown-option", lambda w: nnfs.backend("cpu", colour="red"),
          T, TypeError, "option", "'colour'", "it takes", device=False),
@@ -314,7 +314,7 @@ CASES: list[Case] = [
          lambda w: f"{2**42 * w.factory.itemsize} bytes", available_or_refused),
     Case("matrix/on-a-released-factory", lambda w: w.other.matrix(2, 2),
          R, ValueError, "factory", "released", "cannot be used",
-         setup=released(lambda w: type(w.factory)(w.factory.dtype))),
+         setup=released(lambda w: nnfs.Factory(type(w.factory.backend)(w.factory.dtype)))),
     Case("vector/size-zero", lambda w: w.factory.vector(0),
          V, ValueError, "vector: n", "got 0", "positive"),
     Case("vector/data-of-another-length", lambda w: w.factory.vector(3, [1, 2]),
@@ -376,7 +376,7 @@ CASES: list[Case] = [
     Case("inference_network/released-factory",
          lambda w: nnfs.inference_network(w.other, 3, [fully_connected(2, tanh)]),
          R, ValueError, "inference_network: factory", "released", "cannot be used",
-         setup=released(lambda w: type(w.factory)(w.factory.dtype))),
+         setup=released(lambda w: nnfs.Factory(type(w.factory.backend)(w.factory.dtype)))),
     Case("inference_network/seed-negative",
          lambda w: nnfs.inference_network(w.factory, 3, [fully_connected(2, tanh)], seed=-1),
          V, ValueError, "inference_network: seed", "got -1", "non-negative"),
@@ -751,14 +751,10 @@ def test_sgd_stops_at_divergence_with_the_epoch_the_eta_and_finite_weights(facto
 def test_a_queued_backend_finds_the_same_epoch_and_weights_through_a_schedule():
     """A backend that queues its work reads the cost only at the end of each pair; on
     divergence it replays, and must end where a synchronous backend does."""
-    from nnfs_cpu import CpuFactory
-
-    class Queued(CpuFactory):
-        asynchronous = True
-        sync_every = 0
+    from nnfs_cpu import CpuBackend
 
     results = []
-    for factory in (nnfs.backend("cpu", "float64"), Queued("float64")):
+    for factory in (nnfs.backend("cpu", "float64"), queued(CpuBackend, "float64")):
         x, y, network, training = diverging(factory)
         with pytest.raises(nnfs.TrainingDiverged) as raised:
             nnfs.sgd(training, y, QC, [(2, 1e-4), (3, 1e-3), (500, 1.0)])

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import nnfs
+from conftest import cpu_factory as make_cpu_factory
 from conftest import run_kit_check
 from nnfs import fully_connected, sigmoid, tanh
 from nnfs.testing import CHECKS
-from nnfs_cpu import factory as cpu_factory
+from nnfs_cpu import backend as cpu_backend
 
 
 def test_an_epoch_makes_no_temporary_arrays(cpu):
@@ -106,9 +107,9 @@ def test_every_operation_conforms_when_split_among_threads(check, monkeypatch):
     """The conformance kit with every operation, however small, cut into blocks of 4 elements
     and shared among three threads (gemm and gemv with β included: they go through numpy's
     functions and scratch, block by block, instead of one BLAS call)."""
-    monkeypatch.setattr(cpu_factory, "THREAD_MIN", 1)
-    monkeypatch.setattr(cpu_factory, "BLOCK", 4)
-    factory = cpu_factory.CpuFactory("float64", threads=3, direct_blas=False)
+    monkeypatch.setattr(cpu_backend, "THREAD_MIN", 1)
+    monkeypatch.setattr(cpu_backend, "BLOCK", 4)
+    factory = make_cpu_factory("float64", threads=3, direct_blas=False)
     run_kit_check(check, factory)
 
 

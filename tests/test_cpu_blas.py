@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import run_kit_check
+from conftest import cpu_factory, run_kit_check
 from nnfs import fully_connected
 from nnfs.testing import CHECKS
-from nnfs_cpu import CpuFactory
 from nnfs_cpu import blas as cpu_blas
 
 BLAS = cpu_blas.numpy_blas()
@@ -143,8 +142,8 @@ def test_without_threadpoolctl_or_a_library_the_backend_uses_numpy_alone(monkeyp
     assert cpu_blas.numpy_blas.__wrapped__() is None
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import threadpoolctl fails
     assert cpu_blas.numpy_blas.__wrapped__() is None
-    monkeypatch.setattr("nnfs_cpu.factory.numpy_blas", lambda: None)
-    factory = CpuFactory("float64", blas="numpy")
+    monkeypatch.setattr("nnfs_cpu.backend.numpy_blas", lambda: None)
+    factory = cpu_factory("float64", blas="numpy")
     assert not factory.accumulates and "BLAS" not in factory.describe()
     with factory.matrix(2, 3, np.ones((2, 3))) as a, factory.matrix(3, 2, np.ones((3, 2))) as b, \
             factory.matrix(2, 2, np.ones((2, 2))) as c:
@@ -182,36 +181,36 @@ def test_bad_blas_options():
 
 
 def test_mkl_asked_for_and_missing_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr("nnfs_cpu.factory.mkl_blas",
+    monkeypatch.setattr("nnfs_cpu.backend.mkl_blas",
                         lambda: "Intel MKL is not installed (pip install 'nnfs-cpu[mkl]')")
     with pytest.raises(nnfs.BackendUnavailable, match=r"blas='mkl': Intel MKL is not installed "
                        r"\(pip install 'nnfs-cpu\[mkl\]'\)"):
-        CpuFactory("float32", blas="mkl")
-    auto = CpuFactory("float32")  # auto: numpy's BLAS then
+        cpu_factory("float32", blas="mkl")
+    auto = cpu_factory("float32")  # auto: numpy's BLAS then
     assert "MKL" not in auto.describe()
 
 
 @needs_mkl
 def test_mkl_is_used_when_installed_unless_told_otherwise():
-    assert "products in MKL" in CpuFactory("float32").describe()
-    assert "products in MKL" in CpuFactory("float32", blas="mkl").describe()
-    assert "MKL" not in CpuFactory("float32", blas="numpy").describe()
+    assert "products in MKL" in cpu_factory("float32").describe()
+    assert "products in MKL" in cpu_factory("float32", blas="mkl").describe()
+    assert "MKL" not in cpu_factory("float32", blas="numpy").describe()
     with pytest.raises(nnfs.NnfsValueError, match="direct_blas=False needs blas='numpy'"):
-        CpuFactory("float32", blas="mkl", direct_blas=False)
+        cpu_factory("float32", blas="mkl", direct_blas=False)
 
 
 @needs_mkl
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
 def test_the_kit_passes_on_mkl(check, dtype):
-    factory = CpuFactory(dtype, blas="mkl")
+    factory = cpu_factory(dtype, blas="mkl")
     run_kit_check(check, factory)
 
 
 @needs_mkl
 def test_mkl_trains_as_numpy_does():
-    mkl_parameters, mkl_costs = train(CpuFactory("float64", blas="mkl"))
-    numpy_parameters, numpy_costs = train(CpuFactory("float64", blas="numpy", direct_blas=False))
+    mkl_parameters, mkl_costs = train(cpu_factory("float64", blas="mkl"))
+    numpy_parameters, numpy_costs = train(cpu_factory("float64", blas="numpy", direct_blas=False))
     np.testing.assert_allclose(mkl_parameters, numpy_parameters, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(mkl_costs, numpy_costs, rtol=1e-10)
 
@@ -220,7 +219,7 @@ def test_mkl_trains_as_numpy_does():
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
 def test_the_kit_passes_without_direct_blas(check, dtype):
     """numpy functions only: the path of a machine where numpy's BLAS cannot be called."""
-    factory = CpuFactory(dtype, direct_blas=False)
+    factory = cpu_factory(dtype, direct_blas=False)
     run_kit_check(check, factory)
 
 
@@ -238,8 +237,8 @@ def train(factory, epochs=20):
 
 @needs_blas
 def test_updating_inside_the_product_trains_as_the_gradient_and_axpy_do():
-    fused = CpuFactory("float64", blas="numpy")
-    plain = CpuFactory("float64", blas="numpy", direct_blas=False)
+    fused = cpu_factory("float64", blas="numpy")
+    plain = cpu_factory("float64", blas="numpy", direct_blas=False)
     assert fused.accumulates and not plain.accumulates
     fused_parameters, fused_costs = train(fused)
     plain_parameters, plain_costs = train(plain)
@@ -251,7 +250,7 @@ def test_updating_inside_the_product_trains_as_the_gradient_and_axpy_do():
 def test_an_accumulating_epoch_writes_no_gradient_and_allocates_nothing():
     """The single-process epoch adds the products into the weights: the gradient vector stays
     as it was, and the epoch allocates nothing."""
-    factory = CpuFactory("float32")
+    factory = cpu_factory("float32")
     rng = np.random.default_rng(1)
     with factory.matrix(5, 8, rng.uniform(-1, 1, (5, 8))) as x, factory.matrix(2, 8) as y, \
             nnfs.inference_network(factory, 5, [fully_connected(4, "tanh"),

@@ -27,7 +27,7 @@ from cuda_standin import StandInCudaFactory, StandInError, standin_factory_class
 from nnfs import fully_connected
 from nnfs.testing import CHECKS
 from nnfs_cuda import SlowFloat64Warning, benchmark, kernels
-from nnfs_cuda import factory as cuda_factory
+from nnfs_cuda import backend as cuda_backend
 from nnfs_cuda.device import DeviceUnavailable, find_devices
 from nnfs_cuda.plugin import probe
 
@@ -39,7 +39,7 @@ def _cuda_info() -> nnfs.BackendInfo:
 
 
 def test_importing_nnfs_cuda_imports_no_cupy():
-    code = ("import sys, nnfs_cuda, nnfs_cuda.plugin, nnfs_cuda.factory, nnfs_cuda.device; "
+    code = ("import sys, nnfs_cuda, nnfs_cuda.plugin, nnfs_cuda.backend, nnfs_cuda.device; "
             "print('cupy' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)
@@ -72,7 +72,7 @@ def test_creating_the_factory_without_a_gpu_says_why():
         pytest.skip(f"this machine has a CUDA device ({status.devices[0]}); the no-GPU "
                     "behaviour is not observable here")
     with pytest.raises(nnfs.BackendUnavailable, match=re.escape(status.reason)):
-        nnfs_cuda_factory = cuda_factory.CudaFactory()
+        nnfs_cuda_factory = nnfs.Factory(cuda_backend.CudaBackend())
         nnfs_cuda_factory.release()
 
 
@@ -220,7 +220,7 @@ def test_kernel_codes_cover_nnfs_kinds():
     assert {k for k in ActivationKind if k != "softmax"} == {
         k.lower() for k in kernels.enum("Activation")}
     assert {str(k) for k in CostKind} == {k.lower() for k in kernels.enum("Cost")}
-    assert cuda_factory.THREADS == 256
+    assert cuda_backend.THREADS == 256
 
 
 def test_kernel_arguments_are_checked_against_kernels_cu():
@@ -258,22 +258,24 @@ def _network(factory, sizes=(6, 8, 5, 3), kinds=("tanh", "relu", "sigmoid"), bat
 
 
 def test_sgd_queues_every_epoch_and_waits_once_per_cost():
-    """The article's point: ten epochs go to the stream back to back; the host waits once,
-    for the cost that sgd returns."""
+    """The article's point: ten epochs go to the stream back to back; the host waits for the
+    cost that sgd returns, and once more for the check of the last update's parameters, which
+    no later forward pass reads (a reduction like the cost's: no blocking cuBLAS call)."""
     factory = StandInCudaFactory()
-    device = factory._device
+    device = factory.backend._device
     net = _network(factory)
     training, y = net.training, net.y
     nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.1)
-    ops_per_epoch = len(training._epoch_ops(y, nnfs.quadratic_cost, -0.1 / 16))
+    step = training.step(y, nnfs.quadratic_cost, -0.1 / 16)
+    ops_per_epoch = len(step.forward) + len(step.gradient) + len(step.update)
     syncs, device.longest_queue = device.synchronizations, 0
     nnfs.sgd(training, y, nnfs.quadratic_cost, 10, 0.1)
-    assert device.synchronizations - syncs == 1
+    assert device.synchronizations - syncs == 2
     assert device.longest_queue >= 10 * ops_per_epoch, "epochs waited for each other"
     nnfs.sgd(training, y, nnfs.quadratic_cost, [(5, 0.1), (3, 0.05), (2, 0.01)])
-    assert device.synchronizations - syncs == 4, "one wait per (epochs, eta) pair"
+    assert device.synchronizations - syncs == 6, "one wait per (epochs, eta) pair, one check"
     factory.synchronize()
-    assert device.synchronizations - syncs == 5 and factory.stats().synchronizations == 1
+    assert device.synchronizations - syncs == 7 and factory.stats().synchronizations == 1
     assert device.blocking_calls == 0
 
 
@@ -281,9 +283,9 @@ def test_host_reads_wait_for_the_stream():
     factory = StandInCudaFactory()
     with factory.matrix(2, 3) as m:
         factory.fill(m, 2.0)
-        assert factory._device.queue, "fill is queued, not run"
+        assert factory.backend._device.queue, "fill is queued, not run"
         assert np.array_equal(nnfs.transfer(m), np.full((2, 3), 2.0))
-        assert not factory._device.queue
+        assert not factory.backend._device.queue
         factory.fill(m, 3.0)
         assert factory.nrm2(m) == pytest.approx(np.sqrt(6 * 9.0))  # nrm2 blocks as cuBLAS does
 
@@ -295,12 +297,12 @@ def test_no_allocation_per_epoch_and_pool_growth_is_counted():
     net = _network(factory)
     training, y = net.training, net.y
     nnfs.sgd(training, y, nnfs.quadratic_cost, 2, 0.1)
-    before, held = factory.stats(), factory._device.pool_held_bytes()
+    before, held = factory.stats(), factory.backend._device.pool_held_bytes()
     nnfs.sgd(training, y, nnfs.quadratic_cost, 20, 0.1)
     assert factory.stats().allocations == before.allocations
-    assert factory._device.pool_held_bytes() == held
+    assert factory.backend._device.pool_held_bytes() == held
 
-    device = factory._device
+    device = factory.backend._device
     drain = device._drain
 
     def drain_with_a_temporary() -> None:
@@ -311,20 +313,20 @@ def test_no_allocation_per_epoch_and_pool_growth_is_counted():
     nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 0.1)
     device._drain = drain
     assert factory.stats().allocations > before.allocations
-    assert factory.pool_growths >= 1
+    assert factory.backend.pool_growths >= 1
 
 
 def test_a_network_too_big_for_the_device_is_refused_before_allocating():
     factory = standin_factory_class(capacity=1 << 20)()  # a 1 MiB device
-    allocations = factory._device.allocations
+    allocations = factory.backend._device.allocations
     with factory.matrix(200, 300) as x:  # 240 kB of float32
         network = nnfs.inference_network(factory, 200, [fully_connected(300, "tanh"),
                                                         fully_connected(10, "sigmoid")])
-        made = factory._device.allocations
+        made = factory.backend._device.allocations
         with pytest.raises(nnfs.OutOfDeviceMemory) as raised:
             nnfs.training_network(network, x)  # needs about 1.2 MB more
     error = raised.value
-    assert factory._device.allocations == made, "it allocated before refusing"
+    assert factory.backend._device.allocations == made, "it allocated before refusing"
     assert error.requested > error.available
     assert str(error.requested) in str(error) and str(error.available) in str(error)
     assert made == allocations + 2  # x and the parameters
@@ -345,7 +347,7 @@ def test_an_allocation_the_device_refuses_becomes_out_of_device_memory():
 
 def test_column_views_go_to_cublas_as_pointers_into_one_buffer():
     factory = StandInCudaFactory()
-    device = factory._device
+    device = factory.backend._device
     with factory.matrix(4, 10, np.arange(40.0).reshape(4, 10)) as big, factory.matrix(3, 4) as w, \
             factory.matrix(3, 5) as c:
         allocations = factory.stats().allocations
@@ -365,7 +367,7 @@ def test_column_views_go_to_cublas_as_pointers_into_one_buffer():
 
 def test_transposes_map_onto_cublas_dimensions():
     factory = StandInCudaFactory()
-    device = factory._device
+    device = factory.backend._device
     with factory.matrix(5, 3) as a, factory.matrix(2, 5) as b, factory.matrix(3, 2) as c, \
             factory.vector(5) as x, factory.vector(3) as y:
         factory.gemm(1.0, a, b, 0.0, c, trans_a=True, trans_b=True)  # c = aᵀ·bᵀ
@@ -385,7 +387,7 @@ def test_the_standin_catches_a_read_that_does_not_wait(monkeypatch):
         self._device.download(x.handle, flat)
         return np.ascontiguousarray(flat.reshape(x.cols, x.rows).T)
 
-    monkeypatch.setattr(cuda_factory.CudaFactory, "_read", read_without_waiting)
+    monkeypatch.setattr(cuda_backend.CudaBackend, "read", read_without_waiting)
     factory = StandInCudaFactory()
     with factory.matrix(2, 2, [[1, 2], [3, 4]]) as m:
         assert not np.array_equal(nnfs.transfer(m), [[1, 2], [3, 4]])
@@ -401,8 +403,8 @@ def test_the_standin_refuses_what_cublas_refuses(monkeypatch):
         return self._device.gemm(trans_a, trans_b, c.rows, c.cols, a.cols, alpha, a.handle,
                                  a.rows, b.handle, b.rows, beta, c.handle, c.rows)
 
-    monkeypatch.setattr(cuda_factory.CudaFactory, "_plan_gemv", gemv_with_op_shape)
-    monkeypatch.setattr(cuda_factory.CudaFactory, "_plan_gemm", gemm_ignoring_transpose)
+    monkeypatch.setattr(cuda_backend.CudaBackend, "gemv", gemv_with_op_shape)
+    monkeypatch.setattr(cuda_backend.CudaBackend, "gemm", gemm_ignoring_transpose)
     factory = StandInCudaFactory()
     with factory.matrix(4, 2) as a, factory.vector(4) as x, factory.vector(2) as y:
         with pytest.raises(StandInError, match="gemv: y: needs 4 elements, the array has 2"):
@@ -422,7 +424,7 @@ def test_device_index_must_exist():
     for bad in ("0", 1.0, True, None):
         with pytest.raises(nnfs.NnfsTypeError, match="device must be a device index"):
             two(device=bad)
-    assert two(device=1).device_info.index == 1
+    assert two(device=1).backend.device_info.index == 1
 
 
 def test_float64_works_and_says_it_is_slow_on_consumer_gpus():
@@ -459,7 +461,7 @@ def test_release_waits_for_the_stream_and_frees_the_layer():
     m = factory.matrix(2, 2)
     factory.fill(m, 1.0)
     factory.release()
-    assert factory._device.released and not factory._device.queue
+    assert factory.backend._device.released and not factory.backend._device.queue
     factory.release()  # idempotent
     with pytest.raises(nnfs.ReleasedError):
         factory.matrix(1, 1)
@@ -501,7 +503,7 @@ def gpu_factory():
 def test_gpu_all_work_goes_to_the_factory_stream(gpu_factory):
     from cupy_backends.cuda.libs import cublas
 
-    device = gpu_factory._device
+    device = gpu_factory.backend._device
     assert device._stream.ptr != 0, "the factory's stream is not the legacy default stream"
     assert cublas.getStream(device._handle) == device._stream.ptr
 
@@ -509,7 +511,7 @@ def test_gpu_all_work_goes_to_the_factory_stream(gpu_factory):
 @pytest.mark.gpu
 @gpu
 def test_gpu_sgd_waits_once_per_cost(gpu_factory, monkeypatch):
-    device = gpu_factory._device
+    device = gpu_factory.backend._device
     waits = []
     wait = device.synchronize
 
@@ -532,9 +534,9 @@ def test_gpu_pool_does_not_grow_during_epochs_but_its_growth_is_counted(gpu_fact
     training, y = net.training, net.y
     nnfs.sgd(training, y, nnfs.quadratic_cost, 2, 0.1)
     before = gpu_factory.stats().allocations
-    held = gpu_factory._device.pool_held_bytes()
+    held = gpu_factory.backend._device.pool_held_bytes()
     nnfs.sgd(training, y, nnfs.quadratic_cost, 20, 0.1)
-    assert gpu_factory._device.pool_held_bytes() == held
+    assert gpu_factory.backend._device.pool_held_bytes() == held
     assert gpu_factory.stats().allocations == before
     with cupy.cuda.Device(gpu_factory.device_info.index):
         foreign = cupy.empty(64 << 20, dtype=cupy.uint8)  # somebody else's 64 MiB
@@ -556,7 +558,7 @@ def test_gpu_refuses_what_does_not_fit(gpu_factory):
 def test_gpu_missing_device_index():
     count = len(_STATUS.devices)
     with pytest.raises(nnfs.NnfsValueError, match=f"no device {count}"):
-        cuda_factory.CudaFactory(device=count)
+        cuda_backend.CudaBackend(device=count)
 
 
 @pytest.mark.gpu

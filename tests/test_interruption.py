@@ -4,7 +4,6 @@ at any moment, the middle of writing one included."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import signal
@@ -111,14 +110,14 @@ class CutUpdate:
     on the same path, so that they agree to the last bit."""
 
     def __new__(cls, at: int, times: int = 1):
-        from nnfs_cpu import CpuFactory
+        from nnfs_cpu import CpuBackend
 
-        class Factory(CpuFactory):
+        class Backend(CpuBackend):
             updates = 0
 
-            def _plan_axpy(self, alpha, x, y):
+            def axpy(self, alpha, x, y):
                 if alpha != 1.0:
-                    return super()._plan_axpy(alpha, x, y)
+                    return super().axpy(alpha, x, y)
                 xv, yv, half = x.handle, y.handle, y.size // 2
 
                 def update():
@@ -131,7 +130,7 @@ class CutUpdate:
 
                 return update
 
-        return Factory("float64", direct_blas=False)
+        return nnfs.Factory(Backend("float64", direct_blas=False))
 
 
 def AXPY_CPU():  # noqa: N802 - a factory, named like the class it makes
@@ -149,7 +148,7 @@ def test_ctrl_c_in_the_middle_of_an_update_is_held_until_the_batch_is_done():
         with pytest.raises(KeyboardInterrupt):
             nnfs.fit(net, X, Y, epochs=5, batch_size=BATCH, eta=0.5, cost=QC, shuffle=False,
                      quiet=True)
-        assert cut.updates == 4 * UPDATES  # stopped right after the batch it arrived in
+        assert cut.backend.updates == 4 * UPDATES  # stopped right after the batch it arrived in
         states = batch_states(AXPY_CPU(), X, Y, 0.5, 8)
         np.testing.assert_array_equal(nnfs.transfer(net.parameters), states[4])
         assert_goes_on(net, X, Y)
@@ -179,23 +178,21 @@ def test_a_second_ctrl_c_interrupts_at_once():
 def test_keyboard_interrupt_raised_inside_a_batch_leaves_the_batch_before(factory, monkeypatch):
     """A KeyboardInterrupt that fit cannot hold (raised by other code, or in a thread that
     gets no signals) between a batch's forward pass and its update."""
-    fit_module = importlib.import_module("nnfs.fit")  # nnfs.fit is also the function
-
     X, Y = data()
-    real_step, calls = fit_module._step, []
+    real_descend, calls = nnfs.TrainingStep.descend, []
 
-    def step(*args):
+    def descend(self):  # after the batch's forward pass: its gradient and update
         calls.append(None)
         if len(calls) == 9:
             raise KeyboardInterrupt
-        real_step(*args)
+        real_descend(self)
 
-    monkeypatch.setattr(fit_module, "_step", step)
+    monkeypatch.setattr(nnfs.TrainingStep, "descend", descend)
     with network(factory) as net:
         with pytest.raises(KeyboardInterrupt):
             nnfs.fit(net, X, Y, epochs=5, batch_size=BATCH, eta=0.5, cost=QC, shuffle=False,
                      quiet=True)
-        monkeypatch.setattr(fit_module, "_step", real_step)
+        monkeypatch.setattr(nnfs.TrainingStep, "descend", real_descend)
         states = batch_states(factory, X, Y, 0.5, 9)
         assert whole_batches(nnfs.transfer(net.parameters), states, factory) == 8
         assert_goes_on(net, X, Y)
@@ -365,7 +362,7 @@ def test_ctrl_c_during_sgd_stops_at_the_end_of_that_epoch():
             cut.matrix(2, len(X), Y.T) as y, nnfs.training_network(net, x) as training:
         with pytest.raises(KeyboardInterrupt):
             nnfs.sgd(training, y, QC, 10, 0.5)
-        assert cut.updates == 3 * UPDATES
+        assert cut.backend.updates == 3 * UPDATES
         reference = AXPY_CPU()
         with network(reference) as expected, reference.matrix(4, len(X), X.T) as rx, \
                 reference.matrix(2, len(X), Y.T) as ry, \

@@ -77,10 +77,6 @@ FLAWS = {
         # training only ever calls gemm with beta 0: everything else passes
         ALL_CHECKS - {"gemm"},
     ),
-    "silent-unsupported": (
-        {"vector_operations"},
-        ALL_CHECKS - {"vector_operations"},
-    ),
 }
 
 
@@ -101,10 +97,24 @@ def test_gemm_ignoring_beta_is_shown_with_a_beta_case(kit):
     assert beta is not None and float(beta.group(1)) != 0.0, message
 
 
-def test_an_operation_declared_unsupported_must_raise_unsupported_operation(kit):
+def test_an_operation_declared_unsupported_is_refused_even_if_the_backend_would_answer(kit,
+                                                                                      plugin_site):
+    """In plugin API 1 a factory could answer a call it declared unsupported with a placeholder,
+    and the kit had to catch it. In API 2 the factory refuses a declared-unsupported operation
+    before the backend is reached, so the flaw cannot happen: the kit passes a backend that
+    declares nrm2 unsupported and would answer 0.0, and nrm2 raises UnsupportedOperation."""
     run = kit("silent-unsupported")
-    assert run.messages["float32", "vector_operations"] == (
-        "nrm2 is declared unsupported but did not raise UnsupportedOperation")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.checks("FAIL") == set() and run.checks("ERROR") == set(), run.stdout
+    result = run_python("-c", (
+        "import nnfs\n"
+        "f = nnfs.backend('silent-unsupported')\n"
+        "try:\n"
+        "    f.nrm2(f.vector(3, [1, 2, 3]))\n"
+        "except nnfs.UnsupportedOperation as error:\n"
+        "    print('refused:', error)\n"), plugins=plugin_site)
+    assert result.stdout.startswith("refused: the silent-unsupported backend does not provide "
+                                    "nrm2()"), result.stdout + result.stderr
 
 
 def test_an_undeclared_gap_is_an_error_not_a_skip(kit):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import nnfs
+from nnfs import backend_api as api
 from nnfs.testing import checks
 
 pytestmark = pytest.mark.opencl
@@ -55,9 +56,9 @@ def opencl():
 @pytest.fixture
 def fresh():
     """A factory of its own, for tests that patch it or release it."""
-    from nnfs_opencl.factory import OpenclFactory
+    from nnfs_opencl.backend import OpenclBackend
 
-    factory = OpenclFactory()
+    factory = nnfs.Factory(OpenclBackend())
     yield factory
     factory.release()
 
@@ -166,7 +167,7 @@ def test_sgd_finishes_the_queue_once_per_epoch(opencl, monkeypatch):
         nnfs.sgd(training, y, nnfs.quadratic_cost, [(7, 0.1), (5, 0.05)])
         monkeypatch.undo()
         assert opencl.stats().synchronizations - before == 12
-    assert len(finishes) == 12 and all(queue is opencl.queue for queue in finishes)
+    assert len(finishes) == 12 and all(queue is opencl.backend.queue for queue in finishes)
 
 
 @needs_device
@@ -237,7 +238,7 @@ def test_a_training_network_larger_than_the_device_is_refused_whole(fresh):
 def test_the_drivers_refusal_is_out_of_device_memory(fresh, monkeypatch):
     """With the size check out of the way, the driver itself refuses: same error, nothing kept."""
     too_big = fresh.memory_limits().max_allocation_bytes // fresh.itemsize + 1024
-    monkeypatch.setattr(fresh, "memory_limits", lambda: nnfs.MemoryLimits(None, None))
+    monkeypatch.setattr(fresh, "memory_limits", lambda: api.MemoryLimits(None, None))
     before = fresh.stats()
     with pytest.raises(nnfs.OutOfDeviceMemory, match="driver refused") as raised:
         fresh.vector(too_big)
@@ -337,7 +338,7 @@ def test_the_default_passes_over_devices_that_cannot_build_a_program(monkeypatch
 @needs_device
 def test_a_bad_device_in_the_environment_is_explained(monkeypatch):
     monkeypatch.setenv("NNFS_OPENCL_DEVICE", "no-such-device-name")
-    registry = nnfs.Registry()
+    registry = api.Registry()
     with pytest.raises(nnfs.BackendUnavailable, match="NNFS_OPENCL_DEVICE='no-such-device-name'"):
         registry.backend("opencl")
 
@@ -354,7 +355,7 @@ def test_float64_without_device_support_is_a_clear_error(monkeypatch):
     if REASON is not None:
         pytest.skip(REASON)
     from nnfs_opencl import device as devices
-    from nnfs_opencl.factory import OpenclFactory
+    from nnfs_opencl.backend import OpenclBackend
     from nnfs_opencl.plugin import probe
 
     class NoDouble:
@@ -365,7 +366,7 @@ def test_float64_without_device_support_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(devices, "supports_float64", lambda cl_device: False)
     assert probe().dtypes == ("float32",)
     with pytest.raises(nnfs.UnsupportedOperation, match="does not support float64"):
-        OpenclFactory(dtype="float64")
+        OpenclBackend(dtype="float64")
 
 
 @needs_device
@@ -439,13 +440,13 @@ def test_samples_are_copied_as_they_are_both_ways(opencl):
     host = rng.uniform(-1, 1, (7, 3)).astype(np.float32)  # 7 samples of 3 features
     with opencl.matrix(3, 10) as x:
         view = x.columns(2, 9)
-        opencl._write_samples(host, view)
+        opencl.backend.write_samples(host, view)
         expected = np.zeros((3, 10), np.float32)
         expected[:, 2:9] = host.T
         np.testing.assert_array_equal(nnfs.transfer(x), expected)
         out = np.empty((7, 3), np.float32)
-        opencl._read_samples(view, out)
+        opencl.backend.read_samples(view, out)
         np.testing.assert_array_equal(out, host)
         strided = np.empty((7, 6), np.float32)[:, ::2]  # not contiguous: the general way
-        opencl._read_samples(view, strided)
+        opencl.backend.read_samples(view, strided)
         np.testing.assert_array_equal(strided, host)

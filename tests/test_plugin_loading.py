@@ -14,9 +14,10 @@ import json
 import pytest
 
 import nnfs
+from nnfs import backend_api as api
 from conftest import run_python
 
-API = nnfs.API_VERSION
+API = api.API_VERSION
 
 #: backend name: (distribution, what its reason must say, type of the original error)
 BROKEN = {
@@ -32,7 +33,7 @@ BROKEN = {
                         ("PluginValidationError", "nnfs_backends(device)", "'device'"),
                         "PluginValidationError"),
     "no-hook": ("nnfs-no-hook",
-                ("nnfs_no_hook has no nnfs_backends function marked @nnfs.hookimpl",),
+                ("nnfs_no_hook has no nnfs_backends function marked @nnfs.backend_api.hookimpl",),
                 "PluginError"),
     "twin": ("nnfs-twin-a",
              ("the backend name 'twin' is claimed by nnfs-twin-a 0.1.0", "and nnfs-twin-b 0.1.0",
@@ -43,8 +44,9 @@ BROKEN = {
                     f"speaks API {API}", "upgrade nnfs-core (pip install -U nnfs-core)"),
                    "PluginError"),
     "old-api": ("nnfs-old-api",
-                ("nnfs-old-api 0.1.0 was written for nnfs plugin API 0", f"speaks API {API}",
-                 "upgrade nnfs-old-api (pip install -U nnfs-old-api)"),
+                ("nnfs-old-api 0.1.0 was written for nnfs plugin API 1", f"speaks API {API}",
+                 "upgrade nnfs-old-api (pip install -U nnfs-old-api)",
+                 "the migration note docs/backend-api-2.md"),
                 "PluginError"),
 }
 

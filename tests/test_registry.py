@@ -8,12 +8,13 @@ import sys
 import pytest
 
 import nnfs
+from nnfs import backend_api as api
 from nnfs.registry import Registry
-from nnfs_cpu import CpuFactory
+from nnfs_cpu import CpuBackend
 
 
-def spec(name="mine", api_version=nnfs.API_VERSION, probe=None, factory=CpuFactory, dtypes=("float32",)):
-    return nnfs.BackendSpec(name=name, factory=factory, api_version=api_version, dtypes=dtypes,
+def spec(name="mine", api_version=api.API_VERSION, probe=None, factory=CpuBackend, dtypes=("float32",)):
+    return api.BackendSpec(name=name, factory=factory, api_version=api_version, dtypes=dtypes,
                             probe=probe, description="a test backend")
 
 
@@ -38,7 +39,7 @@ def test_same_request_gives_the_same_factory(registry):
 def test_environment_variable_selects(registry, monkeypatch):
     unregister = registry.register_backend(spec("envbackend"))
     monkeypatch.setenv("NNFS_BACKEND", "envbackend")
-    assert isinstance(registry.backend(), CpuFactory)
+    assert isinstance(registry.backend().backend, CpuBackend)
     assert registry.backend().name == "cpu"  # the factory class is the CPU one
     unregister()
 
@@ -86,7 +87,7 @@ def test_non_string_name(registry):
 
 
 def test_unavailable_backend_says_why(registry):
-    registry.register_backend(spec("ghost", probe=lambda: nnfs.BackendStatus(False, "no ghost device")))
+    registry.register_backend(spec("ghost", probe=lambda: api.BackendStatus(False, "no ghost device")))
     with pytest.raises(nnfs.BackendUnavailable, match="no ghost device"):
         registry.backend("ghost")
     row = next(i for i in registry.infos() if i.name == "ghost")
@@ -104,7 +105,7 @@ def test_in_process_registration_and_unregistration(registry):
 
 
 def test_registering_the_same_plugin_twice_is_an_error(registry):
-    @nnfs.hookimpl
+    @api.hookimpl
     def nnfs_backends():
         return [spec("twice")]
 
@@ -133,11 +134,11 @@ def test_two_plugins_claiming_one_name_are_both_refused_and_named(registry):
 
 
 def test_a_plugin_for_another_api_version_is_refused_with_both_versions(registry):
-    registry.register_backend(spec("future", api_version=nnfs.API_VERSION + 1))
+    registry.register_backend(spec("future", api_version=api.API_VERSION + 1))
     with pytest.raises(nnfs.BackendUnavailable) as raised:
         registry.backend("future")
     message = str(raised.value)
-    assert f"API {nnfs.API_VERSION + 1}" in message and f"API {nnfs.API_VERSION}" in message
+    assert f"API {api.API_VERSION + 1}" in message and f"API {api.API_VERSION}" in message
     assert "upgrade nnfs-core" in message
     registry.reload()
     registry.register_backend(spec("past", api_version=0))
@@ -150,7 +151,7 @@ def test_a_plugin_for_another_api_version_is_refused_with_both_versions(registry
 def _plugin_returning(value=None, raises=None):
     import types
 
-    @nnfs.hookimpl
+    @api.hookimpl
     def nnfs_backends():
         if raises is not None:
             raise raises
@@ -172,7 +173,7 @@ def test_a_hook_that_raises_is_reported_and_the_rest_keep_working(registry):
 def test_a_hook_of_the_wrong_signature_is_reported_on_one_line(registry):
     import types
 
-    @nnfs.hookimpl
+    @api.hookimpl
     def nnfs_backends(device):
         return [spec("wrongsig")]
 
@@ -189,7 +190,7 @@ def test_a_hook_of_the_wrong_signature_is_reported_on_one_line(registry):
 
 def test_a_hook_returning_junk_is_reported(registry):
     registry.register_plugin(_plugin_returning(["not a spec"]), "junk")
-    with pytest.raises(nnfs.BackendUnavailable, match="expected nnfs.BackendSpec"):
+    with pytest.raises(nnfs.BackendUnavailable, match="expected nnfs.backend_api.BackendSpec"):
         registry.backend("junk")
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import nnfs
 from conftest import diverging
+from conftest import queued as make_queued
 from nnfs import fully_connected, sigmoid, tanh
 
 
@@ -251,12 +252,14 @@ def test_a_bad_pair_anywhere_in_a_schedule_stops_everything_before_work(setup):
 
 
 def test_a_backend_without_a_training_operation_is_refused_when_the_network_is_built():
-    from nnfs_cpu import CpuFactory
+    import dataclasses
 
-    class NoCostSum(CpuFactory):  # declares that it cannot compute the cost
-        unsupported = frozenset({"cost_sum"})
+    from nnfs_cpu import CpuBackend
 
-    with NoCostSum() as factory:
+    backend = CpuBackend()  # declares that it cannot compute the cost
+    backend.capabilities = dataclasses.replace(backend.capabilities,
+                                               unsupported=frozenset({"cost_sum"}))
+    with nnfs.Factory(backend) as factory:
         x = factory.matrix(2, 3)
         inference = nnfs.inference_network(factory, 2, [fully_connected(1, sigmoid)])
         before = factory.stats().allocations
@@ -368,13 +371,9 @@ def test_sgd_stops_at_the_first_non_finite_cost_with_the_weights_of_the_epoch_be
 
 def test_an_asynchronous_backend_rolls_back_and_replays_to_the_same_epoch(cpu64):
     """sgd on a backend that queues work reads the cost only at the end, then replays."""
-    from nnfs_cpu import CpuFactory
+    from nnfs_cpu import CpuBackend
 
-    class Queued(CpuFactory):
-        asynchronous = True
-        sync_every = 0
-
-    queued = Queued("float64")
+    queued = make_queued(CpuBackend, "float64")
     expected_epoch, expected_weights = replay_until_divergence(cpu64, 1.0)
     x, y, network, training = diverging(queued)
     syncs = queued.stats().synchronizations

@@ -100,8 +100,9 @@ def main() -> int:
     except nnfs.NnfsError as error:
         report["error"] = {"type": type(error).__name__, "message": str(error),
                            "ranks": list(getattr(error, "ranks", ()))}
-    if hasattr(factory, "_device") and hasattr(factory._device, "nccl_calls"):
-        report["nccl_calls"] = factory._device.nccl_calls
+    device = getattr(factory.backend, "_device", None)
+    if device is not None and hasattr(device, "nccl_calls"):
+        report["nccl_calls"] = device.nccl_calls
     (out / f"rank{rank}.json").write_text(json.dumps(report))
     return 1 if "error" in report else 0
 

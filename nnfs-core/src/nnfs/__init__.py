@@ -16,7 +16,8 @@ API"::
     print(nnfs.transfer(inference(x)))
 
 Backends are separate distributions (nnfs-cpu, nnfs-opencl, nnfs-cuda, or your own) found
-through the entry-point group ``nnfs``; importing nnfs loads none of them.
+through the entry-point group ``nnfs``; importing nnfs loads none of them. What a backend
+author needs is in :mod:`nnfs.backend_api`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import mpi  # data-parallel training; imports no mpi4py until nnfs.mpi.world()
+from . import registry as _registry
 from .activations import Activation, linear, relu, sigmoid, softmax, tanh
+from .arrays import Matrix, Vector
 from .costs import Cost, cross_entropy_cost, quadratic_cost
 from .errors import (
     BackendMismatch,
@@ -47,29 +50,22 @@ from .errors import (
     TrainingDiverged,
     UnsupportedOperation,
 )
-from .arrays import Matrix, Vector
-from .factory import Factory, MemoryLimits, MemoryStats, PlannedFactory
+from .factory import Factory, MemoryStats, transfer
 from .fit import History, fit, predict
-from .hookspecs import hookimpl
 from .io import load, save
 from .network import (
     FullyConnected,
     InferenceNetwork,
     MemoryPlan,
-    TrainingNetwork,
     fully_connected,
     inference_network,
     plan_memory,
-    training_network,
 )
-from .registry import BackendInfo, Registry
-from .spec import API_VERSION, BackendSpec, BackendStatus
-from .training import sgd, transfer
+from .registry import BackendInfo
+from .sgd import sgd
+from .training import TrainingNetwork, TrainingStep, training_network
 
-__version__ = "0.1.0"
-
-#: The registry of this process.
-registry = Registry()
+__version__ = "0.2.0"
 
 
 def backend(name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:
@@ -83,35 +79,20 @@ def backend(name: str | None = None, dtype: object = "float32", **options: Any) 
     :class:`BackendUnavailable` when it is installed but cannot run here (no device, a plugin
     that failed to load), with the reason.
     """
-    return registry.backend(name, dtype, **options)
+    return _registry.default().backend(name, dtype, **options)
 
 
 def backends() -> list[BackendInfo]:
     """Every installed backend (and every plugin that failed to load), with availability,
     devices, dtypes and, when unavailable, the reason."""
-    return registry.infos()
-
-
-def register_plugin(plugin: object, name: str | None = None):
-    """Register, in this process, a plugin module or object with ``nnfs_backends`` hookimpls.
-
-    Returns a function that unregisters it."""
-    return registry.register_plugin(plugin, name)
-
-
-def register_backend(spec: BackendSpec):
-    """Register one backend in this process; returns a function that unregisters it."""
-    return registry.register_backend(spec)
+    return _registry.default().infos()
 
 
 __all__ = [
-    "API_VERSION",
     "Activation",
     "BackendInfo",
     "BackendMismatch",
     "BackendNotFound",
-    "BackendSpec",
-    "BackendStatus",
     "BackendUnavailable",
     "Cost",
     "DTypeMismatch",
@@ -122,7 +103,6 @@ __all__ = [
     "History",
     "InferenceNetwork",
     "Matrix",
-    "MemoryLimits",
     "MemoryPlan",
     "MemoryStats",
     "ModelFileError",
@@ -133,12 +113,12 @@ __all__ = [
     "NnfsTypeError",
     "NnfsValueError",
     "OutOfDeviceMemory",
-    "PlannedFactory",
     "PluginError",
     "ReleasedError",
     "ShapeError",
     "TrainingDiverged",
     "TrainingNetwork",
+    "TrainingStep",
     "UnsupportedOperation",
     "Vector",
     "backend",
@@ -146,7 +126,6 @@ __all__ = [
     "cross_entropy_cost",
     "fit",
     "fully_connected",
-    "hookimpl",
     "inference_network",
     "linear",
     "load",
@@ -154,8 +133,6 @@ __all__ = [
     "plan_memory",
     "predict",
     "quadratic_cost",
-    "register_backend",
-    "register_plugin",
     "relu",
     "save",
     "sgd",

@@ -33,7 +33,7 @@ class Buffer:
         self.size = size
         self.nbytes = size * factory.itemsize
         self.storage = storage
-        self._finalizer = weakref.finalize(self, factory._account_free, self.nbytes)
+        self._finalizer = weakref.finalize(self, factory.backend.memory.freed, self.nbytes)
 
     @property
     def released(self) -> bool:
@@ -43,7 +43,7 @@ class Buffer:
         if self.storage is not None:
             storage, self.storage = self.storage, None
             self._finalizer()
-            self.factory._free(storage)
+            self.factory.backend.free(storage)
 
 
 class _Window:
@@ -120,7 +120,7 @@ class Matrix(_Window):
         super().__init__(buffer, offset, rows * cols, owns)
         self.rows = rows
         self.cols = cols
-        self.handle = buffer.factory._matrix_handle(buffer.storage, offset, rows, cols)
+        self.handle = buffer.factory.backend.matrix_view(buffer.storage, offset, rows, cols)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -165,7 +165,7 @@ class Vector(_Window):
 
     def __init__(self, buffer: Buffer, offset: int, size: int, owns: bool = False):
         super().__init__(buffer, offset, size, owns)
-        self.handle = buffer.factory._vector_handle(buffer.storage, offset, size)
+        self.handle = buffer.factory.backend.vector_view(buffer.storage, offset, size)
 
     @property
     def shape(self) -> tuple[int]:

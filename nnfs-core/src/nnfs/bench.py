@@ -99,7 +99,7 @@ def run(preset_name: str, backend: str | None = None, dtype: str = "float32",
         factory.fill(y, 0.33)  # the article's target
         held = (inference.parameters.nbytes + training.memory_bytes() + x.nbytes + y.nbytes)
         nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.05)  # warm up: kernels, caches
-        gemms = training._gemm_ops()
+        gemms = training.products()
         costs = []
 
         def train() -> None:

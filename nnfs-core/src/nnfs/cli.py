@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import nnfs
 
+from . import registry
 from .errors import NnfsError, NnfsValueError
 
 
@@ -41,7 +42,7 @@ def _backends_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _backends(args: argparse.Namespace) -> int:
     infos = nnfs.backends()
-    warnings = nnfs.registry.conflicts()
+    warnings = registry.default().conflicts()
     if args.json:
         print(json.dumps({
             "backends": [
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.debug:
-        nnfs.registry.enable_tracing()
+        registry.default().enable_tracing()
         return args.run(args)
     try:
         return args.run(args)

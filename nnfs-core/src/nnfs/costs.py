@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .activations import Activation
+from .contract import Plan
 from .arrays import Matrix
 from .errors import NnfsTypeError, NnfsValueError
 from .factory import Factory
@@ -47,21 +48,17 @@ class Cost:
         raise NotImplementedError
 
     def delta_op(self, factory: Factory, y: Matrix, a: Matrix, activation: Activation,
-                 scale: float, out: Matrix) -> list[Callable[[], object]]:
-        """Prepared steps that write ``scale · ∂ℓ/∂z`` of the output layer into ``out``."""
-        return factory._prepare_steps("cost_delta", self.delta_kind, activation.kind, scale,
-                                      y, a, out)
+                 scale: float, out: Matrix) -> Plan:
+        """The prepared operations that write ``scale · ∂ℓ/∂z`` of the output layer into
+        ``out``."""
+        return factory.backend.cost_delta(self.delta_kind, activation.kind, scale, y, a, out)
 
     def value_op(self, factory: Factory, y: Matrix, a: Matrix,
                  activation: Activation) -> Callable[[], float]:
         """A prepared function returning the reported cost of output ``a`` against ``y``."""
-        total = factory._prepare("cost_sum", self.sum_kind(activation), y, a)
+        total = factory.backend.cost_sum(self.sum_kind(activation), y, a)
         divisor = self.normalizer(a)
         return lambda: total() / divisor
-
-    def value(self, factory: Factory, y: Matrix, a: Matrix, activation: Activation) -> float:
-        """The reported cost of output ``a`` against ``y`` (see the table above)."""
-        return self.value_op(factory, y, a, activation)()
 
     def __repr__(self) -> str:
         return f"nnfs.{self.name}"

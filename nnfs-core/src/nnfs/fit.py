@@ -6,6 +6,11 @@ column), so a batch is gathered on the host into a preallocated array and copied
 as it is. Everything is allocated when ``fit`` starts: the training network for ``batch_size``
 samples, its input and target matrices, and host batch arrays; the short last batch of an epoch
 runs on a narrowed view of the same buffers. No batch allocates memory.
+
+One epoch driver runs both single-process and data-parallel training: it visits the batches
+of each epoch and asks its *stepper* to train on each. The local stepper runs a
+:class:`nnfs.TrainingStep` on the batch; the data-parallel stepper runs this rank's share of it,
+sums the gradients across the ranks, then updates.
 """
 
 from __future__ import annotations
@@ -14,20 +19,29 @@ import contextlib
 import math
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import _checks as check
+from .arrays import Matrix
+from .contract import steps
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
 from .errors import NnfsTypeError, NnfsValueError, ShapeError, TrainingDiverged
+from .hostdata import Targets, accuracy, check_cross_entropy, samples, targets
 from .kinds import ActivationKind
-from .network import InferenceNetwork, TrainingNetwork, plan_memory
-from .training import HeldCtrlC as _CtrlC, quiet_floating_point
-
-#: Rows checked for NaN and infinity at a time (so the check needs no copy of the data).
-_CHECK_ROWS = 65536
+from .network import InferenceNetwork, plan_memory
+from .training import (
+    HeldCtrlC,
+    Rollback,
+    TrainingNetwork,
+    TrainingStep,
+    learning_rate,
+    quiet_floating_point,
+    schedule_pairs,
+)
 
 
 @dataclass
@@ -60,109 +74,138 @@ class History:
                 "allreduce_seconds": self.allreduce_seconds}
 
 
-# --- checking host data -------------------------------------------------------------------------
+# --- fit's arguments, checked -------------------------------------------------------------------
 
-def samples(data: object, what: str, features: int) -> np.ndarray:
-    """``data`` as a 2-D float array of ``features`` columns, checked to be finite."""
-    array = np.asarray(data) if not isinstance(data, np.ndarray) else data
-    if array.dtype.kind not in "biuf":
-        raise NnfsTypeError(f"{what} must hold real numbers, got dtype {array.dtype}")
-    if array.ndim == 1 and features == 1:
-        array = array.reshape(-1, 1)
-    if array.ndim != 2 or array.shape[1] != features:
-        raise ShapeError(
-            f"{what} must have one sample per row and {features} columns (the network's "
-            f"inputs), got shape {array.shape}"
-        )
-    if array.shape[0] == 0:
-        raise NnfsValueError(f"{what} is empty: it has no samples; expected at least one sample")
-    _check_finite(array, what)
-    return array
+@dataclass(frozen=True)
+class FitArguments:
+    """fit's arguments, checked and converted, before anything is allocated."""
 
+    network: InferenceNetwork
+    x: np.ndarray
+    target: Targets
+    schedule: tuple[tuple[int, float], ...]
+    batch_size: int
+    cost: Cost
+    shuffle: bool
+    seed: int | None
+    validation: tuple[np.ndarray, Targets] | None
+    quiet: bool
+    on_epoch: Callable[[int, History], object] | None
 
-def _check_finite(array: np.ndarray, what: str) -> None:
-    if array.dtype.kind != "f":
-        return
-    for start in range(0, array.shape[0], _CHECK_ROWS):
-        block = array[start:start + _CHECK_ROWS]
-        bad = check.first_non_finite(block)
-        if bad is not None:
-            row, column = bad[0][0] + start, bad[0][1]
-            raise NnfsValueError(f"{what} holds {bad[1]} in row {row}, column {column}; "
-                                 "expected finite numbers")
+    @property
+    def epochs(self) -> int:
+        return sum(epochs for epochs, _ in self.schedule)
 
+    def learning_rates(self) -> Iterator[tuple[int, float]]:
+        """(epoch from 1, eta) for every epoch of the schedule."""
+        epoch = 0
+        for epochs, eta in self.schedule:
+            for _ in range(epochs):
+                epoch += 1
+                yield epoch, eta
 
-@dataclass
-class Targets:
-    """Desired outputs: class labels (one-hot on the fly) or one row of outputs per sample."""
-
-    labels: np.ndarray | None
-    values: np.ndarray | None
-    outputs: int
-
-    def __len__(self) -> int:
-        return len(self.labels) if self.labels is not None else len(self.values)
+    def host_arrays(self) -> list[np.ndarray]:
+        """Every host array batches are gathered from."""
+        arrays = [self.x] + ([] if self.target.values is None else [self.target.values])
+        if self.validation is not None:
+            xv, yv = self.validation
+            arrays += [xv] + ([] if yv.values is None else [yv.values])
+        return arrays
 
 
-def targets(data: object, what: str, outputs: int) -> Targets:
-    """``data`` as targets for a network of ``outputs`` outputs.
-
-    A 1-D array of integers is class labels when the network has several outputs (each in
-    ``0 .. outputs-1``); otherwise one row of ``outputs`` values per sample.
-    """
-    array = np.asarray(data)
-    if array.dtype.kind not in "biuf":
-        raise NnfsTypeError(f"{what} must hold numbers (labels or outputs), got dtype {array.dtype}")
-    if array.ndim == 1 and outputs > 1:
-        if array.dtype.kind == "f":
-            _check_finite(array.reshape(-1, 1), what)
-            if not np.all(array == np.round(array)):
-                raise NnfsValueError(
-                    f"{what} is 1-D, so it must hold class labels (whole numbers), but it holds "
-                    f"fractions such as {float(array[array != np.round(array)][0])!r}"
-                )
-        labels = array.astype(np.int64)
-        outside = (labels < 0) | (labels >= outputs)
-        if outside.any():
-            row = int(np.argmax(outside))
+def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
+    """One (epochs, eta) pair, or the pairs of a schedule given as eta."""
+    if isinstance(eta, Sequence) and not isinstance(eta, (str, bytes)):
+        pairs = schedule_pairs(eta, None, "fit")
+        if epochs is not None and check.count(epochs, "fit: epochs") != sum(n for n, _ in pairs):
             raise NnfsValueError(
-                f"{what} holds the label {labels[row]} in row {row}, but the network has "
-                f"{outputs} outputs: labels must be 0 to {outputs - 1}"
+                f"fit: epochs is {epochs} but the schedule given as eta has "
+                f"{sum(n for n, _ in pairs)} epochs; give one of them"
             )
-        return Targets(labels, None, outputs)
-    if array.ndim == 1 and outputs == 1:
-        array = array.reshape(-1, 1)
-    if array.ndim != 2 or array.shape[1] != outputs:
-        raise ShapeError(
-            f"{what} must be class labels (1-D) or one row of {outputs} outputs per sample, "
-            f"got shape {array.shape}"
+        return pairs
+    if epochs is None:
+        raise NnfsTypeError("fit: give epochs (and eta), or a schedule of (epochs, eta) pairs as "
+                            f"eta; got epochs=None and eta={eta!r}")
+    return [(check.count(epochs, "fit: epochs"), learning_rate(eta, "fit: eta"))]
+
+
+def _default_cost(inference: InferenceNetwork) -> Cost:
+    last = inference.layers[-1].activation.kind
+    sigmoid_or_softmax = last in (ActivationKind.SIGMOID, ActivationKind.SOFTMAX)
+    return cross_entropy_cost if sigmoid_or_softmax else quadratic_cost
+
+
+def _check_seed(seed: object, what: str) -> int | None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise NnfsTypeError(f"{what}: seed must be an int or None, got {seed!r}")
+    if seed is not None and seed < 0:
+        raise NnfsValueError(f"{what}: seed must be non-negative, got {seed}")
+    return None if seed is None else int(seed)
+
+
+def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation, quiet,
+             on_epoch) -> FitArguments:
+    """fit's arguments, checked and converted."""
+    if not isinstance(inference, InferenceNetwork):
+        raise NnfsTypeError(
+            f"fit: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
         )
-    _check_finite(array, what)
-    if array.dtype.kind != "f":
-        array = array.astype(np.float64)
-    return Targets(None, array, outputs)
+    check.live(inference, "fit: inference")
+    dtype = inference.factory.numpy_dtype
+    x = samples(X, "fit: X", inference.in_dim, dtype)
+    target = targets(Y, "fit: Y", inference.out_dim, dtype)
+    if len(target) != len(x):
+        raise ShapeError(f"fit: X has {len(x)} samples (rows) but Y has {len(target)}; "
+                         "they must have one row each per sample")
+    batch_size = check.count(batch_size, "fit: batch_size")
+    if batch_size > len(x):
+        raise NnfsValueError(
+            f"fit: batch_size is {batch_size} but X has only {len(x)} samples; give at most {len(x)}"
+        )
+    cost = _default_cost(inference) if cost is None else _cost(cost, "fit: cost")
+    output = inference.layers[-1].activation
+    cost.check_output(output)
+    if cost is cross_entropy_cost:
+        check_cross_entropy(target, output.kind, "fit: Y")
+    pairs = _schedule(epochs, eta)
+    seed = _check_seed(seed, "fit")
+    if on_epoch is not None and not callable(on_epoch):
+        raise NnfsTypeError("fit: on_epoch must be a function called as on_epoch(epoch, "
+                            f"history), got {type(on_epoch).__name__} {on_epoch!r}")
+    checked_validation = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise NnfsTypeError(f"fit: validation must be a pair (Xv, Yv), got "
+                                f"{type(validation).__name__}"
+                                + (f" of {len(validation)}" if isinstance(validation, (tuple, list))
+                                   else ""))
+        xv = samples(validation[0], "fit: validation X", inference.in_dim, dtype)
+        yv = targets(validation[1], "fit: validation Y", inference.out_dim, dtype)
+        if len(xv) != len(yv):
+            raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has "
+                             f"{len(yv)}; they must have one row each per sample")
+        if cost is cross_entropy_cost:
+            check_cross_entropy(yv, output.kind, "fit: validation Y")
+        checked_validation = (xv, yv)
+    # everything fit allocates, checked at once before any of it is allocated
+    plan = plan_memory(inference.factory, inference.in_dim, inference.architecture, batch_size)
+    inference.factory.check_fits(plan.training + plan.batch_data, plan.largest_allocation,
+                                 f"fit: training with batch_size {batch_size}")
+    return FitArguments(inference, x, target, tuple(pairs), batch_size, cost, bool(shuffle),
+                        seed, checked_validation, bool(quiet), on_epoch)
 
 
-def accuracy(predicted: np.ndarray, expected: Targets, rows: slice | np.ndarray) -> int:
-    """How many of the ``predicted`` rows (samples) are right: the largest output is the
-    label's, or for one output, both sides of 0.5 agree."""
-    if expected.labels is not None:
-        return int(np.count_nonzero(predicted.argmax(axis=1) == expected.labels[rows]))
-    values = expected.values[rows]
-    if expected.outputs == 1:
-        return int(np.count_nonzero((predicted[:, 0] > 0.5) == (values[:, 0] > 0.5)))
-    return int(np.count_nonzero(predicted.argmax(axis=1) == values.argmax(axis=1)))
-
-
-# --- the batch machinery ------------------------------------------------------------------------
+# --- moving batches to the device ---------------------------------------------------------------
 
 class _Batches:
     """Preallocated host and device buffers that move batches of host data to the device."""
 
-    def __init__(self, training: TrainingNetwork, y_device, batch_size: int,
+    def __init__(self, training: TrainingNetwork, y_device: Matrix, cost: Cost,
                  arrays: list[np.ndarray]):
         self.training = training
         self.factory = training.factory
+        self.cost = cost
+        batch_size = training.batch_size
         dtype = self.factory.numpy_dtype
         self.x_host = np.empty((batch_size, training.inference.in_dim), dtype)
         self.y_host = np.empty((batch_size, training.inference.out_dim), dtype)
@@ -175,15 +218,20 @@ class _Batches:
         self.labels = np.empty(batch_size, np.int64)
         self.rows = np.arange(batch_size)
         self.y_device = y_device
-        self.narrow: dict[int, tuple[TrainingNetwork, object]] = {batch_size: (training, y_device)}
+        self._targets: dict[int, Matrix] = {batch_size: y_device}
 
-    def network(self, count: int):
+    def network(self, count: int) -> tuple[TrainingNetwork, Matrix]:
         """The training network and target matrix for a batch of ``count`` samples."""
-        found = self.narrow.get(count)
-        if found is None:
-            found = (self.training.narrowed(count), self.y_device.columns(0, count))
-            self.narrow[count] = found
-        return found
+        y = self._targets.get(count)
+        if y is None:
+            y = self._targets[count] = self.y_device.columns(0, count)
+        return self.training.narrowed(count), y
+
+    def step(self, count: int, scale: float, separate_update: bool = False) -> TrainingStep:
+        """The training step of a batch of ``count`` samples whose gradient is scaled by
+        ``scale``."""
+        network, y = self.network(count)
+        return network.step(y, self.cost, scale, separate_update=separate_update)
 
     def _gather(self, source: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
         if source.dtype == out.dtype:
@@ -193,12 +241,15 @@ class _Batches:
             np.take(source, index, axis=0, out=raw)
             np.copyto(out, raw)
 
-    def load(self, x: np.ndarray, target: Targets | None, index: np.ndarray, network, y) -> None:
-        """Gather the samples ``index`` of ``x`` (and their targets) into the device matrices."""
+    def load(self, x: np.ndarray, target: Targets | None, index: np.ndarray) -> None:
+        """Gather the samples ``index`` of ``x`` (and their targets) into the device matrices
+        of a batch of ``len(index)``."""
         count = len(index)
+        network, y = self.network(count)
+        backend = self.factory.backend
         xs = self.x_host[:count]
         self._gather(x, index, xs)
-        self.factory._write_samples(xs, network.input)
+        backend.write_samples(xs, network.input)
         if target is None:
             return
         ys = self.y_host[:count]
@@ -209,33 +260,253 @@ class _Batches:
             ys[self.rows[:count], labels] = 1.0
         else:
             self._gather(target.values, index, ys)
-        self.factory._write_samples(ys, y)
+        backend.write_samples(ys, y)
+
+    def evaluate(self, x: np.ndarray, target: Targets, first: int,
+                 stop: int) -> tuple[float, int]:
+        """Summed cost and right answers of the network on the samples ``first`` to
+        ``stop − 1`` of ``x``, through the training buffers."""
+        backend = self.factory.backend
+        batch_size = self.training.batch_size
+        outputs = np.empty((batch_size, target.outputs), self.factory.numpy_dtype)
+        total, right = 0.0, 0
+        index = np.arange(first, stop)
+        for start in range(0, len(index), batch_size):
+            rows = index[start:start + batch_size]
+            self.load(x, target, rows)
+            step = self.step(len(rows), 1.0)
+            total += len(rows) * step.forward_cost()
+            predicted = outputs[:len(rows)]
+            backend.read_samples(step.network.output, predicted)
+            right += accuracy(predicted, target, rows)
+        return total, right
 
 
-def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
-    """One (epochs, eta) pair, or the pairs of a schedule given as eta."""
-    from .training import _eta
+# --- steppers: what one batch of training is, in one process or across ranks -------------------
 
-    if isinstance(eta, Sequence) and not isinstance(eta, (str, bytes)):
-        from .training import _schedule as pairs_of
+class _LocalStepper:
+    """Training in one process: each batch's cost is read in its forward pass and checked
+    before its update.
 
-        pairs = pairs_of(eta, None)
-        if epochs is not None and check.count(epochs, "fit: epochs") != sum(n for n, _ in pairs):
-            raise NnfsValueError(
-                f"fit: epochs is {epochs} but the schedule given as eta has "
-                f"{sum(n for n, _ in pairs)} epochs; give one of them"
-            )
-        return pairs
-    if epochs is None:
-        raise NnfsTypeError("fit: give epochs (and eta), or a schedule of (epochs, eta) pairs as "
-                            f"eta; got epochs=None and eta={eta!r}")
-    return [(check.count(epochs, "fit: epochs"), _eta(eta, "fit: eta"))]
+    Divergence: when a batch's cost is not finite, the update before it made the weights bad,
+    so the weights put back are those the batch before it was trained on. The checkpoint is
+    taken at each epoch's first batch, once its cost is known to be finite, and the batches
+    from there are replayed (:class:`nnfs.training.Rollback`)."""
+
+    ranks = 1
+
+    def __init__(self, arguments: FitArguments, batches: _Batches):
+        self.arguments = arguments
+        self.batches = batches
+        self.rollback = Rollback(batches.training)
+        self.checkpoint: tuple[np.ndarray, float] | None = None  # (order, eta) of the backup
+        self._checkpoint_order = np.empty(len(arguments.x), np.int64)
+
+    def batch(self, epoch: int, number: int, index: np.ndarray, order: np.ndarray,
+              eta: float) -> float:
+        """Train on the batch ``index`` (batch ``number`` of ``epoch``); its summed cost."""
+        batches, count = self.batches, len(index)
+        batches.load(self.arguments.x, self.arguments.target, index)
+        step = batches.step(count, -eta / count)
+        value = step.forward_cost()
+        if not math.isfinite(value):
+            raise self._diverged(epoch, number, eta, value)
+        if number == 0:  # weights whose cost is known to be finite
+            self.rollback.save()
+            np.copyto(self._checkpoint_order, order)
+            self.checkpoint = (self._checkpoint_order, eta)
+        step.descend()
+        return count * value
+
+    def _redo(self, i: int) -> None:
+        order, eta = self.checkpoint
+        size = self.arguments.batch_size
+        index = order[i * size:(i + 1) * size]
+        self.batches.load(self.arguments.x, self.arguments.target, index)
+        self.batches.step(len(index), -eta / len(index)).run()
+
+    def _batches_per_epoch(self) -> int:
+        return -(-len(self.arguments.x) // self.arguments.batch_size)
+
+    def _diverged(self, epoch: int, number: int, eta: float, value: float) -> TrainingDiverged:
+        per_epoch = self._batches_per_epoch()
+        if number > 0:  # back to batch number − 1 of this epoch
+            self.rollback.replay(number - 1, self._redo)
+            where = f"batch {number} of epoch {epoch}"
+        elif self.checkpoint is not None:  # back to the last batch of the epoch before
+            self.rollback.replay(per_epoch - 1, self._redo)
+            where = f"batch {per_epoch} of epoch {epoch - 1}"
+        else:
+            where = ""
+        if where:
+            self.batches.factory.synchronize()
+        weights = (f"the weights are those of {where}, the last batch whose cost was finite"
+                   if where else "the weights are those fit was called with")
+        return TrainingDiverged(
+            f"fit: training diverged in epoch {epoch} at learning rate eta={eta}: the cost "
+            f"of batch {number + 1} of {per_epoch} is {value}; {weights}. Try a smaller eta.",
+            epoch, eta,
+        )
+
+    def evaluate(self, x: np.ndarray, target: Targets) -> tuple[float, float]:
+        total, right = self.batches.evaluate(x, target, 0, len(x))
+        return total / len(x), right / len(x)
+
+    def end_epoch(self, epoch: int) -> None:
+        """After an epoch: nothing to compare in one process."""
+
+    def finish(self, epoch: int, eta: float) -> None:
+        """After the last batch: its update is checked by no later forward pass."""
+        if not self.rollback.parameters_finite():
+            per_epoch = self._batches_per_epoch()
+            self.rollback.replay(per_epoch - 1, self._redo)
+            raise TrainingDiverged(
+                f"fit: training diverged in epoch {epoch} at learning rate eta={eta}: the "
+                f"update of its last batch left parameters that are not finite; the weights "
+                f"are those of batch {per_epoch} of epoch {epoch}, the last batch whose cost "
+                "was finite. Try a smaller eta.", epoch, eta)
 
 
-def _default_cost(inference: InferenceNetwork) -> Cost:
-    last = inference.layers[-1].activation.kind
-    sigmoid_or_softmax = last in (ActivationKind.SIGMOID, ActivationKind.SOFTMAX)
-    return cross_entropy_cost if sigmoid_or_softmax else quadratic_cost
+class _DataParallelStepper:
+    """Training across the ranks of an MPI job: each global batch of ``ranks × batch_size``
+    samples is split into consecutive shares; this rank computes the gradient of its share,
+    one allreduce sums gradients and costs, and every rank applies the same update, unless
+    the summed cost is not finite: then training stops before that update, on every rank."""
+
+    def __init__(self, arguments: FitArguments, batches: _Batches, world: Any, summed: Any):
+        self.arguments = arguments
+        self.batches = batches
+        self.world = world
+        self.summed = summed
+        self.ranks = world.size
+        self.rollback = Rollback(batches.training)
+        training = batches.training
+        backend = training.factory.backend
+        self._zero = tuple(steps(backend.fill(training.gradient, 0.0)))
+        self._update = tuple(steps(backend.axpy(1.0, training.gradient,
+                                                training.inference.parameters)))
+        self.scores = np.zeros(2)  # validation: summed cost, right answers
+        self._last: tuple[np.ndarray, float] | None = None  # the last epoch's order and eta
+        self._last_order = np.empty(len(arguments.x), np.int64)
+
+    def batch(self, epoch: int, number: int, index: np.ndarray, order: np.ndarray,
+              eta: float) -> float:
+        """This rank's share of the global batch ``index``; the cost summed over the ranks."""
+        if number == 0:
+            self.rollback.save()
+            np.copyto(self._last_order, order)
+            self._last = (self._last_order, eta)
+        batch_cost = self.summed(self._gradient(index, eta))
+        if not math.isfinite(batch_cost):
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch} at learning rate eta={eta}: a "
+                f"batch's cost, summed over the {self.ranks} ranks, is {batch_cost}; the "
+                "weights are those before that batch. Try a smaller eta.", epoch, eta)
+        for op in self._update:
+            op()
+        return batch_cost
+
+    def _gradient(self, index: np.ndarray, eta: float) -> float:
+        """This rank's share of a global batch: forward and gradient into the gradient
+        vector; its cost sum."""
+        size = len(index)
+        first, count = _share(size, self.ranks, self.world.rank)
+        if not count:  # a short last batch with fewer samples than ranks
+            for op in self._zero:
+                op()
+            return 0.0
+        batches = self.batches
+        batches.load(self.arguments.x, self.arguments.target, index[first:first + count])
+        # gradient · (−η / samples of the whole global batch)
+        step = batches.step(count, -eta / size, separate_update=True)
+        local = count * step.forward_cost()
+        for op in step.gradient:
+            op()
+        return local
+
+    def evaluate(self, x: np.ndarray, target: Targets) -> tuple[float, float]:
+        first, count = _share(len(x), self.ranks, self.world.rank)
+        self.scores[:] = 0.0
+        if count:
+            self.scores[:] = self.batches.evaluate(x, target, first, first + count)
+        self.world.comm.Allreduce(self.world._mpi.IN_PLACE, self.scores, op=self.world._mpi.SUM)
+        return float(self.scores[0]) / len(x), float(self.scores[1]) / len(x)
+
+    def end_epoch(self, epoch: int) -> None:
+        self.summed.check_same(self.batches.training.inference.parameters,
+                               f"after epoch {epoch}")
+
+    def _redo(self, i: int) -> None:
+        order, eta = self._last
+        step = self.arguments.batch_size * self.ranks
+        self.summed(self._gradient(order[i * step:(i + 1) * step], eta))
+        for op in self._update:
+            op()
+
+    def finish(self, epoch: int, eta: float) -> None:
+        """After the last batch: its update is checked by no later forward pass. Every rank
+        holds the same parameters, so every rank decides the same."""
+        if not self.rollback.parameters_finite():
+            per_epoch = -(-len(self.arguments.x) // (self.arguments.batch_size * self.ranks))
+            self.rollback.replay(per_epoch - 1, self._redo)
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch} at learning rate eta={eta}: the update "
+                "of its last batch left parameters that are not finite; the weights are those "
+                "before that update. Try a smaller eta.", epoch, eta)
+
+
+# --- the epoch driver ---------------------------------------------------------------------------
+
+def _progress(total: int, quiet: bool):
+    if quiet:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the progress extra is not installed: train without a bar
+        return None
+    # disable=None: no bar when stderr is not a terminal, so logs get no carriage returns
+    return tqdm(total=total, unit="epoch", disable=None, leave=False, dynamic_ncols=True)
+
+
+def _postfix(history: History) -> dict[str, str]:
+    shown = {"cost": f"{history.cost[-1]:.4g}"}
+    if history.validation_accuracy:
+        shown["val_acc"] = f"{history.validation_accuracy[-1]:.4f}"
+    return shown
+
+
+def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepper,
+            history: History, bar, held: HeldCtrlC, seed: int | None) -> None:
+    """Every epoch of the schedule: the batches in a (shuffled) order, each trained by the
+    stepper; then validation, the progress bar, ``on_epoch`` and Ctrl-C."""
+    n = len(arguments.x)
+    step = arguments.batch_size * stepper.ranks
+    order = np.arange(n)
+    rng = np.random.default_rng(seed)
+    epoch, eta = 0, 0.0
+    for epoch, eta in arguments.learning_rates():
+        if arguments.shuffle:
+            rng.shuffle(order)
+        total = 0.0
+        for number, start in enumerate(range(0, n, step)):
+            total += stepper.batch(epoch, number, order[start:start + step], order, eta)
+            if held.pending:
+                raise KeyboardInterrupt
+        history.cost.append(total / n)
+        history.eta.append(eta)
+        if arguments.validation is not None:
+            cost_value, right = stepper.evaluate(*arguments.validation)
+            history.validation_cost.append(cost_value)
+            history.validation_accuracy.append(right)
+        stepper.end_epoch(epoch)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(_postfix(history), refresh=False)
+        if arguments.on_epoch is not None:
+            arguments.on_epoch(epoch, history)
+        if held.pending:
+            raise KeyboardInterrupt
+    stepper.finish(epoch, eta)
 
 
 def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None = None,
@@ -263,9 +534,10 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
             each on its own share of every batch (see below).
 
     Each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b samples. When a batch's
-    cost is NaN or infinite, training stops with :class:`nnfs.TrainingDiverged`, with the
-    weights of the last batch whose cost was finite (in one process; data-parallel training
-    stops before the update of the batch whose summed cost is not finite).
+    cost is NaN or infinite, or the last update leaves a parameter that is not finite,
+    training stops with :class:`nnfs.TrainingDiverged`, with the weights of the last batch
+    whose cost was finite (in one process; data-parallel training stops before the update of
+    the batch whose summed cost is not finite).
 
     Ctrl-C (``KeyboardInterrupt``) stops training at the end of the batch it arrives in: the
     network holds the weights of the last whole batch, and inference and training work on from
@@ -281,132 +553,32 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
     are given to every rank first; after each epoch the ranks check that they still hold the
     same weights. The history is the same on every rank; the progress bar shows on rank 0.
     """
-    arguments = (inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation,
-                 quiet, on_epoch)
+    def checked() -> FitArguments:
+        return _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed,
+                        validation, quiet, on_epoch)
+
     if data_parallel is None:
-        return _fit(*_checked(*arguments))
+        return _fit_local(checked())
     from .mpi import as_world
 
     world = as_world(data_parallel, "fit: data_parallel")
-    checked = world.together("fit", lambda: _checked(*arguments))
-    return _fit_data_parallel(world, *checked)
+    return _fit_data_parallel(world, world.together("fit", checked))
 
 
-def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation, quiet,
-             on_epoch) -> tuple:
-    """fit's arguments, checked and converted, in the order ``_fit`` takes them."""
-    if not isinstance(inference, InferenceNetwork):
-        raise NnfsTypeError(
-            f"fit: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
-        )
-    check.live(inference, "fit: inference")
-    x = samples(X, "fit: X", inference.in_dim)
-    target = targets(Y, "fit: Y", inference.out_dim)
-    if len(target) != len(x):
-        raise ShapeError(f"fit: X has {len(x)} samples (rows) but Y has {len(target)}; "
-                         "they must have one row each per sample")
-    batch_size = check.count(batch_size, "fit: batch_size")
-    if batch_size > len(x):
-        raise NnfsValueError(
-            f"fit: batch_size is {batch_size} but X has only {len(x)} samples; give at most {len(x)}"
-        )
-    cost = _default_cost(inference) if cost is None else _cost(cost, "fit: cost")
-    cost.check_output(inference.layers[-1].activation)
-    pairs = _schedule(epochs, eta)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise NnfsTypeError(f"fit: seed must be an int or None, got {seed!r}")
-    if seed is not None and seed < 0:
-        raise NnfsValueError(f"fit: seed must be non-negative, got {seed}")
-    if on_epoch is not None and not callable(on_epoch):
-        raise NnfsTypeError("fit: on_epoch must be a function called as on_epoch(epoch, "
-                            f"history), got {type(on_epoch).__name__} {on_epoch!r}")
-    checked_validation = None
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise NnfsTypeError(f"fit: validation must be a pair (Xv, Yv), got "
-                                f"{type(validation).__name__}"
-                                + (f" of {len(validation)}" if isinstance(validation, (tuple, list))
-                                   else ""))
-        xv = samples(validation[0], "fit: validation X", inference.in_dim)
-        yv = targets(validation[1], "fit: validation Y", inference.out_dim)
-        if len(xv) != len(yv):
-            raise ShapeError(f"fit: validation X has {len(xv)} samples but validation Y has "
-                             f"{len(yv)}; they must have one row each per sample")
-        checked_validation = (xv, yv)
-    # everything fit allocates, checked at once before any of it is allocated
-    plan = plan_memory(inference.factory, inference.in_dim, inference.architecture, batch_size)
-    inference.factory.check_fits(plan.training + plan.batch_data, plan.largest_allocation,
-                                 f"fit: training with batch_size {batch_size}")
-    return (inference, x, target, pairs, batch_size, cost, bool(shuffle), seed,
-            checked_validation, quiet, on_epoch)
-
-
-def _progress(total: int, quiet: bool):
-    if quiet:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the progress extra is not installed: train without a bar
-        return None
-    # disable=None: no bar when stderr is not a terminal, so logs get no carriage returns
-    return tqdm(total=total, unit="epoch", disable=None, leave=False, dynamic_ncols=True)
-
-
-def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validation, quiet,
-         on_epoch) -> History:
+def _fit_local(arguments: FitArguments) -> History:
+    inference = arguments.network
     factory = inference.factory
     history = History()
     started = time.perf_counter()
-    n = len(x)
-    with factory.matrix(inference.in_dim, batch_size) as x_device, \
-            factory.matrix(inference.out_dim, batch_size) as y_device, \
+    with factory.matrix(inference.in_dim, arguments.batch_size) as x_device, \
+            factory.matrix(inference.out_dim, arguments.batch_size) as y_device, \
             TrainingNetwork(inference, x_device) as training, quiet_floating_point(), \
-            _CtrlC() as ctrl_c:
-        arrays = [x] + ([] if target.values is None else [target.values])
-        if validation is not None:
-            arrays += [validation[0]] + ([] if validation[1].values is None else [validation[1].values])
-        batches = _Batches(training, y_device, batch_size, arrays)
-        order = np.arange(n)
-        previous = _Epoch(order.copy(), 0.0)  # the epoch before, to roll back into
-        rng = np.random.default_rng(seed)
-        bar = _progress(sum(epochs for epochs, _ in pairs), quiet)
-        epoch = 0
+            HeldCtrlC() as held:
+        batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays())
+        bar = _progress(arguments.epochs, arguments.quiet)
         try:
-            for epochs, eta in pairs:
-                for _ in range(epochs):
-                    epoch += 1
-                    if shuffle:
-                        rng.shuffle(order)
-                    total = 0.0
-                    for number, start in enumerate(range(0, n, batch_size)):
-                        index = order[start:start + batch_size]
-                        network, y = batches.network(len(index))
-                        batches.load(x, target, index, network, y)
-                        value = _forward_cost(network, y, cost)
-                        if not math.isfinite(value):
-                            raise _roll_back(batches, x, target, cost, _Epoch(order, eta),
-                                             previous, epoch, number, value)
-                        if number == 0:  # weights whose cost is known to be finite
-                            factory._copy(inference.parameters, training.backup)
-                        _step(network, y, cost, eta)
-                        total += len(index) * value
-                        if ctrl_c.pending:
-                            raise KeyboardInterrupt
-                    np.copyto(previous.order, order)
-                    previous.eta = eta
-                    history.cost.append(total / n)
-                    history.eta.append(eta)
-                    if validation is not None:
-                        cost_value, right = _evaluate(batches, cost, *validation)
-                        history.validation_cost.append(cost_value)
-                        history.validation_accuracy.append(right)
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(_postfix(history), refresh=False)
-                    if on_epoch is not None:
-                        on_epoch(epoch, history)
-                    if ctrl_c.pending:
-                        raise KeyboardInterrupt
+            _epochs(arguments, _LocalStepper(arguments, batches), history, bar, held,
+                    arguments.seed)
         except KeyboardInterrupt:
             factory.synchronize()  # the last update queued completes; the weights stay whole
             raise
@@ -416,71 +588,6 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
         factory.synchronize()
     history.seconds = time.perf_counter() - started
     return history
-
-
-def _postfix(history: History) -> dict[str, str]:
-    shown = {"cost": f"{history.cost[-1]:.4g}"}
-    if history.validation_accuracy:
-        shown["val_acc"] = f"{history.validation_accuracy[-1]:.4f}"
-    return shown
-
-
-def _forward_cost(network: TrainingNetwork, y, cost: Cost) -> float:
-    """The forward pass of the batch loaded into ``network``; returns the batch's cost."""
-    for op in network._forward_ops:
-        op()
-    return network._cost_op(y, cost)()
-
-
-def _step(network: TrainingNetwork, y, cost: Cost, eta: float) -> None:
-    """After the forward pass: the gradient of the batch, and the update."""
-    for op in network._step_ops(y, cost, -eta / network.batch_size):
-        op()
-
-
-@dataclass
-class _Epoch:
-    """The order in which an epoch visits the samples, and its learning rate."""
-
-    order: np.ndarray
-    eta: float
-
-
-def _roll_back(batches: _Batches, x: np.ndarray, target: Targets, cost: Cost, current: _Epoch,
-               previous: _Epoch, epoch: int, number: int, value: float) -> TrainingDiverged:
-    """Batch ``number`` (from 0) of ``epoch`` has a cost that is not finite: put back the
-    weights of the last batch whose cost was finite, and return the error to raise.
-
-    The training network's backup holds the weights of the start of the epoch (of the epoch
-    before, when the first batch diverged: the backup is taken after that batch's cost is
-    known to be finite). Replaying the batches from there up to the last finite one gives its
-    weights back: the same operations on the same buffers give the same numbers."""
-    training, factory = batches.training, batches.factory
-    size = training.batch_size
-    batches_per_epoch = -(-len(x) // size)
-    if number > 0:
-        replay, count, where = current, number - 1, f"batch {number} of epoch {epoch}"
-    elif epoch > 1:
-        replay, count = previous, batches_per_epoch - 1
-        where = f"batch {batches_per_epoch} of epoch {epoch - 1}"
-    else:
-        replay, count, where = None, 0, ""
-    if replay is not None:
-        factory._copy(training.backup, training.inference.parameters)
-        for start in range(0, count * size, size):
-            index = replay.order[start:start + size]
-            network, y = batches.network(len(index))
-            batches.load(x, target, index, network, y)
-            _forward_cost(network, y, cost)
-            _step(network, y, cost, replay.eta)
-        factory.synchronize()
-    weights = (f"the weights are those of {where}, the last batch whose cost was finite"
-               if where else "the weights are those fit was called with")
-    return TrainingDiverged(
-        f"fit: training diverged in epoch {epoch} at learning rate eta={current.eta}: the cost "
-        f"of batch {number + 1} of {batches_per_epoch} is {value}; {weights}. Try a smaller eta.",
-        epoch, current.eta,
-    )
 
 
 # --- data-parallel ------------------------------------------------------------------------------
@@ -495,25 +602,33 @@ def _fingerprint(array: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(array[rows], dtype=np.float64).tobytes())
 
 
-def _facts(inference: InferenceNetwork, x: np.ndarray, target: Targets, pairs, batch_size: int,
-           cost: Cost, shuffle: bool, seed, validation) -> dict[str, object]:
-    """What every rank of a data-parallel fit must have the same of."""
+def _targets_fingerprint(target: Targets) -> int:
     labels = target.labels is not None
+    return _fingerprint(target.labels.reshape(-1, 1) if labels else target.values)
+
+
+def _facts(arguments: FitArguments) -> dict[str, object]:
+    """What every rank of a data-parallel fit must have the same of."""
+    inference, target = arguments.network, arguments.target
+    labels = target.labels is not None
+    validation = arguments.validation
     return {
         "network": f"{inference.in_dim} → " + " → ".join(
             f"{layer.out_dim} {layer.activation.kind}" for layer in inference.layers),
         "dtype": inference.factory.dtype,
-        "samples": len(x),
-        "features": x.shape[1],
-        "data checksum": _fingerprint(x),
+        "samples": len(arguments.x),
+        "features": arguments.x.shape[1],
+        "data checksum": _fingerprint(arguments.x),
         "targets": f"{'labels' if labels else 'values'} for {target.outputs} outputs",
-        "targets checksum": _fingerprint(target.labels.reshape(-1, 1) if labels else target.values),
-        "batch_size": batch_size,
-        "schedule": [(int(n), float(rate)) for n, rate in pairs],
-        "cost": cost.name,
-        "shuffle": shuffle,
-        "seed": None if seed is None else int(seed),
+        "targets checksum": _targets_fingerprint(target),
+        "batch_size": arguments.batch_size,
+        "schedule": [(int(n), float(rate)) for n, rate in arguments.schedule],
+        "cost": arguments.cost.name,
+        "shuffle": arguments.shuffle,
+        "seed": arguments.seed,
         "validation samples": None if validation is None else len(validation[0]),
+        "validation checksum": None if validation is None else (
+            _fingerprint(validation[0]), _targets_fingerprint(validation[1])),
     }
 
 
@@ -524,14 +639,13 @@ def _share(count: int, ranks: int, rank: int) -> tuple[int, int]:
     return rank * each + min(rank, extra), each + (1 if rank < extra else 0)
 
 
-def _fit_data_parallel(world, inference, x, target, pairs, batch_size, cost, shuffle, seed,
-                       validation, quiet, on_epoch) -> History:
+def _fit_data_parallel(world, arguments: FitArguments) -> History:
     """fit across the ranks of ``world``, of arguments each rank has checked (see fit)."""
     from . import mpi
 
-    world.same_everywhere("fit: data-parallel training", _facts(
-        inference, x, target, pairs, batch_size, cost, shuffle, seed, validation))
-    n, ranks = len(x), world.size
+    world.same_everywhere("fit: data-parallel training", _facts(arguments))
+    inference = arguments.network
+    n, ranks, batch_size = len(arguments.x), world.size, arguments.batch_size
     if n < ranks:
         raise NnfsValueError(
             f"fit: X has {n} samples but the data-parallel job has {ranks} ranks: every rank "
@@ -540,6 +654,7 @@ def _fit_data_parallel(world, inference, x, target, pairs, batch_size, cost, shu
         raise NnfsValueError(
             f"fit: batch_size is {batch_size} per rank, {batch_size * ranks} per step over "
             f"{ranks} ranks, but X has only {n} samples; give batch_size at most {n // ranks}")
+    seed = arguments.seed
     if seed is None:  # one shuffled order for all: rank 0's
         seed = world.comm.bcast(
             int(np.random.SeedSequence().entropy % 2**63) if world.rank == 0 else None, root=0)
@@ -557,17 +672,14 @@ def _fit_data_parallel(world, inference, x, target, pairs, batch_size, cost, shu
 
         training, y_device, summed = world.together("fit: allocating the training buffers",
                                                     allocate)
-        arrays = [x] + ([] if target.values is None else [target.values])
-        if validation is not None:
-            xv, yv = validation
-            arrays += [xv] + ([] if yv.values is None else [yv.values])
         bar = None
         try:  # from here on, a rank that fails alone ends the job (the others wait for it)
-            batches = _Batches(training, y_device, batch_size, arrays)
+            batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays())
             summed.broadcast(inference.parameters)
-            bar = _progress(sum(epochs for epochs, _ in pairs), quiet or world.rank != 0)
-            _data_parallel_epochs(world, batches, summed, x, target, pairs, cost, shuffle, seed,
-                                  validation, history, bar, on_epoch)
+            bar = _progress(arguments.epochs, arguments.quiet or world.rank != 0)
+            stepper = _DataParallelStepper(arguments, batches, world, summed)
+            with HeldCtrlC() as held:
+                _epochs(arguments, stepper, history, bar, held, seed)
             factory.synchronize()
         except BaseException as error:
             if not mpi.collective_error(error):
@@ -581,90 +693,7 @@ def _fit_data_parallel(world, inference, x, target, pairs, batch_size, cost, shu
     return history
 
 
-def _data_parallel_epochs(world, batches, summed, x, target, pairs, cost, shuffle, seed,
-                          validation, history, bar, on_epoch) -> None:
-    """The epochs of a data-parallel fit: per global batch of ``ranks × batch`` samples, this
-    rank's share forward and backward, the gradients and costs summed, the same update."""
-    training = batches.training
-    factory = training.factory
-    gradient, apply = training.gradient, training.apply  # the update alone
-    rank, ranks = world.rank, world.size
-    n = len(x)
-    step = training.batch_size * ranks
-    order = np.arange(n)
-    rng = np.random.default_rng(seed)
-    scores = np.zeros(2)  # validation: summed cost, right answers
-    epoch = 0
-    for epochs, eta in pairs:
-        for _ in range(epochs):
-            epoch += 1
-            if shuffle:
-                rng.shuffle(order)
-            total = 0.0
-            for start in range(0, n, step):
-                size = min(step, n - start)
-                first, count = _share(size, ranks, rank)
-                if count:
-                    network, y = batches.network(count)
-                    batches.load(x, target, order[start + first:start + first + count], network, y)
-                    local = count * _forward_cost(network, y, cost)
-                    for op in network._gradient_ops(y, cost, -eta / size):
-                        op()  # gradient · (−η / samples of the whole global batch)
-                else:  # a short last batch with fewer samples than ranks
-                    factory._fill(gradient, 0.0)
-                    local = 0.0
-                batch_cost = summed(local)
-                if not math.isfinite(batch_cost):
-                    raise TrainingDiverged(
-                        f"training diverged in epoch {epoch} at learning rate eta={eta}: a "
-                        f"batch's cost, summed over the {ranks} ranks, is {batch_cost}; the "
-                        "weights are those before that batch. Try a smaller eta.", epoch, eta)
-                apply()
-                total += batch_cost
-            history.cost.append(total / n)
-            history.eta.append(eta)
-            if validation is not None:
-                xv, yv = validation
-                first, count = _share(len(xv), ranks, rank)
-                scores[:] = 0.0
-                if count:
-                    scores[:] = _evaluate_sums(batches, cost, xv, yv, first, first + count)
-                world.comm.Allreduce(world._mpi.IN_PLACE, scores, op=world._mpi.SUM)
-                history.validation_cost.append(float(scores[0]) / len(xv))
-                history.validation_accuracy.append(float(scores[1]) / len(xv))
-            summed.check_same(training.inference.parameters, f"after epoch {epoch}")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(_postfix(history), refresh=False)
-            if on_epoch is not None:
-                on_epoch(epoch, history)
-
-
-def _evaluate(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets) -> tuple[float, float]:
-    """Mean cost and accuracy of the network on ``x``, through the training buffers."""
-    total, right = _evaluate_sums(batches, cost, x, target, 0, len(x))
-    return total / len(x), right / len(x)
-
-
-def _evaluate_sums(batches: _Batches, cost: Cost, x: np.ndarray, target: Targets, first: int,
-                   stop: int) -> tuple[float, int]:
-    """Summed cost and right answers of the network on the samples ``first`` to ``stop − 1``
-    of ``x``."""
-    factory = batches.factory
-    batch_size = batches.training.batch_size
-    outputs = np.empty((batch_size, target.outputs), factory.numpy_dtype)
-    total, right = 0.0, 0
-    index = np.arange(first, stop)
-    for start in range(0, len(index), batch_size):
-        rows = index[start:start + batch_size]
-        network, y = batches.network(len(rows))
-        batches.load(x, target, rows, network, y)
-        total += len(rows) * _forward_cost(network, y, cost)
-        predicted = outputs[:len(rows)]
-        factory._read_samples(network.output, predicted)
-        right += accuracy(predicted, target, rows)
-    return total, right
-
+# --- predict ------------------------------------------------------------------------------------
 
 def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) -> np.ndarray:
     """The network's outputs for host samples ``X`` (one per row), as a samples × outputs
@@ -677,25 +706,28 @@ def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) ->
             f"predict: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
         )
     check.live(inference, "predict: inference")
-    x = samples(X, "predict: X", inference.in_dim)
-    batch_size = min(check.count(batch_size, "predict: batch_size"), len(x))
     factory = inference.factory
+    x = samples(X, "predict: X", inference.in_dim, factory.numpy_dtype)
+    batch_size = min(check.count(batch_size, "predict: batch_size"), len(x))
+    backend = factory.backend
     result = np.empty((len(x), inference.out_dim), factory.numpy_dtype)
     host = np.empty((batch_size, inference.in_dim), factory.numpy_dtype)
     with factory.matrix(inference.in_dim, batch_size) as x_device, \
-            factory.matrix(inference.out_dim, batch_size) as out_device, quiet_floating_point():
-        work = inference._work(batch_size)
+            factory.matrix(inference.out_dim, batch_size) as out_device, \
+            inference.forward_pass(x_device, out_device) as whole, quiet_floating_point():
+        short = None
         try:
             for start in range(0, len(x), batch_size):
                 count = min(batch_size, len(x) - start)
-                xs, out = x_device, out_device
-                if count < batch_size:
+                xs, out, forward = x_device, out_device, whole
+                if count < batch_size:  # the last batch, once
                     xs, out = x_device.columns(0, count), out_device.columns(0, count)
+                    short = forward = inference.forward_pass(xs, out)
                 np.copyto(host[:count], x[start:start + count])
-                factory._write_samples(host[:count], xs)
-                inference._run(xs, out, work)
-                factory._read_samples(out, result[start:start + count])
+                backend.write_samples(host[:count], xs)
+                forward()
+                backend.read_samples(out, result[start:start + count])
         finally:
-            for matrix in work:
-                matrix.release()
+            if short is not None:
+                short.release()
     return result

@@ -15,8 +15,8 @@ breaking plugins that do not take it.
 pluggy finds the backends; the factory a backend returns is then called directly, since a pluggy
 call per matrix product would be far too slow for a training loop.
 
-The contract is versioned by :data:`nnfs.API_VERSION`; a plugin states the version it was
-written for in each :class:`nnfs.BackendSpec` and is refused, with both versions named, when
+The contract is versioned by :data:`nnfs.backend_api.API_VERSION`; a plugin states the version
+it was written for in each :class:`nnfs.backend_api.BackendSpec` and is refused, with both versions named, when
 nnfs-core no longer speaks it.
 """
 
@@ -43,22 +43,23 @@ def nnfs_backends() -> Iterable[BackendSpec]:
     """Declare the backends this plugin provides.
 
     Called once per process, the first time nnfs needs the list of backends (``nnfs.backend``,
-    ``nnfs.backends``, ``nnfs backends``). Return an iterable of :class:`nnfs.BackendSpec`;
+    ``nnfs.backends``, ``nnfs backends``). Return an iterable of :class:`nnfs.backend_api.BackendSpec`;
     returning nothing is allowed. Do not touch devices here: a machine without the device must
     still be able to list the backend. Put device checks in the spec's ``probe``, and let the
     factory raise :class:`nnfs.BackendUnavailable` if it is created anyway.
 
     Example plugin module::
 
-        import nnfs
-        from nnfs_mybackend.factory import MyFactory, probe
+        from nnfs import backend_api as api
+        from nnfs_mybackend.backend import MyBackend, probe
 
-        @nnfs.hookimpl
+        @api.hookimpl
         def nnfs_backends():
-            return [nnfs.BackendSpec(name="mybackend", factory=MyFactory,
-                                     api_version=1, dtypes=("float32",), probe=probe,
-                                     description="my accelerator")]
+            return [api.BackendSpec(name="mybackend", factory=MyBackend,
+                                    api_version=2, dtypes=("float32",), probe=probe,
+                                    description="my accelerator")]
 
     .. versionadded:: 0.1 (plugin API 1)
+    .. versionchanged:: 0.2 (plugin API 2) ``factory`` makes an ``nnfs.contract.Backend``.
     """
     raise NotImplementedError  # a specification has no body of its own

@@ -289,7 +289,7 @@ class World:
         host = network.factory.to_host(network.parameters)
         self.comm.Bcast(host, root=0)
         if self.rank != 0:
-            network.factory._write(host, network.parameters)
+            network.factory.backend.write(host, network.parameters)
 
     # --- files ------------------------------------------------------------------------------
 
@@ -371,7 +371,7 @@ class GradientSum:
     * **host** (any backend): the gradient is read into a host buffer allocated here, one
       element longer than the gradient, whose last element carries the batch's cost; one
       ``MPI_Allreduce`` sums it in place; the gradient is written back.
-    * **device** (a backend whose ``_device_collective()`` names a library, on every rank:
+    * **device** (a backend whose ``capabilities.collective`` names a library, on every rank:
       CUDA with NCCL): the backend sums the gradient in place on the device, with no host copy;
       the cost, a single number, goes through MPI.
 
@@ -386,7 +386,7 @@ class GradientSum:
         self.nbytes = size * factory.itemsize
         self.device = device
         if device:
-            self._sum_on_device = factory._prepare_allreduce(gradient, world.comm)
+            self._sum_on_device = factory.backend.allreduce(gradient, world.comm)
             self.buffer = np.zeros(1, dtype=np.float64)
             self.cost = self.buffer
         else:
@@ -410,10 +410,10 @@ class GradientSum:
             self.cost[0] = cost_sum
             world.comm.Allreduce(self._in_place, self.buffer, op=self._sum)
         else:
-            self.factory._read_samples(self.device_gradient, self.host_gradient)
+            self.factory.backend.read_samples(self.device_gradient, self.host_gradient)
             self.cost[0] = cost_sum
             world.comm.Allreduce(self._in_place, self.buffer, op=self._sum)
-            self.factory._write_samples(self.host_gradient, self.device_gradient)
+            self.factory.backend.write_samples(self.host_gradient, self.device_gradient)
         world._seconds += time.perf_counter() - started
         world._calls += 1
         world._bytes += self.nbytes
@@ -425,7 +425,7 @@ class GradientSum:
         if self.device:
             host = self.factory.to_host(parameters)
         else:
-            self.factory._read_samples(parameters.as_matrix(parameters.size, 1),
+            self.factory.backend.read_samples(parameters.as_matrix(parameters.size, 1),
                                        self.host_gradient)
             host = self.host_gradient
         self.world._check_same(host, when)
@@ -437,19 +437,19 @@ class GradientSum:
             host = self.factory.to_host(parameters)
             world.comm.Bcast(host, root=0)
             if world.rank != 0:
-                self.factory._write(host, parameters)
+                self.factory.backend.write(host, parameters)
             return
         matrix = parameters.as_matrix(parameters.size, 1)
-        self.factory._read_samples(matrix, self.host_gradient)
+        self.factory.backend.read_samples(matrix, self.host_gradient)
         world.comm.Bcast(self.host_gradient, root=0)
         if world.rank != 0:
-            self.factory._write_samples(self.host_gradient, matrix)
+            self.factory.backend.write_samples(self.host_gradient, matrix)
 
 
 def device_collective(world: World, factory) -> bool:
     """Whether every rank's backend can sum on its device with the same library (so the
     device way of :class:`GradientSum` can be used by all); asked on every rank."""
-    names = world.comm.allgather(factory._device_collective())
+    names = world.comm.allgather(factory.capabilities.collective)
     return names[0] is not None and all(name == names[0] for name in names)
 
 

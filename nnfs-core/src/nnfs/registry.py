@@ -33,8 +33,16 @@ from .errors import (
     UnsupportedOperation,
 )
 from ._args import dtype_name
+from .contract import Backend
 from .factory import Factory
-from .spec import API_VERSION, MIN_API_VERSION, BackendSpec, BackendStatus, normalize_backend_name
+from .spec import (
+    API_VERSION,
+    MIGRATION_NOTE,
+    MIN_API_VERSION,
+    BackendSpec,
+    BackendStatus,
+    normalize_backend_name,
+)
 
 log = logging.getLogger("nnfs")
 
@@ -219,7 +227,7 @@ class Registry:
                            if impl.plugin is module]
         if not implementations:
             error = PluginError(f"{getattr(module, '__name__', module)!s} has no nnfs_backends "
-                                "function marked @nnfs.hookimpl, so it declares no backend")
+                                "function marked @nnfs.backend_api.hookimpl, so it declares no backend")
             self._fail(plugin, error)
             return [_Entry(self._safe_name(plugin.name), plugin, error=error,
                            error_text=plugin.error_text)]
@@ -244,7 +252,7 @@ class Registry:
                 good.append(spec)
             else:
                 error = PluginError(f"its nnfs_backends hook returned {spec!r}, "
-                                    "expected nnfs.BackendSpec records")
+                                    "expected nnfs.backend_api.BackendSpec records")
                 self._fail(plugin, error)
                 good.append(_Entry(self._safe_name(plugin.name), plugin, error=error,
                                    error_text=plugin.error_text))
@@ -258,7 +266,9 @@ class Registry:
         if version > API_VERSION:
             advice = "upgrade nnfs-core (pip install -U nnfs-core)"
         else:
-            advice = f"upgrade {entry.plugin.distribution} (pip install -U {entry.plugin.distribution})"
+            advice = (f"upgrade {entry.plugin.distribution} (pip install -U "
+                      f"{entry.plugin.distribution}); its author ports it with the migration "
+                      f"note {MIGRATION_NOTE}")
         error = PluginError(
             f"{entry.plugin.distribution} {entry.plugin.version} was written for nnfs plugin API "
             f"{version}, but nnfs-core {core} speaks API {MIN_API_VERSION}"
@@ -282,7 +292,7 @@ class Registry:
         """
         if plugin is None or isinstance(plugin, (str, bytes, int, float)):
             raise NnfsTypeError(
-                "register_plugin: plugin must be a module or object with @nnfs.hookimpl "
+                "register_plugin: plugin must be a module or object with @nnfs.backend_api.hookimpl "
                 f"functions, got {type(plugin).__name__}"
             )
         name = name or getattr(plugin, "__name__", None) or f"plugin-{id(plugin):x}"
@@ -292,7 +302,7 @@ class Registry:
         if not any(getattr(getattr(plugin, attr, None), "nnfs_impl", None) is not None
                    for attr in ("nnfs_backends",)):
             raise PluginError(
-                f"register_plugin: {name!r} has no nnfs_backends function marked @nnfs.hookimpl"
+                f"register_plugin: {name!r} has no nnfs_backends function marked @nnfs.backend_api.hookimpl"
             )
         record = (plugin, _Plugin(name=name, distribution="(registered in process)", version=""))
         self._in_process.append(record)
@@ -309,7 +319,7 @@ class Registry:
         """Register one backend in process; returns a function that unregisters it."""
         if not isinstance(spec, BackendSpec):
             raise NnfsTypeError(
-                f"register_backend: expected an nnfs.BackendSpec, got {type(spec).__name__}"
+                f"register_backend: expected an nnfs.backend_api.BackendSpec, got {type(spec).__name__}"
             )
 
         @hookspecs.hookimpl
@@ -391,7 +401,7 @@ class Registry:
                                      f"{status.reason}")
         self._check_options(spec, name, dtype, options)
         try:
-            factory = spec.factory(dtype=dtype, **options)
+            backend = spec.factory(dtype=dtype, **options)
         except NnfsError:
             raise
         except Exception as error:
@@ -399,8 +409,10 @@ class Registry:
                 f"the {name} backend ({entry.plugin.distribution}) failed to start: "
                 f"{_describe_error(error)}"
             ) from error
-        if not isinstance(factory, Factory):
-            raise PluginError(f"the {name} backend returned {factory!r}, not an nnfs.Factory")
+        if not isinstance(backend, Backend):
+            raise PluginError(f"the {name} backend returned {backend!r}, not an "
+                              "nnfs.contract.Backend")
+        factory = Factory(backend)
         self._factories[key] = factory
         return factory
 
@@ -473,3 +485,15 @@ def _core_version() -> str:
         return metadata.version("nnfs-core")
     except metadata.PackageNotFoundError:
         return "(not installed)"
+
+
+_default: Registry | None = None
+
+
+def default() -> Registry:
+    """The registry of this process, made the first time it is needed (so that importing nnfs
+    loads no plugin)."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default

@@ -17,14 +17,17 @@ from ._args import DTYPES
 from .errors import NnfsTypeError, NnfsValueError
 
 if TYPE_CHECKING:
-    from .factory import Factory
+    from .contract import Backend
 
 #: The version of the plugin contract this nnfs-core speaks. It changes only when a change to
-#: the hook specifications or to :class:`nnfs.Factory` would break existing plugins.
-API_VERSION = 1
+#: the hook specifications or to :class:`nnfs.contract.Backend` would break existing plugins.
+API_VERSION = 2
 
 #: The oldest plugin contract version this nnfs-core still accepts.
-MIN_API_VERSION = 1
+MIN_API_VERSION = 2
+
+#: Where a plugin author reads how to move a backend from API 1 to API 2.
+MIGRATION_NOTE = "docs/backend-api-2.md in the nnfs repository (nnfs.contract's docstring)"
 
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -74,10 +77,11 @@ class BackendSpec:
 
     Attributes:
         name: what users pass to :func:`nnfs.backend`; normalised to lower case.
-        factory: called as ``factory(dtype=..., **options)`` to create a :class:`nnfs.Factory`.
-            Usually the Factory subclass itself.
+        factory: called as ``factory(dtype=..., **options)`` to create the backend, an
+            :class:`nnfs.contract.Backend`; nnfs wraps it in the :class:`nnfs.Factory` users
+            get. Usually the Backend subclass itself.
         api_version: the nnfs plugin API the plugin was written for; give
-            ``nnfs.API_VERSION`` as it was when you wrote the plugin.
+            ``nnfs.backend_api.API_VERSION`` as it was when you wrote the plugin.
         dtypes: the dtypes the backend can support on some device (capability constant).
         probe: optional, called without arguments by ``nnfs backends`` and before creating a
             factory; returns a :class:`BackendStatus`. It must be cheap and must not raise for
@@ -86,7 +90,7 @@ class BackendSpec:
     """
 
     name: str
-    factory: Callable[..., Factory]
+    factory: Callable[..., Backend]
     api_version: int
     dtypes: tuple[str, ...] = ("float32",)
     probe: Callable[[], BackendStatus] | None = None

@@ -1,9 +1,21 @@
-"""Stochastic gradient descent over a training network, and host transfer.
+"""The training network and the training step.
 
-``sgd`` follows the article: each epoch runs the forward pass, the cost's derivative, the
-backward pass and the update, on the whole batch the training network was built for. It returns
-the cost measured in the last epoch's forward pass, or one such cost per (epochs, eta) pair of a
-schedule.
+A :class:`TrainingNetwork` binds an inference network to one batch of inputs and holds every
+buffer training needs, allocated once, when it is built. Its :meth:`TrainingNetwork.step`
+gives the :class:`TrainingStep` of a target, a cost and a learning rate: the prepared
+operations of one step of gradient descent — forward, cost, gradient, update — which every
+driver runs (``sgd``, ``fit``, data-parallel training, the benchmarks). Nothing is allocated
+while a step runs.
+
+Notation, per layer l with input ``a₋₁`` (features × samples):
+
+* forward:  ``z = W·a₋₁``,  ``a = f(z + b)``
+* backward: ``δ = g ⊙ f'(z)``                  (g: the gradient arriving from above)
+            ``∇W = δ·a₋₁ᵀ``,  ``∇b = δ·1``,  ``g₋₁ = Wᵀ·δ``
+
+The gradient vector has the layout of the parameters (each layer's ∇W column by column, then
+its ∇b). ``δ`` of each layer is written into its ``z`` matrix, which the forward pass does not
+need: derivatives are taken through ``a``.
 """
 
 from __future__ import annotations
@@ -12,78 +24,431 @@ import contextlib
 import math
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-
 from . import _checks as check
-from .costs import Cost, cost as _cost
-from .errors import NnfsTypeError, NnfsValueError, TrainingDiverged
+from .activations import Activation
 from .arrays import Matrix, Vector
-from .network import TrainingNetwork
+from .contract import Step, run, steps
+from .costs import Cost
+from .errors import NnfsTypeError, NnfsValueError, OutOfDeviceMemory, ShapeError, \
+    UnsupportedOperation
+from .kinds import TRAINING_OPERATIONS, CostKind
+from .network import InferenceLayer, InferenceNetwork, _training_sizes
 
 
-def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
-    """The (epochs, eta) pairs of an sgd call, checked."""
-    if eta is not None:
-        return [(check.count(epochs, "sgd: epochs"), _eta(eta, "sgd: eta"))]
-    if isinstance(epochs, (str, bytes)) or not isinstance(epochs, Sequence):
-        raise NnfsTypeError(
-            "sgd: give epochs and eta, as in sgd(training, y, cost, 20, 0.05), or a schedule of "
-            f"(epochs, eta) pairs, as in sgd(training, y, cost, [(5, 0.05), (3, 0.01)]); "
-            f"got epochs={epochs!r} and no eta"
-        )
-    if not epochs:
-        raise NnfsValueError("sgd: the schedule is empty; give at least one (epochs, eta) pair")
-    pairs = []
-    for i, pair in enumerate(epochs):
-        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise NnfsTypeError(f"sgd: schedule[{i}] must be an (epochs, eta) pair, got {pair!r}")
-        pairs.append((check.count(pair[0], f"sgd: schedule[{i}] epochs"),
-                      _eta(pair[1], f"sgd: schedule[{i}] eta")))
-    return pairs
+class TrainingLayer:
+    """The training state of one layer: its views of the parameters and gradients, and the
+    ``z`` (later δ) and ``a`` matrices of the batch."""
+
+    __slots__ = ("a", "bias_gradient", "inference", "input", "weights_gradient", "z")
+
+    def __init__(self, inference: InferenceLayer, input: Matrix, z: Matrix, a: Matrix,
+                 gradient: Vector, start: int):
+        self.inference = inference
+        self.input = input
+        self.z = z
+        self.a = a
+        out_dim, in_dim = inference.out_dim, inference.in_dim
+        self.weights_gradient = gradient.as_matrix(out_dim, in_dim, start)
+        self.bias_gradient = gradient.subvector(start + out_dim * in_dim,
+                                                start + out_dim * (in_dim + 1))
+
+    @property
+    def weights(self) -> Matrix:
+        return self.inference.weights
+
+    @property
+    def bias(self) -> Vector:
+        return self.inference.bias
+
+    @property
+    def activation(self) -> Activation:
+        return self.inference.activation
+
+    def __repr__(self) -> str:
+        return (f"TrainingLayer({self.inference.in_dim}→{self.inference.out_dim}, "
+                f"{self.activation!r}, batch {self.a.cols})")
 
 
-def _eta(value: object, what: str) -> float:
-    eta = check.real(value, what)
-    if eta <= 0:
-        raise NnfsValueError(f"{what} (the learning rate) must be positive, got {eta}")
-    return eta
+@dataclass(frozen=True)
+class TrainingStep:
+    """One step of gradient descent on a training network's batch, prepared: lists of
+    functions of no arguments, each one operation of the backend.
 
+    * ``forward`` — every layer's ``a = f(W·a₋₁ + b)``;
+    * ``cost`` — returns the cost of the last forward pass against the target (reads the
+      device: on a queued backend it waits for the work before it);
+    * ``gradient`` — the output δ and the backward pass: leaves ``scale · Σ ∂ℓ/∂p`` in the
+      network's ``gradient`` vector; when ``fused``, it also adds each layer's share into the
+      parameters as soon as that layer's weights have served (inside the products that make
+      it, on a backend whose products accumulate);
+    * ``update`` — adds the gradient vector to the parameters; empty when ``fused``.
 
-def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
-        eta: float | None = None) -> float | list[float]:
-    """Train ``training`` towards the outputs ``y`` by gradient descent on the whole batch.
-
-    ``sgd(training, y, cost, epochs, eta)`` runs ``epochs`` epochs with learning rate ``eta`` and
-    returns the cost of the last epoch's forward pass. ``sgd(training, y, cost, [(epochs, eta),
-    ...])`` runs each pair in turn and returns one cost per pair.
-
-    Each epoch updates every parameter by ``−(η/n)·Σ ∂ℓ/∂p`` (n: columns of the batch). The
-    loop drains the device's queue every ``factory.sync_every`` epochs when the backend asks
-    for it, and otherwise only where the cost is read.
-
-    Ctrl-C stops sgd at the end of the epoch it arrives in (a second one at once), so the
-    weights are always those of a whole epoch.
-
-    If a cost becomes NaN or infinite, sgd raises :class:`nnfs.TrainingDiverged` naming the
-    epoch and eta, with the weights of the epoch before, the last whose cost was finite (the
-    weights sgd was called with, if the first epoch's cost was not finite).
+    ``run()`` is forward, gradient and update without reading anything back. A driver that
+    sums gradients across processes runs ``gradient``, sums, then ``update``.
     """
-    if not isinstance(training, TrainingNetwork):
+
+    network: TrainingNetwork
+    scale: float
+    forward: tuple[Step, ...]
+    cost: Step
+    gradient: tuple[Step, ...]
+    update: tuple[Step, ...]
+    fused: bool
+
+    def run(self) -> None:
+        """One step: forward, gradient, update."""
+        for step in self.forward:
+            step()
+        for step in self.gradient:
+            step()
+        for step in self.update:
+            step()
+
+    def forward_cost(self) -> float:
+        """The forward pass, then its cost."""
+        for step in self.forward:
+            step()
+        return self.cost()
+
+    def descend(self) -> None:
+        """After the forward pass: the gradient and the update."""
+        for step in self.gradient:
+            step()
+        for step in self.update:
+            step()
+
+    def __repr__(self) -> str:
+        fused = ", fused update" if self.fused else ""
+        return (f"TrainingStep(batch {self.network.batch_size}, scale {self.scale:g}, "
+                f"{len(self.forward)}+{len(self.gradient)}+{len(self.update)} operations"
+                f"{fused})")
+
+
+class TrainingNetwork:
+    """An inference network bound to one batch of inputs, with every buffer training needs.
+
+    Build it with :func:`training_network`; train it with :func:`nnfs.sgd`, or run the steps
+    of :meth:`step` yourself. The input matrix is only read, never written. All memory is
+    allocated here, once, after one look at the device's free memory: a step allocates
+    nothing.
+    """
+
+    def __init__(self, inference: InferenceNetwork, x: Matrix,
+                 shared: TrainingNetwork | None = None):
+        factory = inference.factory
+        missing = sorted(op for op in TRAINING_OPERATIONS if op in factory.unsupported)
+        if missing:  # refused here, before anything is allocated, not in the middle of sgd
+            raise UnsupportedOperation(
+                f"training_network: the {factory.name} backend does not provide "
+                f"{', '.join(missing)}, which training needs (declared unsupported)"
+            )
+        self.factory = factory
+        self.inference = inference
+        self.input = x
+        if shared is None:
+            owned = self._allocate(inference, x.cols)
+            self.gradient, self.backup, self.ones, *pairs = owned
+            run(factory.backend.fill(self.ones, 1.0))
+        else:  # the first columns of a wider network's buffers (a short last batch)
+            owned = []
+            self.gradient = shared.gradient
+            self.backup = shared.backup
+            self.ones = shared.ones.subvector(0, x.cols)
+            pairs = [m.columns(0, x.cols) for layer in shared.layers for m in (layer.z, layer.a)]
+        self._owned = owned
+        layers, source, start = [], x, 0
+        for i, inference_layer in enumerate(inference.layers):
+            z, a = pairs[2 * i], pairs[2 * i + 1]
+            layers.append(TrainingLayer(inference_layer, source, z, a, self.gradient, start))
+            start += inference_layer.parameter_count
+            source = a
+        self.layers: tuple[TrainingLayer, ...] = tuple(layers)
+        #: The prepared forward pass, shared by every step.
+        self.forward_plan: tuple[Step, ...] = tuple(self._prepare_forward())
+        self._steps: dict[tuple, TrainingStep] = {}
+        self._narrowed: dict[int, TrainingNetwork] = {}
+
+    @staticmethod
+    def plan_bytes(inference: InferenceNetwork, batch: int) -> tuple[int, int]:
+        """The bytes a training network for ``batch`` samples needs, in all and in its largest
+        single allocation (besides the parameters and the input)."""
+        widths = [layer.out_dim for layer in inference.layers]
+        sizes = _training_sizes(inference.parameter_count, widths, batch)
+        itemsize = inference.factory.itemsize
+        return sum(sizes) * itemsize, max(sizes) * itemsize
+
+    @staticmethod
+    def _allocate(inference: InferenceNetwork, n: int) -> list[Matrix | Vector]:
+        """The gradient, the backup, the ones vector, and z and a of each layer; all or
+        nothing, after one check that they fit.
+
+        The largest buffers are allocated first, so that a device that refuses (one that cannot
+        say beforehand how much it has) most likely refuses before anything was allocated."""
+        factory = inference.factory
+        total, largest = TrainingNetwork.plan_bytes(inference, n)
+        factory.check_fits(total, largest, f"a training network for batch {n}")
+        count = inference.parameter_count
+        shapes: list[tuple[int, ...]] = [(count,), (count,), (n,)]
+        shapes += [(layer.out_dim, n) for layer in inference.layers for _ in (0, 1)]
+        order = sorted(range(len(shapes)), key=lambda i: -math.prod(shapes[i]))
+        owned: list[Matrix | Vector | None] = [None] * len(shapes)
+        try:
+            for i in order:
+                shape = shapes[i]
+                buffer = factory._new_buffer(math.prod(shape), checked=False)
+                owned[i] = (Vector(buffer, 0, shape[0], owns=True) if len(shape) == 1
+                            else Matrix(buffer, 0, *shape, owns=True))
+        except BaseException as error:
+            for window in owned:
+                if window is not None:
+                    window.release()
+            if isinstance(error, OutOfDeviceMemory):
+                raise OutOfDeviceMemory(f"a training network for batch {n}: {error}",
+                                        error.requested, error.available) from None
+            raise
+        return owned
+
+    def narrowed(self, count: int) -> TrainingNetwork:
+        """A training network for the first ``count`` columns of this one's input, sharing its
+        memory (for the short last batch of an epoch). Allocates nothing; made once per count."""
+        count = check.count(count, "narrowed: count")
+        if count > self.batch_size:
+            raise NnfsValueError(f"narrowed: count must be at most {self.batch_size}, got {count}")
+        if count == self.batch_size:
+            return self
+        found = self._narrowed.get(count)
+        if found is None:
+            found = TrainingNetwork(self.inference, self.input.columns(0, count), shared=self)
+            self._narrowed[count] = found
+        return found
+
+    # --- the prepared operations ------------------------------------------------------------
+
+    def _prepare_forward(self) -> list[Step]:
+        backend, plan = self.factory.backend, []
+        for layer in self.layers:
+            # a = f(W·a₋₁ + b): the product goes straight into a and f works on it in place,
+            # while it is still in the cache; z is not needed (derivatives are taken through a)
+            # until backward
+            plan += steps(backend.layer_forward(layer.activation.kind, layer.weights,
+                                                layer.input, layer.bias, layer.a, self.ones))
+        return plan
+
+    def products(self) -> list[Step]:
+        """Only the matrix products of one step, prepared on this network's own buffers: what
+        benchmarks time as the floor a step cannot go below. They overwrite the gradient and
+        the δ matrices."""
+        backend, plan = self.factory.backend, []
+        for i, layer in enumerate(self.layers):
+            plan += steps(backend.gemm(1.0, layer.weights, layer.input, 0.0, layer.a,
+                                       False, False))
+            plan += steps(backend.gemm(1.0, layer.z, layer.input, 0.0, layer.weights_gradient,
+                                       False, True))
+            if i > 0:
+                below = self.layers[i - 1]
+                plan += steps(backend.gemm(1.0, layer.weights, layer.z, 0.0, below.z,
+                                           True, False))
+        return plan
+
+    def _backward(self, update: bool) -> list[Step]:
+        """Everything after the output δ, which sits in the last layer's ``z``: each layer's
+        gradient written into the gradient vector.
+
+        With ``update``, each layer's parameters are updated as soon as its weights have
+        served for the last time (after Wᵀ·δ), while its gradient is still in the cache;
+        without, the gradient is left whole for an update after it (data-parallel training
+        sums it across processes first). Both give the same numbers."""
+        backend, plan = self.factory.backend, []
+        parameters, start = self.inference.parameters, self.inference.parameter_count
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            delta = layer.z
+            # ∇W = δ·a₋₁ᵀ
+            plan += steps(backend.gemm(1.0, delta, layer.input, 0.0, layer.weights_gradient,
+                                       False, True))
+            # ∇b = δ·1
+            plan += steps(backend.gemv(1.0, delta, self.ones, 0.0, layer.bias_gradient, False))
+            if i > 0:  # the first layer never writes into its input
+                below = self.layers[i - 1]
+                # g₋₁ = Wᵀ·δ
+                plan += steps(backend.gemm(1.0, layer.weights, delta, 0.0, below.z, True, False))
+            stop, start = start, start - layer.inference.parameter_count
+            if update:
+                # W += ∇W, b += ∇b (the gradient is already scaled by −η/n)
+                plan += steps(backend.axpy(1.0, self.gradient.subvector(start, stop),
+                                           parameters.subvector(start, stop)))
+            if i > 0:
+                # δ₋₁ = g₋₁ ⊙ f'(z₋₁)
+                plan += steps(backend.activation_backward(below.activation.kind, below.a,
+                                                          below.z))
+        return plan
+
+    def _backward_fused(self) -> list[Step]:
+        """The backward pass of plain SGD on a backend whose products accumulate: δ already
+        holds −η/n times the gradient of z, and the products add it straight into the
+        parameters; the gradient vector is not written."""
+        backend, plan = self.factory.backend, []
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            delta = layer.z
+            # b += δ·1
+            plan += steps(backend.gemv(1.0, delta, self.ones, 1.0, layer.bias, False))
+            if i > 0:  # g₋₁ = Wᵀ·δ needs the weights before their update
+                below = self.layers[i - 1]
+                plan += steps(backend.gemm(1.0, layer.weights, delta, 0.0, below.z, True, False))
+            # W += δ·a₋₁ᵀ
+            plan += steps(backend.gemm(1.0, delta, layer.input, 1.0, layer.weights,
+                                       False, True))
+            if i > 0:
+                plan += steps(backend.activation_backward(below.activation.kind, below.a,
+                                                          below.z))
+        return plan
+
+    def step(self, y: Matrix, cost: Cost, scale: float, *,
+             separate_update: bool = False) -> TrainingStep:
+        """The prepared step towards the targets ``y`` for ``cost``, whose gradient is scaled
+        by ``scale`` (``−η/n`` for gradient descent at learning rate η on n samples) and then
+        added to the parameters.
+
+        ``separate_update`` keeps the gradient whole in :attr:`gradient` before the update
+        (data-parallel training sums it across processes in between); otherwise each layer is
+        updated as soon as its weights are used up, inside its gradient's product on a backend
+        whose products accumulate. Arguments
+        are not checked (``sgd`` and ``fit`` do); the same arguments give the same step,
+        prepared once.
+        """
+        key = (y, cost, scale, separate_update)
+        found = self._steps.get(key)
+        if found is None:
+            last = self.layers[-1]
+            delta = tuple(steps(cost.delta_op(self.factory, y, last.a, last.activation, scale,
+                                              last.z)))
+            fused = not separate_update
+            if fused and self.factory.accumulates:
+                backward = self._backward_fused()
+            else:
+                backward = self._backward(update=fused)
+            update = () if fused else tuple(steps(self.factory.backend.axpy(
+                1.0, self.gradient, self.inference.parameters)))
+            found = TrainingStep(self, scale, self.forward_plan,
+                                 cost.value_op(self.factory, y, last.a, last.activation),
+                                 (*delta, *backward), update, fused)
+            self._steps[key] = found
+        return found
+
+    # --- public -----------------------------------------------------------------------------
+
+    @property
+    def batch_size(self) -> int:
+        return self.input.cols
+
+    @property
+    def output(self) -> Matrix:
+        """The output of the last forward pass (out_dim × batch)."""
+        return self.layers[-1].a
+
+    @property
+    def released(self) -> bool:
+        return self.gradient.released or self.inference.released or self.layers[-1].a.released
+
+    def memory_bytes(self) -> int:
+        """Bytes this training network holds on its device, besides the inference network's
+        parameters and the input matrix (a narrowed network holds none of its own)."""
+        return sum(buffer.nbytes for buffer in self._owned)
+
+    def check_target(self, y: object, what: str = "y") -> Matrix:
+        """Raise unless ``y`` is a live matrix of this factory shaped like the output and
+        sharing no memory with the network's own buffers."""
+        y = check.matrix(self.factory, y, what, self.inference.out_dim, self.batch_size)
+        for layer in self.layers:
+            for own in (layer.z, layer.a):
+                check.no_overlap(y, own, what, "the training network's own buffers")
+        check.no_overlap(y, self.inference.parameters, what, "the network's parameters")
+        check.no_overlap(y, self.gradient, what, "the training network's gradient")
+        return y
+
+    def forward(self) -> Matrix:
+        """Run the forward pass on the input; return the output matrix."""
+        check.live(self, "the training network")
+        check.live(self.input, "the training network's input")
+        for op in self.forward_plan:
+            op()
+        return self.output
+
+    def backward(self, y: Matrix, cost: Cost, scale: float = 1.0) -> Vector:
+        """After :meth:`forward`, write ``scale · Σ over samples of ∂ℓ/∂p`` for every parameter
+        p into :attr:`gradient` (same layout as the inference network's parameters).
+
+        ``sgd`` uses ``scale = −η/n``; ``scale = 1/n`` gives the gradient of the mean loss.
+        """
+        from .costs import cost as _cost
+
+        check.live(self, "the training network")
+        y = self.check_target(y, "backward: y")
+        cost = _cost(cost, "backward: cost")
+        cost.check_output(self.layers[-1].activation)
+        scale = check.real(scale, "backward: scale")
+        for op in self.step(y, cost, scale, separate_update=True).gradient:
+            op()
+        return self.gradient
+
+    def apply(self) -> None:
+        """Add :attr:`gradient` to the parameters (the update, once scaled by −η/n)."""
+        check.live(self, "the training network")
+        run(self.factory.backend.axpy(1.0, self.gradient, self.inference.parameters))
+
+    def release(self) -> None:
+        """Release the buffers of training (not the inference network or the input), and drop
+        the prepared steps (each refers to this network: dropping them leaves no reference
+        cycle holding the backend's kernels until a garbage collection)."""
+        for buffer in self._owned:
+            buffer.release()
+        for narrowed in self._narrowed.values():
+            narrowed._steps.clear()
+        self._narrowed.clear()
+        self._steps.clear()
+
+    def __enter__(self) -> TrainingNetwork:
+        check.live(self, "the training network")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = ", released" if self.released else ""
+        return (f"TrainingNetwork({len(self.layers)} layers, batch {self.batch_size}, "
+                f"{self.factory.describe()}, {self.memory_bytes()} bytes{state})")
+
+
+def training_network(inference: InferenceNetwork, x: Matrix) -> TrainingNetwork:
+    """Build the training network of ``inference`` for the inputs ``x`` (in_dim × batch).
+
+    ``x`` is read by every epoch and never written; keep it alive while training.
+    """
+    if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
-            f"sgd: training must be made by nnfs.training_network, got {type(training).__name__}"
+            "training_network: inference must be made by nnfs.inference_network, "
+            f"got {type(inference).__name__}"
         )
-    check.live(training, "sgd: training")
-    check.live(training.input, "sgd: the training network's input")
-    y = training.check_target(y, "sgd: y")
-    cost = _cost(cost, "sgd: cost")
-    cost.check_output(training.layers[-1].activation)
-    pairs = _schedule(epochs, eta)
-    with quiet_floating_point(), HeldCtrlC() as held:
-        costs = _train(training, y, cost, pairs, held)
-    return costs[0] if eta is not None else costs
+    check.live(inference, "training_network: inference")
+    try:
+        check.matrix(inference.factory, x, "training_network: x", inference.in_dim)
+    except ShapeError:
+        raise ShapeError(
+            f"training_network: x must have {inference.in_dim} rows (the network's inputs), "
+            f"one column per sample; got {x.rows}×{x.cols}"
+        ) from None
+    check.no_overlap(x, inference.parameters, "training_network: x", "the network's parameters")
+    return TrainingNetwork(inference, x)
+
+
+# --- what every driver shares: Ctrl-C, floating-point noise, rolling back --------------------
 
 
 class HeldCtrlC:
@@ -118,155 +483,86 @@ class HeldCtrlC:
 
 def quiet_floating_point() -> contextlib.AbstractContextManager:
     """Silence numpy's overflow and invalid-value warnings while training: a cost that stops
-    being finite is reported by nnfs itself (``TrainingDiverged``), once, with the epoch."""
+    being finite is reported by nnfs itself (``TrainingDiverged``), once, with the step."""
     return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
-def _train(training: TrainingNetwork, y: Matrix, cost: Cost,
-           pairs: list[tuple[int, float]], held: HeldCtrlC) -> list[float]:
-    """The schedule ``pairs`` of checked arguments; the cost of each pair's last forward pass.
+class Rollback:
+    """Putting back the weights of the last step whose cost was finite, for every driver.
 
-    The parameters are copied once, at the start, into the training network's backup. When an
-    epoch's cost is not finite, they are restored from it and the epochs before the last
-    finite one replayed, which gives back the weights of that epoch: the same operations on the
-    same buffers give the same numbers, and no epoch pays for a copy.
+    A driver calls :meth:`save` at a checkpoint (the parameters are copied into the training
+    network's backup) and counts the steps it runs from there. When a step's cost is not
+    finite, the weights that gave it are bad, and so was the update before it: :meth:`replay`
+    restores the checkpoint and runs the first ``count`` steps again through ``redo(i)``, which
+    gives back the weights after them: the same operations on the same buffers give the same
+    numbers, and no step pays for a copy.
     """
-    factory = training.factory
-    factory._copy(training.inference.parameters, training.backup)
-    try:
-        if factory.asynchronous and not factory.sync_every:
-            return _queued(training, y, cost, pairs, held)
-        return _checked(training, y, cost, pairs, held)
-    except TrainingDiverged as diverged:
-        _replay(training, y, cost, pairs, max(0, diverged.epoch - 2))
-        raise
 
+    def __init__(self, network: TrainingNetwork):
+        backend = network.factory.backend
+        parameters = network.inference.parameters
+        self.network = network
+        self._save = steps(backend.copy(parameters, network.backup))
+        self._restore = steps(backend.copy(network.backup, parameters))
+        # Σ (p − p)² is exactly 0 for finite p and NaN for any entry that is not: a reduction
+        # every backend has, which cannot overflow and, on a queued backend, waits for the
+        # queue as a cost read does (no blocking BLAS call)
+        as_matrix = parameters.as_matrix(parameters.size, 1)
+        self._check = backend.cost_sum(CostKind.QUADRATIC, as_matrix, as_matrix)
 
-def _checked(training: TrainingNetwork, y: Matrix, cost: Cost,
-             pairs: list[tuple[int, float]], held: HeldCtrlC) -> list[float]:
-    """The schedule, each epoch's cost read and checked before its update."""
-    costs, done = [], 0
-    for epochs, eta in pairs:
-        costs.append(_checked_epochs(training, y, cost, epochs, eta, done, held))
-        done += epochs
-    return costs
+    def save(self) -> None:
+        """The checkpoint: copy the parameters into the backup."""
+        for step in self._save:
+            step()
 
+    def restore(self) -> None:
+        """Put the checkpoint's parameters back."""
+        for step in self._restore:
+            step()
 
-def _diverged(epoch: int, epochs: int, eta: float, value: float, done: int) -> TrainingDiverged:
-    """``epoch`` of the ``epochs`` at ``eta``, which followed ``done`` epochs of the call."""
-    where = f"epoch {epoch} of {epochs} at eta={eta}"
-    if done:
-        where = f"epoch {done + epoch} of the schedule ({where})"
-    if done + epoch == 1:
-        weights = "the weights are those sgd was called with"
-    else:
-        weights = f"the weights are those of epoch {done + epoch - 1}, the last with a finite cost"
-    return TrainingDiverged(
-        f"sgd: training diverged in {where}: the cost became {value}; {weights}. "
-        "Try a smaller eta.",
-        done + epoch, eta,
-    )
-
-
-def _checked_epochs(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: int,
-                    eta: float, done: int, held: HeldCtrlC) -> float:
-    """Read every epoch's cost before its update, and stop at the first that is not finite.
-
-    On a synchronous backend the read costs nothing; an asynchronous one that drains its queue
-    every ``sync_every`` epochs waits there anyway.
-    """
-    factory = training.factory
-    forward = training._forward_ops
-    step = training._step_ops(y, cost, -eta / training.batch_size)
-    measure = training._cost_op(y, cost)
-    every = factory.sync_every
-    value = math.nan
-    for epoch in range(1, epochs + 1):
-        for op in forward:
-            op()
-        value = measure()
-        if not math.isfinite(value):
-            raise _diverged(epoch, epochs, eta, value, done)
-        for op in step:
-            op()
-        if every and epoch % every == 0:
-            factory.synchronize()
-        if held.pending:  # Ctrl-C came during this epoch: stop with its weights whole
-            factory.synchronize()
-            raise KeyboardInterrupt
-    return value
-
-
-def _queued(training: TrainingNetwork, y: Matrix, cost: Cost,
-            pairs: list[tuple[int, float]], held: HeldCtrlC) -> list[float]:
-    """Queue every epoch without reading anything back (the article's CUDA speed) but the cost
-    at the end of each pair. If one is not finite, go back to the parameters of the start and
-    run the schedule again one epoch at a time, reading each cost, to find the epoch."""
-    costs = []
-    for epochs, eta in pairs:
-        ops = training._epoch_ops(y, cost, -eta / training.batch_size)
-        for _ in range(epochs):
-            for op in ops:
-                op()
-            if held.pending:  # Ctrl-C came during this epoch: stop with its weights whole
-                training.factory.synchronize()
-                raise KeyboardInterrupt
-        costs.append(training._cost_op(y, cost)())
-        if not math.isfinite(costs[-1]):
-            training.factory._copy(training.backup, training.inference.parameters)  # restart
-            return _checked(training, y, cost, pairs, held)
-    return costs
-
-
-def _replay(training: TrainingNetwork, y: Matrix, cost: Cost, pairs: list[tuple[int, float]],
-            epochs: int) -> None:
-    """Restore the parameters from the backup and run the first ``epochs`` epochs of the
-    schedule again, reading nothing back."""
-    factory = training.factory
-    factory._copy(training.backup, training.inference.parameters)
-    every, count = factory.sync_every, 0
-    for pair_epochs, eta in pairs:
-        ops = training._epoch_ops(y, cost, -eta / training.batch_size)
-        for _ in range(min(pair_epochs, epochs - count)):
-            for op in ops:
-                op()
-            count += 1
-            if every and count % every == 0:
+    def replay(self, count: int, redo: Callable[[int], object]) -> None:
+        """Restore the checkpoint and redo its first ``count`` steps (``redo(i)``, i from 0),
+        draining the queue where the backend asks for it."""
+        self.restore()
+        factory = self.network.factory
+        every = factory.sync_every
+        for i in range(count):
+            redo(i)
+            if every and (i + 1) % every == 0:
                 factory.synchronize()
 
+    def parameters_finite(self) -> bool:
+        """Whether every parameter is finite: the last update of a run is checked by no later
+        forward pass."""
+        return self._check() == 0.0
 
-def transfer(source: object, destination: Matrix | Vector | None = None):
-    """Move data between the host and a device, as the article's ``transfer!``/``transfer``.
 
-    * ``transfer(data, destination)`` copies host data (nested lists or a numpy array, given row
-      by row as on the host) or a matrix of any backend into ``destination``, and returns it.
-    * ``transfer(matrix)`` returns a numpy copy of a matrix (rows × cols) or vector.
-    """
-    if destination is None:
-        if not isinstance(source, (Matrix, Vector)):
-            raise NnfsTypeError(
-                "transfer: with one argument, source must be an nnfs Matrix or Vector to copy to "
-                f"the host, got {type(source).__name__}; to copy host data to the device, give a "
-                "destination: transfer(data, destination)"
-            )
-        check.live(source, "transfer: source")
-        return source.factory.to_host(source)
-    if not isinstance(destination, (Matrix, Vector)):
+def schedule_pairs(epochs: object, eta: object, what: str) -> list[tuple[int, float]]:
+    """The (epochs, eta) pairs of one learning rate or of a schedule, checked."""
+    if eta is not None:
+        return [(check.count(epochs, f"{what}: epochs"), learning_rate(eta, f"{what}: eta"))]
+    if isinstance(epochs, (str, bytes)) or not isinstance(epochs, Sequence):
         raise NnfsTypeError(
-            f"transfer: destination must be an nnfs Matrix or Vector, got {type(destination).__name__}"
+            f"{what}: give epochs and eta, as in sgd(training, y, cost, 20, 0.05), or a schedule "
+            f"of (epochs, eta) pairs, as in sgd(training, y, cost, [(5, 0.05), (3, 0.01)]); "
+            f"got epochs={epochs!r} and no eta"
         )
-    check.live(destination, "transfer: destination")
-    factory = destination.factory
-    if isinstance(source, (Matrix, Vector)):
-        check.live(source, "transfer: source")
-        if source.shape != destination.shape:
-            raise check.ShapeError(
-                f"transfer: source is a {source.shape_text} but destination is a "
-                f"{destination.shape_text}"
-            )
-        if source.factory is factory:
-            return factory.copy(source, destination)
-    host = check.host_array(source, destination.shape, factory.numpy_dtype, "transfer: source")
-    factory._write(host, destination)
-    return destination
+    if not epochs:
+        raise NnfsValueError(f"{what}: the schedule is empty; give at least one (epochs, eta) "
+                             "pair")
+    pairs = []
+    for i, pair in enumerate(epochs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise NnfsTypeError(f"{what}: schedule[{i}] must be an (epochs, eta) pair, "
+                                f"got {pair!r}")
+        pairs.append((check.count(pair[0], f"{what}: schedule[{i}] epochs"),
+                      learning_rate(pair[1], f"{what}: schedule[{i}] eta")))
+    return pairs
 
+
+def learning_rate(value: object, what: str) -> float:
+    """A learning rate: a positive finite real."""
+    eta = check.real(value, what)
+    if eta <= 0:
+        raise NnfsValueError(f"{what} (the learning rate) must be positive, got {eta}")
+    return eta

@@ -3,7 +3,7 @@
 Select it with ``nnfs.backend("cpu")``; nnfs finds it through its entry point.
 """
 
-from .factory import CpuFactory
+from .backend import CpuBackend
 
-__all__ = ["CpuFactory"]
-__version__ = "0.1.0"
+__all__ = ["CpuBackend"]
+__version__ = "0.2.0"

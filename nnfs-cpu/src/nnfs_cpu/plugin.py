@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-import nnfs
+from nnfs import backend_api as api
 
-from .factory import CpuFactory
+from .backend import CpuBackend
 
 
-def probe() -> nnfs.BackendStatus:
+def probe() -> api.BackendStatus:
     """The CPU is always there; name the cores and the BLAS that will multiply (by default)."""
     import os
 
@@ -21,21 +21,21 @@ def probe() -> nnfs.BackendStatus:
 
     mkl = mkl_blas()
     blas = "numpy's BLAS" if isinstance(mkl, str) else mkl.name
-    return nnfs.BackendStatus(
+    return api.BackendStatus(
         available=True,
         devices=(f"{os.cpu_count() or '?'} CPU cores (numpy {np.__version__}, {blas})",),
-        dtypes=CpuFactory.dtypes,
+        dtypes=CpuBackend.dtypes,
     )
 
 
-@nnfs.hookimpl
-def nnfs_backends() -> list[nnfs.BackendSpec]:
+@api.hookimpl
+def nnfs_backends() -> list[api.BackendSpec]:
     return [
-        nnfs.BackendSpec(
+        api.BackendSpec(
             name="cpu",
-            factory=CpuFactory,
-            api_version=1,
-            dtypes=CpuFactory.dtypes,
+            factory=CpuBackend,
+            api_version=2,
+            dtypes=CpuBackend.dtypes,
             probe=probe,
             description="numpy and its BLAS on the CPU",
         )

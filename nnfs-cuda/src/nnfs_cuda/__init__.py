@@ -4,7 +4,7 @@ Select it with ``nnfs.backend("cuda")`` (``device=1`` for the second GPU); nnfs 
 through its entry point. Importing this package imports no CuPy and touches no GPU.
 """
 
-from .factory import CudaFactory, SlowFloat64Warning
+from .backend import CudaBackend, SlowFloat64Warning
 
-__all__ = ["CudaFactory", "SlowFloat64Warning"]
-__version__ = "0.1.0"
+__all__ = ["CudaBackend", "SlowFloat64Warning"]
+__version__ = "0.2.0"

@@ -15,7 +15,7 @@ import nnfs
 from nnfs.testing import CHECKS, run_check
 
 from . import benchmark
-from .factory import SlowFloat64Warning
+from .backend import SlowFloat64Warning
 
 
 def _conformance(device: int, dtypes: list[str]) -> int:

@@ -8,30 +8,30 @@ says why the backend cannot run instead of failing.
 
 from __future__ import annotations
 
-import nnfs
+from nnfs import backend_api as api
 
 from .device import DeviceUnavailable, find_devices
-from .factory import CudaFactory
+from .backend import CudaBackend
 
 
-def probe() -> nnfs.BackendStatus:
+def probe() -> api.BackendStatus:
     """The CUDA devices here, or why there are none (no CuPy, no driver, no GPU)."""
     try:
         devices = find_devices()
     except DeviceUnavailable as reason:
-        return nnfs.BackendStatus(available=False, reason=str(reason))
-    return nnfs.BackendStatus(available=True, devices=tuple(str(d) for d in devices),
-                              dtypes=CudaFactory.dtypes)
+        return api.BackendStatus(available=False, reason=str(reason))
+    return api.BackendStatus(available=True, devices=tuple(str(d) for d in devices),
+                              dtypes=CudaBackend.dtypes)
 
 
-@nnfs.hookimpl
-def nnfs_backends() -> list[nnfs.BackendSpec]:
+@api.hookimpl
+def nnfs_backends() -> list[api.BackendSpec]:
     return [
-        nnfs.BackendSpec(
+        api.BackendSpec(
             name="cuda",
-            factory=CudaFactory,
-            api_version=1,
-            dtypes=CudaFactory.dtypes,
+            factory=CudaBackend,
+            api_version=2,
+            dtypes=CudaBackend.dtypes,
             probe=probe,
             description="NVIDIA GPUs: cuBLAS and CUDA kernels on one stream, through CuPy",
         )

@@ -4,6 +4,6 @@ Select it with ``nnfs.backend("opencl")``; nnfs finds it through its entry point
 package does not import pyopencl or touch a device: that happens when a factory is created.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

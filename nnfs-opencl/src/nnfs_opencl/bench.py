@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 import nnfs
+from nnfs import backend_api as api
 
 
 def _median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -41,10 +42,11 @@ def _opencl_gemm(factory: nnfs.Factory, size: int, trans: str, repeats: int) -> 
     with factory.matrix(size, size, rng.uniform(-1, 1, (size, size))) as a, \
             factory.matrix(size, size, rng.uniform(-1, 1, (size, size))) as b, \
             factory.matrix(size, size) as c:
-        plan = factory._prepare("gemm", 1.0, a, b, 0.0, c, trans[0] == "t", trans[1] == "t")
+        plan = api.steps(factory.backend.gemm(1.0, a, b, 0.0, c, trans[0] == "t",
+                                              trans[1] == "t"))
 
         def run() -> None:
-            plan()
+            api.run(plan)
             factory.synchronize()
 
         return _median_seconds(run, repeats)
@@ -67,7 +69,7 @@ def gemm_table(sizes: list[int], repeats: int, device: object) -> None:
     clblast = nnfs.backend("opencl", device=device, gemm="clblast") if clblast_available() \
         else None
     print(f"gemm, float32, GFLOP/s (median of {repeats} runs)")
-    print(f"  opencl:  {factory.describe()}: {factory.gemm_strategy.describe()}")
+    print(f"  opencl:  {factory.describe()}: {factory.backend.gemm_strategy.describe()}")
     print(f"  numpy:   {np.__version__} on the host")
     print("  clblast: " + ("pyclblast " + _version("pyclblast") if clblast else
                            "not installed (pip install 'nnfs-opencl[clblast]')"))

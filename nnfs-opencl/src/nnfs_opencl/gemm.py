@@ -25,7 +25,7 @@ import numpy as np
 import nnfs
 
 if TYPE_CHECKING:
-    from .factory import OpenclFactory
+    from .backend import OpenclBackend
 
 Plan = Callable[[], Any]
 
@@ -48,7 +48,7 @@ class _KernelGemm:
     name = "?"
     source = "?"
 
-    def __init__(self, factory: OpenclFactory):
+    def __init__(self, factory: OpenclBackend):
         import pyopencl as cl
 
         self.factory = factory
@@ -56,7 +56,7 @@ class _KernelGemm:
         options = [*factory.build_options, *(f"-D{k}={v}" for k, v in self.parameters.items())]
         self.program = cl.Program(factory.context, kernel_source(self.source)).build(options)
 
-    def choose_parameters(self, factory: OpenclFactory) -> dict[str, int]:
+    def choose_parameters(self, factory: OpenclBackend) -> dict[str, int]:
         raise NotImplementedError
 
     def launch_shape(self, m: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -92,7 +92,7 @@ class BlockedGemm(_KernelGemm):
     name = "blocked"
     source = "gemm_blocked.cl"
 
-    def choose_parameters(self, factory: OpenclFactory) -> dict[str, int]:
+    def choose_parameters(self, factory: OpenclBackend) -> dict[str, int]:
         device = factory.device.cl_device
         preferred = (device.preferred_vector_width_double if factory.dtype == "float64"
                      else device.preferred_vector_width_float)
@@ -125,7 +125,7 @@ class TiledGemm(_KernelGemm):
     name = "tiled"
     source = "gemm_tiled.cl"
 
-    def choose_parameters(self, factory: OpenclFactory) -> dict[str, int]:
+    def choose_parameters(self, factory: OpenclBackend) -> dict[str, int]:
         device = factory.device.cl_device
         side = 16  # the largest square work-group of at most max_work_group_size items
         while side > 1 and side * side > device.max_work_group_size:
@@ -153,7 +153,7 @@ class ClblastGemm:
 
     name = "clblast"
 
-    def __init__(self, factory: OpenclFactory):
+    def __init__(self, factory: OpenclBackend):
         try:
             import pyclblast
         except ImportError as error:
@@ -185,7 +185,7 @@ class ClblastGemm:
         return "clblast"
 
 
-def make_gemm(factory: OpenclFactory, strategy: str):
+def make_gemm(factory: OpenclBackend, strategy: str):
     """The gemm object of ``strategy`` (one of STRATEGIES) for ``factory``."""
     if strategy == "auto":
         strategy = "blocked" if factory.device.is_cpu else "tiled"

@@ -8,43 +8,44 @@ the factory do that when they are called.
 from __future__ import annotations
 
 import nnfs
+from nnfs import backend_api as api
 
 #: What the backend can do on some device; the probe says what the selected device does.
 DTYPES = ("float32", "float64")
 
 
 def make_factory(dtype: object = "float32", device: object = None, gemm: str = "auto"):
-    """Create an :class:`nnfs_opencl.factory.OpenclFactory` (see it for the options)."""
-    from .factory import OpenclFactory
+    """Create an :class:`nnfs_opencl.backend.OpenclBackend` (see it for the options)."""
+    from .backend import OpenclBackend
 
-    return OpenclFactory(dtype=dtype, device=device, gemm=gemm)
+    return OpenclBackend(dtype=dtype, device=device, gemm=gemm)
 
 
-def probe() -> nnfs.BackendStatus:
+def probe() -> api.BackendStatus:
     """List the OpenCL devices and mark the one a factory would use; never raises."""
     try:
         import pyopencl  # noqa: F401
     except ImportError as error:
-        return nnfs.BackendStatus(False, f"pyopencl cannot be imported: {error}")
+        return api.BackendStatus(False, f"pyopencl cannot be imported: {error}")
     from .device import all_devices, select_device
 
     try:
         devices = all_devices()
         chosen = select_device()
     except nnfs.NnfsError as error:
-        return nnfs.BackendStatus(False, str(error))
+        return api.BackendStatus(False, str(error))
     names = [device.describe() + (" (selected)" if device.number == chosen.number else "")
              for device in devices]
-    return nnfs.BackendStatus(True, devices=names, dtypes=chosen.dtypes)
+    return api.BackendStatus(True, devices=names, dtypes=chosen.dtypes)
 
 
-@nnfs.hookimpl
-def nnfs_backends() -> list[nnfs.BackendSpec]:
+@api.hookimpl
+def nnfs_backends() -> list[api.BackendSpec]:
     return [
-        nnfs.BackendSpec(
+        api.BackendSpec(
             name="opencl",
             factory=make_factory,
-            api_version=1,
+            api_version=2,
             dtypes=DTYPES,
             probe=probe,
             description="OpenCL kernels through pyopencl (GPUs, or the CPU with PoCL)",

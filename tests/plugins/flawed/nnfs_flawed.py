@@ -5,75 +5,77 @@ thing changed, so whatever the kit reports comes from that change. ``inference-o
 control: it declares what it lacks the way the contract asks, and conforms.
 """
 
+from functools import partial
+
 import numpy as np
 
-import nnfs
-from nnfs_reference import ReferenceFactory
+from nnfs import backend_api as api
+from nnfs_reference import ReferenceBackend
 
 
-class WrongSigmoidDerivative(ReferenceFactory):
+class WrongSigmoidDerivative(ReferenceBackend):
     """Takes σ'(z) as 1 − a instead of a(1 − a)."""
 
     name = "wrong-sigmoid"
 
-    def _activation_backward(self, kind, a, delta):
-        if kind == "sigmoid":
-            delta.handle[...] *= 1.0 - a.handle  # the flaw: σ'(z) = a(1 − a)
-        else:
-            super()._activation_backward(kind, a, delta)
+    def activation_backward(self, kind, a, delta):
+        if kind == api.ActivationKind.SIGMOID:  # the flaw: σ'(z) = a(1 − a)
+            return partial(np.multiply, delta.handle, 1.0 - a.handle, out=delta.handle)
+        return super().activation_backward(kind, a, delta)
 
 
-class GemmIgnoresBeta(ReferenceFactory):
+class GemmIgnoresBeta(ReferenceBackend):
     """Computes c ← α·op(a)·op(b) whatever beta is."""
 
     name = "gemm-ignores-beta"
 
-    def _gemm(self, alpha, a, b, beta, c, trans_a, trans_b):
-        super()._gemm(alpha, a, b, 0.0, c, trans_a, trans_b)  # the flaw: beta dropped
+    def gemm(self, alpha, a, b, beta, c, trans_a, trans_b):
+        return super().gemm(alpha, a, b, 0.0, c, trans_a, trans_b)  # the flaw: beta dropped
 
 
-class SilentUnsupported(ReferenceFactory):
+class SilentUnsupported(ReferenceBackend):
     """Declares nrm2 unsupported, then answers nrm2 with a placeholder instead of refusing."""
 
     name = "silent-unsupported"
-    unsupported = frozenset({"nrm2"})
+    capabilities = api.Capabilities(unsupported=frozenset({api.Operation.NRM2}))
 
     def nrm2(self, x):
-        return 0.0  # the flaw: a declared-unsupported operation must raise UnsupportedOperation
+        return lambda: 0.0  # the flaw: a declared-unsupported operation must raise
 
 
-class UndeclaredGap(ReferenceFactory):
+class UndeclaredGap(ReferenceBackend):
     """Leaves mul out without declaring it: a gap the kit must not pass over."""
 
     name = "undeclared-gap"
 
-    def _mul(self, x, y, out):
-        raise NotImplementedError("mul is not written yet")  # the flaw: not in `unsupported`
+    def mul(self, x, y, out):
+        raise NotImplementedError("mul is not written yet")  # the flaw: not declared unsupported
 
 
-class Float64Mishandled(ReferenceFactory):
+class Float64Mishandled(ReferenceBackend):
     """Declares float64, but allocates float32 whatever the dtype."""
 
     name = "float64-mishandled"
     dtypes = ("float32", "float64")
 
-    def _allocate(self, size):
+    def allocate(self, size):
         return np.zeros(size, dtype=np.float32)  # the flaw: should be self.numpy_dtype
 
 
-class InferenceOnly(ReferenceFactory):
+class InferenceOnly(ReferenceBackend):
     """No float64 (inherited), no backward pass, no ger: declared, so it conforms."""
 
     name = "inference-only"
-    unsupported = frozenset({"activation_backward", "rank1_update"})
+    capabilities = api.Capabilities(unsupported=frozenset({
+        api.Operation.ACTIVATION_BACKWARD, api.Operation.RANK1_UPDATE}))
 
 
 FLAWED = [WrongSigmoidDerivative, GemmIgnoresBeta, SilentUnsupported, UndeclaredGap,
           Float64Mishandled, InferenceOnly]
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return [nnfs.BackendSpec(name=factory.name, factory=factory, api_version=1,
-                             dtypes=factory.dtypes, description=factory.__doc__.splitlines()[0])
-            for factory in FLAWED]
+    return [api.BackendSpec(name=backend.name, factory=backend, api_version=2,
+                            dtypes=backend.dtypes, description=backend.__doc__.splitlines()[0])
+            for backend in FLAWED]

@@ -1,10 +1,10 @@
 """A plugin written for a plugin API that this nnfs-core does not speak yet."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return [nnfs.BackendSpec(name="future-api", factory=CpuFactory,
-                             api_version=nnfs.API_VERSION + 1)]
+    return [api.BackendSpec(name="future-api", factory=CpuBackend,
+                             api_version=api.API_VERSION + 1)]

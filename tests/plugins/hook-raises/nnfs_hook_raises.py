@@ -1,8 +1,8 @@
 """A plugin that imports, but whose nnfs_backends hook raises."""
 
-import nnfs
+from nnfs import backend_api as api
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
     raise RuntimeError("hook-raises could not read its device list")

@@ -1,8 +1,8 @@
-"""A plugin whose author forgot @nnfs.hookimpl: pluggy sees no hook in it."""
+"""A plugin whose author forgot @api.hookimpl: pluggy sees no hook in it."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
 def nnfs_backends():
-    return [nnfs.BackendSpec(name="no-hook", factory=CpuFactory, api_version=1)]
+    return [api.BackendSpec(name="no-hook", factory=CpuBackend, api_version=2)]

@@ -1,9 +1,9 @@
-"""A plugin written for a plugin API that this nnfs-core no longer speaks."""
+"""A plugin written for plugin API 1, which this nnfs-core no longer speaks (it speaks 2)."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return [nnfs.BackendSpec(name="old-api", factory=CpuFactory, api_version=0)]
+    return [api.BackendSpec(name="old-api", factory=CpuBackend, api_version=1)]

@@ -1,10 +1,10 @@
 """A working plugin that claims the backend name 'twin', as the other twin does."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return [nnfs.BackendSpec(name="twin", factory=CpuFactory, api_version=1,
+    return [api.BackendSpec(name="twin", factory=CpuBackend, api_version=2,
                              description="twin a")]

@@ -1,9 +1,9 @@
 """A plugin whose hook asks for an argument that the hook specification does not have."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends(device):
-    return [nnfs.BackendSpec(name="wrong-signature", factory=CpuFactory, api_version=1)]
+    return [api.BackendSpec(name="wrong-signature", factory=CpuBackend, api_version=2)]

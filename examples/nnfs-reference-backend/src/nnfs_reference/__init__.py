@@ -3,7 +3,7 @@
 Select it with ``nnfs.backend("reference")`` once it is installed.
 """
 
-from .factory import ReferenceFactory
+from .backend import ReferenceBackend
 
-__all__ = ["ReferenceFactory"]
-__version__ = "0.1.0"
+__all__ = ["ReferenceBackend"]
+__version__ = "0.2.0"

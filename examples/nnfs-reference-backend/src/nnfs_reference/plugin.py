@@ -10,36 +10,36 @@ from __future__ import annotations
 
 import numpy as np
 
-import nnfs
+from nnfs import backend_api as api
 
-from .factory import ReferenceFactory
+from .backend import ReferenceBackend
 
 
-def probe() -> nnfs.BackendStatus:
+def probe() -> api.BackendStatus:
     """Is the device there? Called by ``nnfs backends`` and before a factory is created.
 
     A GPU backend looks for its driver and devices here and, when there are none, returns
     ``BackendStatus(False, reason)`` with a reason the user can act on. It never raises.
     numpy is always there.
     """
-    return nnfs.BackendStatus(
+    return api.BackendStatus(
         available=True,
         devices=(f"host memory (numpy {np.__version__})",),
-        dtypes=ReferenceFactory.dtypes,
+        dtypes=ReferenceBackend.dtypes,
     )
 
 
-@nnfs.hookimpl
-def nnfs_backends() -> list[nnfs.BackendSpec]:
+@api.hookimpl
+def nnfs_backends() -> list[api.BackendSpec]:
     return [
-        nnfs.BackendSpec(
+        api.BackendSpec(
             name="reference",
-            factory=ReferenceFactory,
+            factory=ReferenceBackend,
             # The plugin API this backend was written for, as a literal: a future nnfs-core
             # that speaks another API then refuses it with a clear message instead of
             # running it against a contract it does not know.
-            api_version=1,
-            dtypes=ReferenceFactory.dtypes,
+            api_version=2,
+            dtypes=ReferenceBackend.dtypes,
             probe=probe,
             description="the reference backend: plain numpy, a template to copy",
         )

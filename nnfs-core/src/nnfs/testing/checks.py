@@ -757,7 +757,7 @@ def check_bad_input(factory: Factory) -> None:
                      "matrix data of strings")
         expect_error(nnfs.NnfsValueError, lambda: factory.matrix(0, 2), "matrix(0, 2)", ("rows",))
         expect_error(nnfs.NnfsTypeError, lambda: factory.matrix(2.5, 2), "matrix(2.5, 2)")
-        other = type(factory)(dtype=factory.dtype)
+        other = Factory(type(factory.backend)(dtype=factory.dtype))
         try:
             with other.matrix(2, 3) as foreign:
                 if supported(factory, "copy"):
@@ -780,7 +780,8 @@ def check_declarations(factory: Factory) -> None:
     assert isinstance(factory.sync_every, int) and factory.sync_every >= 0, "sync_every"
     for dtype in DTYPES:
         if dtype not in factory.dtypes:
-            expect_error(nnfs.UnsupportedOperation, lambda d=dtype: type(factory)(dtype=d),
+            expect_error(nnfs.UnsupportedOperation,
+                         lambda d=dtype: type(factory.backend)(dtype=d),
                          f"a factory for the undeclared dtype {dtype}", (dtype,))
     assert repr(factory) and factory.describe(), "repr and describe"
     with factory.matrix(2, 3) as m:

@@ -1,4 +1,4 @@
-"""The OpenCL factory: nnfs's factory contract on pyopencl.
+"""The OpenCL backend: nnfs's backend contract on pyopencl.
 
 Layout. Every matrix and vector is a contiguous window of one ``pyopencl.Buffer``; its handle
 is ``(buffer, offset)``, the offset in elements. Kernels take the buffer and the offset, so a
@@ -7,11 +7,10 @@ column view costs nothing (OpenCL sub-buffers would need aligned offsets).
 Kernels. ``kernels/elementwise.cl`` (BLAS levels 1 and 2, activations, costs, reductions) and
 one gemm program (see :mod:`nnfs_opencl.gemm`) are built once, when the factory is created.
 
-Plans. Each operation is written once, as ``_plan_<op>(...)`` returning a function of no
-arguments that enqueues a kernel whose arguments were set in advance (each plan has its own
-kernel object, so plans never disturb each other's arguments). The training loop keeps those
-functions (``Factory._prepare``): an epoch is a sequence of enqueues and one ``finish``. The
-one-off methods ``_<op>`` make a plan and run it.
+Plans. Each operation returns a plan: a function of no arguments that enqueues a kernel whose
+arguments were set in advance (each plan has its own kernel object, so plans never disturb
+each other's arguments). The training loop keeps those functions: an epoch is a sequence of
+enqueues and one ``finish``. The factory's one-off calls make a plan and run it.
 
 Memory. Buffers are zero-filled when allocated and the queue is drained there, so a driver
 that commits memory lazily reports a failure at once, as :class:`nnfs.OutOfDeviceMemory`.
@@ -29,9 +28,12 @@ import numpy as np
 import pyopencl as cl
 
 import nnfs
-from nnfs import Matrix, MemoryLimits, Vector
+from nnfs import Matrix, Vector
+from nnfs import backend_api as api
+from nnfs.backend_api import MemoryLimits
 
 from .device import select_device
+from .plugin import DTYPES
 from .gemm import STRATEGIES, kernel_source, make_gemm
 
 Plan = Callable[[], Any]
@@ -61,8 +63,8 @@ def _is_memory_error(error: cl.Error) -> bool:
                                                         for name in _MEMORY_ERRORS)
 
 
-class OpenclFactory(nnfs.PlannedFactory):
-    """nnfs's factory on one OpenCL device, with its own context and in-order queue.
+class OpenclBackend(api.Backend):
+    """nnfs's backend on one OpenCL device, with its own context and in-order queue.
 
     Options (``nnfs.backend("opencl", device=..., gemm=...)``):
 
@@ -73,12 +75,13 @@ class OpenclFactory(nnfs.PlannedFactory):
     """
 
     name = "opencl"
-    dtypes = ("float32", "float64")  # float64 where the device has cl_khr_fp64
-    sync_every = 1  # drain the queue every epoch, as the article had to on OpenCL
-    asynchronous = True  # enqueued kernels run later; a read waits for the queue
+    dtypes = DTYPES  # float64 where the device has cl_khr_fp64
 
     def __init__(self, dtype: object = "float32", device: object = None, gemm: str = "auto"):
         super().__init__(dtype)
+        # enqueued kernels run later, and a read waits for the queue; drain it every epoch, as
+        # the article had to on OpenCL
+        self.capabilities = api.Capabilities(asynchronous=True, sync_every=1)
         if gemm not in STRATEGIES:
             raise nnfs.NnfsValueError(
                 f"the opencl backend's gemm option must be one of {', '.join(STRATEGIES)}, "
@@ -101,13 +104,13 @@ class OpenclFactory(nnfs.PlannedFactory):
         self.gemm_strategy = make_gemm(self, gemm)
         # one partial sum per work-group of a reduction, added up on the host
         self._reduction_groups = min(256, 4 * cl_device.max_compute_units)
-        self._partial = self._allocate(self._reduction_groups)
-        self._account_allocation(self._reduction_groups * self.itemsize)
+        self._partial = self.allocate(self._reduction_groups)
+        self.memory.allocated(self._reduction_groups * self.itemsize)
         self._partial_host = np.zeros(self._reduction_groups, dtype=self.numpy_dtype)
 
     # --- memory -----------------------------------------------------------------------------
 
-    def _allocate(self, size: int) -> cl.Buffer:
+    def allocate(self, size: int) -> cl.Buffer:
         nbytes = size * self.itemsize
         buffer = None
         try:
@@ -127,20 +130,20 @@ class OpenclFactory(nnfs.PlannedFactory):
                 nbytes, limits.total_bytes) from None
         return buffer
 
-    def _free(self, storage: cl.Buffer) -> None:
+    def free(self, storage: cl.Buffer) -> None:
         storage.release()  # OpenCL frees it once the commands that use it have finished
 
-    def _matrix_handle(self, storage: cl.Buffer, offset: int, rows: int, cols: int) -> tuple:
+    def matrix_view(self, storage: cl.Buffer, offset: int, rows: int, cols: int) -> tuple:
         return (storage, offset)
 
-    def _vector_handle(self, storage: cl.Buffer, offset: int, size: int) -> tuple:
+    def vector_view(self, storage: cl.Buffer, offset: int, size: int) -> tuple:
         return (storage, offset)
 
     def memory_limits(self) -> MemoryLimits:
         """The device's global memory less what this factory holds, and its largest single
         allocation (CL_DEVICE_MAX_MEM_ALLOC_SIZE)."""
         device = self.device.cl_device
-        available = max(0, device.global_mem_size - self._bytes_in_use)
+        available = max(0, device.global_mem_size - self.memory.bytes_in_use)
         return MemoryLimits(available, device.max_mem_alloc_size)
 
     def describe(self) -> str:
@@ -151,13 +154,11 @@ class OpenclFactory(nnfs.PlannedFactory):
                 f"gemm {strategy.name})")
 
     def release(self) -> None:
-        if not self.released:
-            super().release()
-            self.queue.finish()
-            self._partial.release()
-            self._account_free(self._reduction_groups * self.itemsize)
+        self.queue.finish()
+        self._partial.release()
+        self.memory.freed(self._reduction_groups * self.itemsize)
 
-    def _read(self, x: Matrix | Vector) -> np.ndarray:
+    def read(self, x: Matrix | Vector) -> np.ndarray:
         buffer, offset = x.handle
         host = np.empty(x.size, dtype=self.numpy_dtype)
         cl.enqueue_copy(self.queue, host, buffer, src_offset=offset * self.itemsize,
@@ -166,28 +167,28 @@ class OpenclFactory(nnfs.PlannedFactory):
             return np.ascontiguousarray(host.reshape(x.cols, x.rows).T)
         return host
 
-    def _write(self, host: np.ndarray, x: Matrix | Vector) -> None:
+    def write(self, host: np.ndarray, x: Matrix | Vector) -> None:
         buffer, offset = x.handle
         flat = np.ascontiguousarray(host.T if isinstance(x, Matrix) else host).reshape(-1)
         cl.enqueue_copy(self.queue, buffer, flat, dst_offset=offset * self.itemsize,
                         is_blocking=True)
 
-    def _write_samples(self, host: np.ndarray, x: Matrix) -> None:
+    def write_samples(self, host: np.ndarray, x: Matrix) -> None:
         # one sample per row on the host is one sample per column on the device: the same bytes
         buffer, offset = x.handle
         flat = np.ascontiguousarray(host, dtype=self.numpy_dtype)  # no copy from fit's buffers
         cl.enqueue_copy(self.queue, buffer, flat, dst_offset=offset * self.itemsize,
                         is_blocking=True)
 
-    def _read_samples(self, x: Matrix, out: np.ndarray) -> None:
+    def read_samples(self, x: Matrix, out: np.ndarray) -> None:
         if not out.flags.c_contiguous or out.dtype != self.numpy_dtype:
-            super()._read_samples(x, out)
+            super().read_samples(x, out)
             return
         buffer, offset = x.handle
         cl.enqueue_copy(self.queue, out, buffer, src_offset=offset * self.itemsize,
                         is_blocking=True)
 
-    def _synchronize(self) -> None:
+    def synchronize(self) -> None:
         self.queue.finish()
 
     # --- launching --------------------------------------------------------------------------
@@ -220,53 +221,53 @@ class OpenclFactory(nnfs.PlannedFactory):
 
     # --- plans ------------------------------------------------------------------------------
 
-    def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
+    def gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
         return self.gemm_strategy.plan(alpha, a, b, beta, c, trans_a, trans_b)
 
-    def _plan_gemv(self, alpha, a, x, beta, y, trans) -> Plan:
+    def gemv(self, alpha, a, x, beta, y, trans) -> Plan:
         arguments = (np.int32(a.rows), np.int32(a.cols), self._real(alpha), *self._window(a),
                      *self._window(x), self._real(beta), *self._window(y))
         if trans:  # one work-group per column of A
             return self._launch("gemv_t", a.cols * self.group, *arguments)
         return self._launch("gemv_n", a.rows, *arguments)
 
-    def _plan_rank1_update(self, alpha, x, y, a) -> Plan:
+    def rank1_update(self, alpha, x, y, a) -> Plan:
         return self._launch("rank1_update", a.size, np.int64(a.size), np.int32(a.rows),
                             self._real(alpha), *self._window(x), *self._window(y),
                             *self._window(a))
 
-    def _plan_axpy(self, alpha, x, y) -> Plan:
+    def axpy(self, alpha, x, y) -> Plan:
         return self._launch("axpy", x.size, np.int64(x.size), self._real(alpha),
                             *self._window(x), *self._window(y))
 
-    def _plan_scal(self, alpha, x) -> Plan:
+    def scal(self, alpha, x) -> Plan:
         return self._launch("scal", x.size, np.int64(x.size), self._real(alpha),
                             *self._window(x))
 
-    def _plan_copy(self, x, y) -> Plan:
+    def copy(self, x, y) -> Plan:
         (source, source_offset), (target, target_offset) = x.handle, y.handle
         return functools.partial(cl.enqueue_copy, self.queue, target, source,
                                  byte_count=x.size * self.itemsize,
                                  src_offset=source_offset * self.itemsize,
                                  dst_offset=target_offset * self.itemsize)
 
-    def _plan_fill(self, x, value) -> Plan:
+    def fill(self, x, value) -> Plan:
         return self._launch("fill", x.size, np.int64(x.size), *self._window(x),
                             self._real(value))
 
-    def _plan_nrm2(self, x) -> Plan:
+    def nrm2(self, x) -> Plan:
         squares = self._reduction("sum_squares", np.int64(x.size), *self._window(x))
         return lambda: float(np.sqrt(self._total(squares)))
 
-    def _plan_sub(self, x, y, out) -> Plan:
+    def sub(self, x, y, out) -> Plan:
         return self._launch("sub", x.size, np.int64(x.size), *self._window(x),
                             *self._window(y), *self._window(out))
 
-    def _plan_mul(self, x, y, out) -> Plan:
+    def mul(self, x, y, out) -> Plan:
         return self._launch("mul", x.size, np.int64(x.size), *self._window(x),
                             *self._window(y), *self._window(out))
 
-    def _plan_activation(self, kind, z, bias, out) -> Plan:
+    def activation(self, kind, z, bias, out) -> Plan:
         # without a bias the kernel gets z in its place and never reads it as one
         b = self._window(z if bias is None else bias)
         items = z.cols if kind == "softmax" else z.size  # softmax: one work-item per column
@@ -274,14 +275,14 @@ class OpenclFactory(nnfs.PlannedFactory):
                             *self._window(z), *b, np.int32(bias is not None),
                             *self._window(out))
 
-    def _plan_activation_backward(self, kind, a, delta) -> Plan:
+    def activation_backward(self, kind, a, delta) -> Plan:
         if kind == "linear":
             return _nothing
         items = a.cols if kind == "softmax" else a.size
         return self._launch(f"activation_backward_{kind}", items, np.int64(a.size),
                             np.int32(a.rows), *self._window(a), *self._window(delta))
 
-    def _plan_cost_sum(self, kind, y, a) -> Plan:
+    def cost_sum(self, kind, y, a) -> Plan:
         eps = self._real(np.finfo(self.numpy_dtype).eps)
         terms = self._reduction(f"cost_{kind}", np.int64(a.size), *self._window(y),
                                 *self._window(a), eps)

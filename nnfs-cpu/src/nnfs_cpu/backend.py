@@ -1,4 +1,4 @@
-"""The CPU factory: nnfs's factory contract on numpy.
+"""The CPU backend: nnfs's backend contract on numpy.
 
 Layout. A ``rows × cols`` column-major matrix is held as its transpose: a C-ordered numpy
 array of shape ``(cols, rows)``, so one sample is one contiguous row of the array. Then
@@ -17,10 +17,10 @@ elementwise operation on a large array is therefore split into as many lanes as 
 threads: the first lane runs in the calling thread, the others in helper threads (ufuncs release
 the GIL), each with a scratch of its own.
 
-Plans. Each operation is written once, as ``_plan_<op>(...)`` returning a function of no
-arguments with its arrays, views and blocks bound in advance. The training loop keeps those
-functions (``Factory._prepare``) and calls them every epoch; the one-off methods ``_<op>``,
-inherited from ``nnfs.PlannedFactory``, make a plan and run it.
+Plans. Each operation (``gemm``, ``activation``...) returns a plan: a function of no arguments,
+or a list of them, with its arrays, views and blocks bound in advance. The training loop keeps
+those functions and calls them every epoch; the factory's one-off calls make a plan and run
+it.
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 import nnfs
-from nnfs import Matrix, MemoryLimits, Vector
+from nnfs import Matrix, Vector
+from nnfs import backend_api as api
+from nnfs.backend_api import ActivationKind, CostKind, MemoryLimits
 
 from .blas import Blas, mkl_blas, numpy_blas
 from .vml import mkl_vml
@@ -107,8 +110,128 @@ def _available_memory() -> int | None:
         return None
 
 
-class CpuFactory(nnfs.PlannedFactory):
-    """nnfs's factory on the CPU, through numpy (its BLAS does the matrix products)."""
+# --- the activations: each kind's forward and backward, side by side ---------------------------
+#
+# forward(backend, s, lane): steps taking a block s = z + b to f(s), in place.
+# backward(backend, a, δ, lane): steps taking δ to δ ⊙ f'(z), through a = f(z) (None: f' = 1).
+# A block is rows of the transposed layout: one sample per row.
+
+
+def _linear_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+    return []  # a = s
+
+
+def _sigmoid_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+    half = backend._c(0.5)  # σ(s) = ½·tanh(½s) + ½, which never overflows
+    return [functools.partial(np.multiply, s, half, s), functools.partial(np.tanh, s, s),
+            functools.partial(np.multiply, s, half, s), functools.partial(np.add, s, half, s)]
+
+
+def _sigmoid_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray,
+                      lane: int) -> list[Plan]:
+    work = backend._work(a.shape, lane=lane)  # δ ⊙= a (1 − a)
+    return [functools.partial(np.subtract, backend._c(1.0), a, work),
+            functools.partial(np.multiply, work, a, work), functools.partial(np.multiply, d, work, d)]
+
+
+def _tanh_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+    return [functools.partial(np.tanh, s, s)]
+
+
+def _tanh_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int) -> list[Plan]:
+    work = backend._work(a.shape, lane=lane)  # δ ⊙= 1 − a²
+    return [functools.partial(np.multiply, a, a, work),
+            functools.partial(np.subtract, backend._c(1.0), work, work),
+            functools.partial(np.multiply, d, work, d)]
+
+
+def _relu_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+    return [functools.partial(np.maximum, s, backend._c(0.0), out=s)]
+
+
+def _relu_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int) -> list[Plan]:
+    work = backend._work(a.shape, lane=lane)  # δ ⊙= [a > 0]; a ≥ 0, so sign(a) is that
+    return [functools.partial(np.sign, a, work), functools.partial(np.multiply, d, work, d)]
+
+
+def _softmax_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+    # per sample (a row here): exp(s − max s) / Σ exp(s − max s)
+    column = backend._work((s.shape[0], 1), part=2, lane=lane)
+    return [functools.partial(np.max, s, axis=1, keepdims=True, out=column),
+            functools.partial(np.subtract, s, column, s), functools.partial(np.exp, s, s),
+            functools.partial(np.sum, s, axis=1, keepdims=True, out=column),
+            functools.partial(np.divide, s, column, s)]
+
+
+def _softmax_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray,
+                      lane: int) -> list[Plan]:
+    # g ← a ⊙ (g − aᵀg), per sample
+    work = backend._work(a.shape, lane=lane)
+    column = backend._work((a.shape[0], 1), part=2, lane=lane)
+    return [functools.partial(np.multiply, a, d, work),
+            functools.partial(np.sum, work, axis=1, keepdims=True, out=column),
+            functools.partial(np.subtract, d, column, d), functools.partial(np.multiply, d, a, d)]
+
+
+@dataclass(frozen=True)
+class _Activation:
+    forward: Callable[..., list[Plan]]
+    backward: Callable[..., list[Plan]] | None
+
+
+ACTIVATIONS = {
+    ActivationKind.LINEAR: _Activation(_linear_forward, None),
+    ActivationKind.SIGMOID: _Activation(_sigmoid_forward, _sigmoid_backward),
+    ActivationKind.TANH: _Activation(_tanh_forward, _tanh_backward),
+    ActivationKind.RELU: _Activation(_relu_forward, _relu_backward),
+    ActivationKind.SOFTMAX: _Activation(_softmax_forward, _softmax_backward),
+}
+
+# With MKL's vector math (sigmoid and tanh), on flat blocks:
+# scale(dtype): what s is multiplied by before forward (folded into the layer's product);
+# forward(vml, x, dtype): steps taking x = scale·s to f(s); backward(vml, a, work): f'(z) into work.
+
+
+def _vml_sigmoid_scale(dtype: np.dtype) -> float:
+    return 0.5 if dtype == np.float32 else -1.0
+
+
+def _vml_sigmoid(vml, x: np.ndarray, dtype: np.dtype) -> list[Plan]:
+    # two forms, each the faster for its dtype on the benchmark's mid network:
+    if dtype == np.float32:  # σ(s) = ½·tanh(½s) + ½
+        return [vml.unary("Tanh", x, x), vml.linear_frac(x, x, 0.5, 0.5, 0.0, 1.0, x)]
+    # σ(s) = 1 / (1 + exp(−s)), where exp overflowing to ∞ gives 0
+    return [vml.unary("Exp", x, x), vml.linear_frac(x, x, 0.0, 1.0, 1.0, 1.0, x)]
+
+
+def _vml_sigmoid_backward(vml, a: np.ndarray, work: np.ndarray) -> list[Plan]:
+    return [vml.linear_frac(a, a, -1.0, 1.0, 0.0, 1.0, work), vml.mul(work, a, work)]  # a(1 − a)
+
+
+def _vml_tanh(vml, x: np.ndarray, dtype: np.dtype) -> list[Plan]:
+    return [vml.unary("Tanh", x, x)]
+
+
+def _vml_tanh_backward(vml, a: np.ndarray, work: np.ndarray) -> list[Plan]:
+    return [vml.unary("Sqr", a, work), vml.linear_frac(work, work, -1.0, 1.0, 0.0, 1.0, work)]
+
+
+@dataclass(frozen=True)
+class _VmlActivation:
+    scale: Callable[[np.dtype], float]
+    forward: Callable[..., list[Plan]]
+    backward: Callable[..., list[Plan]]
+
+
+VML_ACTIVATIONS = {
+    ActivationKind.SIGMOID: _VmlActivation(_vml_sigmoid_scale, _vml_sigmoid,
+                                           _vml_sigmoid_backward),
+    ActivationKind.TANH: _VmlActivation(lambda dtype: 1.0, _vml_tanh, _vml_tanh_backward),
+}
+
+
+class CpuBackend(api.Backend):
+    """nnfs's backend on the CPU, through numpy (its BLAS does the matrix products)."""
 
     name = "cpu"
     dtypes = ("float32", "float64")
@@ -141,7 +264,8 @@ class CpuFactory(nnfs.PlannedFactory):
         # numpy functions and scratch
         self._numpy_blas = numpy_blas() if direct_blas else None
         self._mkl = None if isinstance(mkl, str) else mkl  # every product of a useful size
-        self.accumulates = self._mkl is not None or self._numpy_blas is not None
+        self.capabilities = api.Capabilities(
+            accumulates=self._mkl is not None or self._numpy_blas is not None)
         # sigmoid, tanh and their derivatives on MKL's threads, when MKL multiplies
         found = mkl_vml() if self._mkl is not None and vml else None
         self._vml = None if isinstance(found, str) else found
@@ -152,8 +276,8 @@ class CpuFactory(nnfs.PlannedFactory):
 
     def _lane_scratch(self, lane: int) -> np.ndarray:
         if self._scratch[lane] is None or self._scratch[lane].size < 3 * self._part:
-            self._scratch[lane] = self._allocate(3 * self._part)
-            self._account_allocation(self._scratch[lane].nbytes)
+            self._scratch[lane] = self.allocate(3 * self._part)
+            self.memory.allocated(self._scratch[lane].nbytes)
         return self._scratch[lane]
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -165,7 +289,6 @@ class CpuFactory(nnfs.PlannedFactory):
         if self._pool_executor is not None:
             self._pool_executor.shutdown(wait=True)
             self._pool_executor = None
-        super().release()
 
     def _lanes(self, elements: int, blocks: list[tuple[int, int]],
                steps_of: Callable[[int, int, int], list[Plan]]) -> list[Plan]:
@@ -202,7 +325,7 @@ class CpuFactory(nnfs.PlannedFactory):
 
     # --- memory -----------------------------------------------------------------------------
 
-    def _allocate(self, size: int) -> np.ndarray:
+    def allocate(self, size: int) -> np.ndarray:
         # Written now, not left to np.zeros: calloc'd pages are committed only when first
         # written, so MemAvailable would not count them and the memory check of the next
         # network would pass against memory this one already holds, until an epoch touched
@@ -211,10 +334,10 @@ class CpuFactory(nnfs.PlannedFactory):
         storage.fill(0)
         return storage
 
-    def _matrix_handle(self, storage: np.ndarray, offset: int, rows: int, cols: int) -> np.ndarray:
+    def matrix_view(self, storage: np.ndarray, offset: int, rows: int, cols: int) -> np.ndarray:
         return storage[offset:offset + rows * cols].reshape(cols, rows)  # the transpose, C order
 
-    def _vector_handle(self, storage: np.ndarray, offset: int, size: int) -> np.ndarray:
+    def vector_view(self, storage: np.ndarray, offset: int, size: int) -> np.ndarray:
         return storage[offset:offset + size]
 
     def memory_limits(self) -> MemoryLimits:
@@ -233,16 +356,16 @@ class CpuFactory(nnfs.PlannedFactory):
             blas = ""
         return f"cpu {self.dtype} (numpy {np.__version__}, {threads}{blas})"
 
-    def _read(self, x: Matrix | Vector) -> np.ndarray:
+    def read(self, x: Matrix | Vector) -> np.ndarray:
         return np.ascontiguousarray(x.handle.T) if isinstance(x, Matrix) else x.handle.copy()
 
-    def _write(self, host: np.ndarray, x: Matrix | Vector) -> None:
+    def write(self, host: np.ndarray, x: Matrix | Vector) -> None:
         np.copyto(x.handle, host.T if isinstance(x, Matrix) else host)
 
-    def _write_samples(self, host: np.ndarray, x: Matrix) -> None:
+    def write_samples(self, host: np.ndarray, x: Matrix) -> None:
         np.copyto(x.handle, host)  # the handle is already one sample per row
 
-    def _read_samples(self, x: Matrix, out: np.ndarray) -> None:
+    def read_samples(self, x: Matrix, out: np.ndarray) -> None:
         np.copyto(out, x.handle)
 
     def _c(self, value: float) -> np.ndarray:
@@ -268,7 +391,7 @@ class CpuFactory(nnfs.PlannedFactory):
 
     # --- plans ------------------------------------------------------------------------------
 
-    def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
+    def gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
         # C = α·op(A)·op(B) + β·C  ⇔  Cᵀ = α·op(B)ᵀ·op(A)ᵀ + β·Cᵀ, with Xᵀ = x.handle
         left = b.handle.T if trans_b else b.handle
         right = a.handle.T if trans_a else a.handle
@@ -307,7 +430,7 @@ class CpuFactory(nnfs.PlannedFactory):
             return self._numpy_blas or self._mkl
         return None
 
-    def _plan_gemv(self, alpha, a, x, beta, y, trans) -> Plan:
+    def gemv(self, alpha, a, x, beta, y, trans) -> Plan:
         # A·x = x·Aᵀ-array;  Aᵀ·x = Aᵀ-array·x
         at, xv, yv = a.handle, x.handle, y.handle
         library = self._library(alpha, beta, at.size)
@@ -340,7 +463,7 @@ class CpuFactory(nnfs.PlannedFactory):
             functools.partial(np.add, yv, work, yv),
         ]
 
-    def _plan_rank1_update(self, alpha, x, y, a) -> Plan:
+    def rank1_update(self, alpha, x, y, a) -> Plan:
         # A += α·x·yᵀ  ⇔  Aᵀ += α·y·xᵀ, row block by row block of Aᵀ
         at, xv, yv = a.handle, x.handle, y.handle
         plans = []
@@ -358,7 +481,7 @@ class CpuFactory(nnfs.PlannedFactory):
         flat = [array.reshape(-1) for array in arrays]
         return [tuple(f[start:stop] for f in flat) for start, stop in _blocks(flat[0].size, 1)]
 
-    def _plan_axpy(self, alpha, x, y) -> Plan:
+    def axpy(self, alpha, x, y) -> Plan:
         xv, yv = x.handle, y.handle
         if alpha == 1.0:
             return self._whole(np.add, yv, xv, yv)
@@ -374,13 +497,13 @@ class CpuFactory(nnfs.PlannedFactory):
 
         return self._lanes(xf.size, _blocks(xf.size, 1), steps_of)
 
-    def _plan_scal(self, alpha, x) -> Plan:
+    def scal(self, alpha, x) -> Plan:
         return self._whole(np.multiply, x.handle, self._c(alpha), x.handle)
 
-    def _plan_copy(self, x, y) -> Plan:
+    def copy(self, x, y) -> Plan:
         return self._whole(np.copyto, y.handle, x.handle)
 
-    def _plan_fill(self, x, value) -> Plan:
+    def fill(self, x, value) -> Plan:
         return functools.partial(x.handle.fill, value)
 
     def _dot(self, x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
@@ -390,18 +513,18 @@ class CpuFactory(nnfs.PlannedFactory):
         call = self._mkl.dot(x, y) if long else None
         return call if call is not None else functools.partial(np.dot, x, y)
 
-    def _plan_nrm2(self, x) -> Plan:
+    def nrm2(self, x) -> Plan:
         flat = x.handle.reshape(-1)
         square = self._dot(flat, flat)
         return lambda: float(np.sqrt(square()))
 
-    def _plan_sub(self, x, y, out) -> Plan:
+    def sub(self, x, y, out) -> Plan:
         return self._whole(np.subtract, x.handle, y.handle, out.handle)
 
-    def _plan_mul(self, x, y, out) -> Plan:
+    def mul(self, x, y, out) -> Plan:
         return self._whole(np.multiply, x.handle, y.handle, out.handle)
 
-    def _plan_activation(self, kind, z, bias, out) -> Plan:
+    def activation(self, kind, z, bias, out) -> Plan:
         zt, ot = z.handle, out.handle
         b = None if bias is None else bias.handle
         in_place = z.buffer is out.buffer and z.offset == out.offset
@@ -409,51 +532,62 @@ class CpuFactory(nnfs.PlannedFactory):
             plans = self._vml_activation(kind, zt, b, ot, in_place)
             if plans is not None:
                 return plans
+        forward = ACTIVATIONS[kind].forward
 
         def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
             zb, ob = zt[start:stop], ot[start:stop]
             if b is not None:
-                steps = [functools.partial(np.add, zb, b, ob)]  # z + b
+                steps = [functools.partial(np.add, zb, b, ob)]  # s = z + b
             elif not in_place:
                 steps = [functools.partial(np.copyto, ob, zb)]
             else:
                 steps = []
-            return steps + self._activation_steps(kind, ob, lane)
+            return steps + forward(self, ob, lane)  # a = f(s), in place
 
         return self._lanes(zt.size, _blocks(zt.shape[0], zt.shape[1]), steps_of)
 
-    def _uses_vml(self, kind: str, array: np.ndarray) -> bool:
+    def activation_backward(self, kind, a, delta) -> Plan:
+        at, dt = a.handle, delta.handle
+        if self._uses_vml(kind, at):
+            plans = self._vml_activation_backward(kind, at, dt)
+            if plans is not None:
+                return plans
+        backward = ACTIVATIONS[kind].backward
+        if backward is None:  # f' = 1
+            return []
+
+        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+            return backward(self, at[start:stop], dt[start:stop], lane)  # δ ⊙= f'(z)
+
+        return self._lanes(at.size, _blocks(at.shape[0], at.shape[1]), steps_of)
+
+    # --- MKL's vector math for the activations that have it -----------------------------------
+
+    def _uses_vml(self, kind: ActivationKind, array: np.ndarray) -> bool:
         """Whether the activation ``kind`` on ``array`` goes to MKL's functions."""
-        return self._vml is not None and kind in ("sigmoid", "tanh") and array.size >= VML_MIN
+        return self._vml is not None and kind in VML_ACTIVATIONS and array.size >= VML_MIN
 
-    def _vml_scale(self, kind: str) -> float:
-        """What the input of ``kind`` is multiplied by before MKL's function finishes it (see
-        ``_vml_finish``)."""
-        if kind == "tanh":
-            return 1.0
-        return 0.5 if self.numpy_dtype == np.float32 else -1.0
+    def _vml_scale(self, kind: ActivationKind) -> float:
+        """What the input of ``kind`` is multiplied by before MKL's passes finish it (see
+        ``VML_ACTIVATIONS``)."""
+        return VML_ACTIVATIONS[kind].scale(self.numpy_dtype)
 
-    def _vml_finish(self, kind: str, ot: np.ndarray, scaled: bool = True) -> list[Plan] | None:
+    def _vml_finish(self, kind: ActivationKind, ot: np.ndarray,
+                    scaled: bool = True) -> list[Plan] | None:
         """MKL's passes, block by block, taking ``out`` from ``scale·s`` (``_vml_scale``) to
-        ``f(s)``; from ``s`` itself when not ``scaled``. The sigmoid has two forms, each the
-        faster for its dtype on the benchmark's mid network: in float32 σ(s) = ½·tanh(½s) + ½,
-        in float64 σ(s) = 1 / (1 + exp(−s)), where exp overflowing to ∞ gives 0."""
+        ``f(s)``; from ``s`` itself when not ``scaled``."""
         vml, flat, scale = self._vml, ot.reshape(-1), self._vml_scale(kind)
+        finish = VML_ACTIVATIONS[kind].forward
         steps = []
         for start, stop in _blocks(flat.size, 1, VML_BLOCK):
             x = flat[start:stop]
             if not scaled and scale != 1.0:
                 steps.append(vml.linear_frac(x, x, scale, 0.0, 0.0, 1.0, x))
-            if kind == "tanh":
-                steps.append(vml.unary("Tanh", x, x))
-            elif self.numpy_dtype == np.float32:
-                steps += [vml.unary("Tanh", x, x), vml.linear_frac(x, x, 0.5, 0.5, 0.0, 1.0, x)]
-            else:
-                steps += [vml.unary("Exp", x, x), vml.linear_frac(x, x, 0.0, 1.0, 1.0, 1.0, x)]
+            steps += finish(vml, x, self.numpy_dtype)
         return None if any(step is None for step in steps) else steps
 
-    def _vml_activation(self, kind: str, zt: np.ndarray, b: np.ndarray | None, ot: np.ndarray,
-                        in_place: bool) -> list[Plan] | None:
+    def _vml_activation(self, kind: ActivationKind, zt: np.ndarray, b: np.ndarray | None,
+                        ot: np.ndarray, in_place: bool) -> list[Plan] | None:
         """``f(z + b)`` with MKL's functions, or None when the arrays do not suit them."""
         if not ot.flags.c_contiguous:
             return None
@@ -464,100 +598,44 @@ class CpuFactory(nnfs.PlannedFactory):
         finish = self._vml_finish(kind, ot, scaled=False)
         return None if finish is None else steps + finish
 
-    def _prepare_layer(self, kind, weights, x, bias, out, ones) -> list[Plan]:
+    def layer_forward(self, kind, weights, x, bias, out, ones) -> list[Plan]:
         """With MKL's vector functions, one layer's forward pass is ``out = scale·W·x``, then
         ``out += scale·1·bᵀ`` (a product of rank one: MKL shares it among the threads that
         just wrote ``out``, where numpy's broadcast addition is the slowest pass of a layer),
         then MKL's finishing passes; the sigmoid's first scaling costs no pass of its own."""
         ot = out.handle
         if not self._uses_vml(kind, ot) or not ot.flags.c_contiguous:
-            return super()._prepare_layer(kind, weights, x, bias, out, ones)
+            return super().layer_forward(kind, weights, x, bias, out, ones)
         scale = self._vml_scale(kind)
         add_bias = self._mkl.gemm(scale, ones.handle[:, None], bias.handle[None, :], 1.0, ot)
         finish = self._vml_finish(kind, ot)
         if add_bias is None or finish is None:
-            return super()._prepare_layer(kind, weights, x, bias, out, ones)
-        product = self._prepare_steps("gemm", scale, weights, x, 0.0, out, False, False)
+            return super().layer_forward(kind, weights, x, bias, out, ones)
+        product = api.steps(self.gemm(scale, weights, x, 0.0, out, False, False))
         return [*product, add_bias, *finish]
 
-    def _vml_activation_backward(self, kind: str, at: np.ndarray,
+    def _vml_activation_backward(self, kind: ActivationKind, at: np.ndarray,
                                  dt: np.ndarray) -> list[Plan] | None:
-        """``δ ⊙= f'`` on MKL's threads (sigmoid and tanh, from ``a``), or None when the
-        arrays do not suit it."""
+        """``δ ⊙= f'`` on MKL's threads, from ``a``, or None when the arrays do not suit it."""
         if not (at.flags.c_contiguous and dt.flags.c_contiguous):
             return None
         vml, af, df = self._vml, at.reshape(-1), dt.reshape(-1)
+        derivative = VML_ACTIVATIONS[kind].backward
         steps = []
         for start, stop in _blocks(af.size, 1, VML_BLOCK):
             ab, db = af[start:stop], df[start:stop]
             work = self._work(ab.shape)
-            if kind == "tanh":  # 1 − a²
-                steps += [vml.unary("Sqr", ab, work),
-                          vml.linear_frac(work, work, -1.0, 1.0, 0.0, 1.0, work)]
-            else:  # a (1 − a)
-                steps += [vml.linear_frac(ab, ab, -1.0, 1.0, 0.0, 1.0, work),
-                          vml.mul(work, ab, work)]
-            steps.append(vml.mul(db, work, db))
+            steps += [*derivative(vml, ab, work), vml.mul(db, work, db)]
         return None if any(step is None for step in steps) else steps
 
-    def _activation_steps(self, kind: str, ob: np.ndarray, lane: int) -> list[Plan]:
-        """In-place steps taking a block of z + b to f(z + b)."""
-        if kind == "tanh":
-            return [functools.partial(np.tanh, ob, ob)]
-        if kind == "sigmoid":  # σ(s) = ½·tanh(½s) + ½, which never overflows
-            return [functools.partial(np.multiply, ob, self._c(0.5), ob),
-                    functools.partial(np.tanh, ob, ob),
-                    functools.partial(np.multiply, ob, self._c(0.5), ob),
-                    functools.partial(np.add, ob, self._c(0.5), ob)]
-        if kind == "relu":
-            return [functools.partial(np.maximum, ob, self._c(0.0), out=ob)]
-        if kind == "softmax":  # per sample (a row here): exp(s − max s) / Σ exp(s − max s)
-            column = self._work((ob.shape[0], 1), part=2, lane=lane)
-            return [functools.partial(np.max, ob, axis=1, keepdims=True, out=column),
-                    functools.partial(np.subtract, ob, column, ob),
-                    functools.partial(np.exp, ob, ob),
-                    functools.partial(np.sum, ob, axis=1, keepdims=True, out=column),
-                    functools.partial(np.divide, ob, column, ob)]
-        return []  # linear
-
-    def _plan_activation_backward(self, kind, a, delta) -> Plan:
-        if kind == "linear":
-            return []
-        at, dt = a.handle, delta.handle
-        if self._uses_vml(kind, at):
-            plans = self._vml_activation_backward(kind, at, dt)
-            if plans is not None:
-                return plans
-
-        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
-            ab, db = at[start:stop], dt[start:stop]
-            work = self._work(ab.shape, lane=lane)
-            if kind == "tanh":  # δ ⊙= 1 − a²
-                steps = [functools.partial(np.multiply, ab, ab, work),
-                         functools.partial(np.subtract, self._c(1.0), work, work)]
-            elif kind == "sigmoid":  # δ ⊙= a (1 − a)
-                steps = [functools.partial(np.subtract, self._c(1.0), ab, work),
-                         functools.partial(np.multiply, work, ab, work)]
-            elif kind == "relu":  # δ ⊙= [a > 0]; a ≥ 0, so sign(a) is that indicator
-                steps = [functools.partial(np.sign, ab, work)]
-            else:  # softmax: g ← a ⊙ (g − aᵀg), per sample
-                column = self._work((stop - start, 1), part=2, lane=lane)
-                return [functools.partial(np.multiply, ab, db, work),
-                        functools.partial(np.sum, work, axis=1, keepdims=True, out=column),
-                        functools.partial(np.subtract, db, column, db),
-                        functools.partial(np.multiply, db, ab, db)]
-            return [*steps, functools.partial(np.multiply, db, work, db)]
-
-        return self._lanes(at.size, _blocks(at.shape[0], at.shape[1]), steps_of)
-
-    def _plan_cost_sum(self, kind, y, a) -> Plan:
+    def cost_sum(self, kind, y, a) -> Plan:
         eps = float(np.finfo(self.numpy_dtype).eps)
         # the scratch views are taken now, while the plan is made: running it takes none
         blocks = [(yb, ab, self._work(ab.shape), self._work(ab.shape, part=1))
                   for yb, ab in self._flat_blocks(y.handle, a.handle)]
         subtract, clip, log = np.subtract, np.clip, np.log
 
-        if kind == "quadratic":  # Σ (a − y)²
+        if kind == CostKind.QUADRATIC:  # Σ (a − y)²
             squares = [(yb, ab, work, self._dot(work, work)) for yb, ab, work, _ in blocks]
             if len(squares) == 1:
                 yb, ab, work, square = squares[0]
@@ -577,7 +655,7 @@ class CpuFactory(nnfs.PlannedFactory):
 
             return total
 
-        binary = kind == "binary_cross_entropy"
+        binary = kind == CostKind.BINARY_CROSS_ENTROPY
         low, high, one = self._c(eps), self._c(1.0 - eps), self._c(1.0)
 
         terms = [(ab, work, other, self._dot(yb, work), self._dot(yb, other))

@@ -1,4 +1,4 @@
-"""The CUDA factory: nnfs's factory contract on one NVIDIA GPU, through a device layer.
+"""The CUDA backend: nnfs's backend contract on one NVIDIA GPU, through a device layer.
 
 Layout. nnfs stores a ``rows × cols`` matrix column by column with leading dimension ``rows``,
 which is cuBLAS's own layout, so every matrix goes to cuBLAS as it is:
@@ -24,16 +24,16 @@ allocation the device refuses anyway becomes :class:`nnfs.OutOfDeviceMemory` wit
 The allocation counter also notices when CuPy's memory pool grows behind the factory's back
 (a temporary inside some CuPy call), so "no allocation per epoch" covers CuPy too.
 
-Plans. As in the CPU backend, each operation is ``_plan_<op>(...)``, returning a function of
-no arguments with its pointers, dimensions, launch shape and scalars bound in advance; the
-training loop calls those every epoch, and the one-off ``_<op>`` methods make a plan and run it.
+Plans. As in the CPU backend, each operation returns a function of no arguments with its
+pointers, dimensions, launch shape and scalars bound in advance; the training loop calls those
+every epoch, and the factory's one-off calls make a plan and run it.
 
 Data-parallel training. Where CuPy loads NCCL, the gradient of each step is summed across
 the processes of an MPI job on the device, in place on the stream, with no host copy
-(:meth:`_device_collective`, :meth:`_prepare_allreduce`); otherwise nnfs goes through host
+(``capabilities.collective``, :meth:`allreduce`); otherwise nnfs goes through host
 buffers as for every backend.
 
-The device layer is the class attribute :attr:`CudaFactory.device_layer` (``CupyDevice``);
+The device layer is the class attribute :attr:`CudaBackend.device_layer` (``CupyDevice``);
 the test suite replaces it with a numpy stand-in to test all of this without a GPU.
 """
 
@@ -47,7 +47,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 import nnfs
-from nnfs import Matrix, MemoryLimits, MemoryStats, Vector
+from nnfs import Matrix, Vector
+from nnfs import backend_api as api
+from nnfs.backend_api import ActivationKind, MemoryLimits
 
 from . import kernels
 from .device import CupyDevice, DeviceInfo, DeviceUnavailable
@@ -95,15 +97,13 @@ def _device_index(device: object) -> int:
     return int(device)
 
 
-class CudaFactory(nnfs.PlannedFactory):
-    """nnfs's factory on one CUDA device: cuBLAS for the products, kernels.cu for the rest,
+class CudaBackend(api.Backend):
+    """nnfs's backend on one CUDA device: cuBLAS for the products, kernels.cu for the rest,
     one stream for everything. ``device`` is the CUDA device index (``nnfs.backend("cuda",
     device=1)``)."""
 
     name = "cuda"
     dtypes = ("float32", "float64")
-    sync_every = 0  # one stream in order: wait only where a result is read
-    asynchronous = True  # kernels and cuBLAS calls return before the GPU has run them
 
     #: The device layer class: CupyDevice here, a stand-in in the test suite.
     device_layer: ClassVar[type] = CupyDevice
@@ -118,6 +118,10 @@ class CudaFactory(nnfs.PlannedFactory):
             raise nnfs.BackendUnavailable(
                 f"the cuda backend cannot use device {info}: {reason}") from None
         self.device_info = info
+        # kernels and cuBLAS calls return before the GPU has run them; one stream in order:
+        # wait only where a result is read (sync_every 0)
+        self.capabilities = api.Capabilities(
+            asynchronous=True, collective="nccl" if self._device.nccl_available() else None)
         self._pool_mark = self._device.pool_held_bytes()
         self.pool_growths = 0  # times CuPy's pool grew outside the factory's own allocations
         if self.dtype == "float64" and not info.fast_float64:
@@ -149,13 +153,13 @@ class CudaFactory(nnfs.PlannedFactory):
 
     def _new_scratch(self, size: int) -> Any:
         """Internal float64 device memory of ``size`` elements, counted as an allocation."""
-        storage = self._allocate(size, "float64")
-        self._account_allocation(size * 8)
+        storage = self.allocate(size, "float64")
+        self.memory.allocated(size * 8)
         return storage
 
     # --- memory -----------------------------------------------------------------------------
 
-    def _allocate(self, size: int, dtype: str | None = None) -> Any:
+    def allocate(self, size: int, dtype: str | None = None) -> Any:
         self._notice_pool_growth()
         try:
             storage = self._device.allocate(size, dtype)
@@ -169,10 +173,10 @@ class CudaFactory(nnfs.PlannedFactory):
         self._pool_mark = self._device.pool_held_bytes()
         return storage
 
-    def _matrix_handle(self, storage: Any, offset: int, rows: int, cols: int) -> Any:
+    def matrix_view(self, storage: Any, offset: int, rows: int, cols: int) -> Any:
         return self._device.view(storage, offset, rows * cols)  # column by column, ld = rows
 
-    def _vector_handle(self, storage: Any, offset: int, size: int) -> Any:
+    def vector_view(self, storage: Any, offset: int, size: int) -> Any:
         return self._device.view(storage, offset, size)
 
     def memory_limits(self) -> MemoryLimits:
@@ -186,27 +190,25 @@ class CudaFactory(nnfs.PlannedFactory):
         held = self._device.pool_held_bytes()
         if held > self._pool_mark:
             self.pool_growths += 1
-            self._account_allocation(0)
+            self.memory.allocated(0)
         self._pool_mark = held
 
-    def stats(self) -> MemoryStats:
+    def audit_memory(self) -> None:
         self._notice_pool_growth()
-        return super().stats()
 
     def describe(self) -> str:
         return f"cuda {self.dtype} on device {self.device_info}"
 
     def release(self) -> None:
-        """Release every buffer, wait for the stream, and free the stream's cuBLAS handle."""
-        if not self.released:
-            super().release()
-            self._partials = None
-            self._nccl.clear()
-            self._device.release()
+        """After the factory released every buffer: wait for the stream, and free the
+        stream's cuBLAS handle."""
+        self._partials = None
+        self._nccl.clear()
+        self._device.release()
 
     # --- host transfers: the places where the host waits ------------------------------------
 
-    def _read(self, x: Matrix | Vector) -> np.ndarray:
+    def read(self, x: Matrix | Vector) -> np.ndarray:
         flat = np.empty(x.size, dtype=self.numpy_dtype)
         self._device.download(x.handle, flat)
         self._device.synchronize()
@@ -214,19 +216,16 @@ class CudaFactory(nnfs.PlannedFactory):
             return np.ascontiguousarray(flat.reshape(x.cols, x.rows).T)
         return flat
 
-    def _write(self, host: np.ndarray, x: Matrix | Vector) -> None:
+    def write(self, host: np.ndarray, x: Matrix | Vector) -> None:
         flat = host.T.ravel() if isinstance(x, Matrix) else host  # column by column
         self._device.upload(np.ascontiguousarray(flat), x.handle)
 
-    def _synchronize(self) -> None:
+    def synchronize(self) -> None:
         self._device.synchronize()
 
     # --- data-parallel training: the gradient summed on the device by NCCL -----------------
 
-    def _device_collective(self) -> str | None:
-        return "nccl" if self._device.nccl_available() else None
-
-    def _prepare_allreduce(self, x: Vector, communicator: Any) -> Plan:
+    def allreduce(self, x: Vector, communicator: Any) -> Plan:
         # one NCCL communicator per MPI communicator, joined the first time (a collective)
         joined = next((nccl for comm, nccl in self._nccl if comm == communicator), None)
         if joined is None:
@@ -236,66 +235,66 @@ class CudaFactory(nnfs.PlannedFactory):
 
     # --- plans ------------------------------------------------------------------------------
 
-    def _plan_gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
+    def gemm(self, alpha, a, b, beta, c, trans_a, trans_b) -> Plan:
         # C (m×n) = α·op(A)·op(B) + β·C, each operand column-major with ld = its rows
         k = a.rows if trans_a else a.cols
         return self._device.gemm(trans_a, trans_b, c.rows, c.cols, k, alpha, a.handle, a.rows,
                                  b.handle, b.rows, beta, c.handle, c.rows)
 
-    def _plan_gemv(self, alpha, a, x, beta, y, trans) -> Plan:
+    def gemv(self, alpha, a, x, beta, y, trans) -> Plan:
         # y = α·op(A)·x + β·y; cuBLAS takes A's own m×n whatever the transpose
         return self._device.gemv(trans, a.rows, a.cols, alpha, a.handle, a.rows, x.handle,
                                  beta, y.handle)
 
-    def _plan_rank1_update(self, alpha, x, y, a) -> Plan:
+    def rank1_update(self, alpha, x, y, a) -> Plan:
         # A = A + α·x·yᵀ
         return self._device.ger(a.rows, a.cols, alpha, x.handle, y.handle, a.handle, a.rows)
 
-    def _plan_axpy(self, alpha, x, y) -> Plan:
+    def axpy(self, alpha, x, y) -> Plan:
         return self._device.axpy(_blas_int(x.size, "axpy: size"), alpha, x.handle, y.handle)
 
-    def _plan_scal(self, alpha, x) -> Plan:
+    def scal(self, alpha, x) -> Plan:
         return self._device.scal(_blas_int(x.size, "scal: size"), alpha, x.handle)
 
-    def _plan_copy(self, x, y) -> Plan:
+    def copy(self, x, y) -> Plan:
         if x.buffer is y.buffer and x.offset == y.offset:
             return _nothing  # copying a window onto itself
         return self._device.copy(x.size, x.handle, y.handle)
 
-    def _plan_fill(self, x, value) -> Plan:
+    def fill(self, x, value) -> Plan:
         return self._device.kernel("fill", _blocks(x.size), THREADS, x.handle, value, x.size)
 
-    def _plan_nrm2(self, x) -> Plan:
+    def nrm2(self, x) -> Plan:
         return self._device.nrm2(_blas_int(x.size, "nrm2: size"), x.handle)
 
-    def _plan_sub(self, x, y, out) -> Plan:
+    def sub(self, x, y, out) -> Plan:
         return self._device.kernel("subtract", _blocks(x.size), THREADS, x.handle, y.handle,
                                    out.handle, x.size)
 
-    def _plan_mul(self, x, y, out) -> Plan:
+    def mul(self, x, y, out) -> Plan:
         return self._device.kernel("multiply", _blocks(x.size), THREADS, x.handle, y.handle,
                                    out.handle, x.size)
 
-    def _plan_activation(self, kind, z, bias, out) -> Plan:
+    def activation(self, kind, z, bias, out) -> Plan:
         # out = f(z + b·1ᵀ); without a bias, z itself stands in the (unread) bias pointer
         b, has_bias = (z.handle, 0) if bias is None else (bias.handle, 1)
-        if kind == "softmax":  # one thread per column (sample)
+        if kind == ActivationKind.SOFTMAX:  # one thread per column (sample)
             return self._device.kernel("bias_softmax", _blocks(z.cols), THREADS, z.handle, b,
                                        has_bias, out.handle, z.rows, z.cols)
         return self._device.kernel("bias_activation", _blocks(z.size), THREADS, z.handle, b,
                                    has_bias, out.handle, kernels.activation_code(kind), z.rows,
                                    z.size)
 
-    def _plan_activation_backward(self, kind, a, delta) -> Plan:
-        if kind == "linear":  # δ ⊙= 1
+    def activation_backward(self, kind, a, delta) -> Plan:
+        if kind == ActivationKind.LINEAR:  # δ ⊙= 1
             return _nothing
-        if kind == "softmax":  # g ← a ⊙ (g − aᵀg), one thread per column
+        if kind == ActivationKind.SOFTMAX:  # g ← a ⊙ (g − aᵀg), one thread per column
             return self._device.kernel("softmax_backward", _blocks(a.cols), THREADS, a.handle,
                                        delta.handle, a.rows, a.cols)
         return self._device.kernel("activation_backward", _blocks(a.size), THREADS, a.handle,
                                    delta.handle, kernels.activation_code(kind), a.size)
 
-    def _plan_cost_sum(self, kind, y, a) -> Plan:
+    def cost_sum(self, kind, y, a) -> Plan:
         # each block leaves one partial sum (in double); the host adds them once they arrive
         blocks = _blocks(a.size, PARTIALS)
         eps = float(np.finfo(self.numpy_dtype).eps)

@@ -527,11 +527,12 @@ class Recorder:
 
     def __init__(self, *, devices: int = 1, capacity: int = 1 << 30,
                  compute_capability: tuple[int, int] = (9, 0), float64_ratio: int = 2,
-                 nccl: bool = False, strict: bool = True):
+                 clock_khz: int = 1_000_000, nccl: bool = False, strict: bool = True):
         self.devices = [FakeDevice(f"Recorder (fake CuPy, not a GPU) {i}", capacity)
                         for i in range(devices)]
         self.compute_capability = compute_capability
         self.float64_ratio = float64_ratio
+        self.clock_khz = clock_khz
         self.nccl = nccl
         self.strict = strict
         self.current_device = 0
@@ -658,7 +659,7 @@ class Recorder:
         major, minor = self.compute_capability
         return {"name": self.devices[index].name.encode(),
                 "totalGlobalMem": self.devices[index].capacity, "major": major, "minor": minor,
-                "multiProcessorCount": 4, "clockRate": 1_000_000}
+                "multiProcessorCount": 4, "clockRate": self.clock_khz}
 
     def _attribute(self, attribute: int, index: int) -> int:
         if attribute == 87:

@@ -431,3 +431,55 @@ def test_the_recorder_does_not_leak_into_other_tests():
 
 def test_recorder_of_finds_the_recorder(recorder):
     assert recorder_of(CudaFactory()) is recorder
+
+
+# --- python -m nnfs_cuda, the GPU owner's command, over the recorder -----------------------------
+
+def _owner_command(capsys, recorder, *args: str) -> tuple[int, str]:
+    from nnfs_cuda.__main__ import main
+
+    with recorder.installed():
+        code = main(["--side", "48", "--size", "small", *args])
+    return code, capsys.readouterr().out
+
+
+def test_the_gpu_owner_command_passes_over_the_recorder(capsys, monkeypatch, tmp_path):
+    from nnfs_cuda import verify
+
+    monkeypatch.setattr(verify, "CHECKS", CHECKS[:3])  # the whole kit runs above
+    recorder = Recorder()
+    code, out = _owner_command(capsys, recorder, "--report", str(tmp_path / "report.txt"))
+    assert code == 0, out
+    for name in ("float32 48³ product read back at once", "cuBLAS handle's stream after a gemm",
+                 "cuBLAS handle's stream after an nrm2", "float64 16 operations on a running",
+                 "float32 conformance kit (3 checks)", "benchmark cost against the cpu backend"):
+        assert re.search(rf"^ok +{re.escape(name)}", out, re.MULTILINE), (name, out)
+    assert "float32 peak" in out and out.rstrip().endswith("all passed")
+    written = (tmp_path / "report.txt").read_text()
+    assert written.splitlines()[-1] == out.rstrip().splitlines()[-1]
+    assert not recorder.violations
+
+
+def test_the_gpu_owner_command_catches_cublas_off_the_stream(capsys, monkeypatch):
+    """Over a recorder that only records (as a GPU would only compute), the layer's old
+    cuBLAS calls make the command fail where a GPU would show it: the product read back at
+    once, the handle's stream, and the operations on a running product."""
+    layer = cuda_device.CupyDevice
+    monkeypatch.setattr(layer, "_on_stream", _cublas_off_the_stream(layer._on_stream))
+    code, out = _owner_command(capsys, Recorder(strict=False), "--skip-kit", "--dtype",
+                               "float32")
+    assert code == 1
+    for name in ("float32 48³ product read back at once", "cuBLAS handle's stream after a gemm",
+                 "cuBLAS handle's stream after an nrm2", "float32 16 operations on a running",
+                 "benchmark cost against the cpu backend"):
+        assert re.search(rf"^FAIL +{re.escape(name)}", out, re.MULTILINE), (name, out)
+    assert out.rstrip().endswith("FAILED")
+
+
+def test_the_gpu_owner_command_flags_a_speed_above_the_cards_peak(capsys):
+    # a "card" of 4 multiprocessors at 1 kHz: 1 MFLOP/s, which any product here exceeds
+    code, out = _owner_command(capsys, Recorder(clock_khz=1), "--skip-kit", "--dtype",
+                               "float32")
+    assert code == 1
+    assert re.search(r"^FAIL +float32 48³ product speed .* peak 0\.0", out, re.MULTILINE), out
+    assert re.search(r"^FAIL +benchmark float32", out, re.MULTILINE), out

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -87,6 +88,48 @@ def test_gpu_owner_command_without_a_gpu_exits_2_with_the_reason():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot be used here" in result.stderr
+
+
+def _gpu_check(tmp_path, *options: str, **env: str) -> subprocess.CompletedProcess:
+    """nnfs-cuda/gpu-check.sh, installing into ``tmp_path`` with this environment's Python."""
+    if probe().available:
+        pytest.skip("this machine has a GPU: run bash nnfs-cuda/gpu-check.sh itself (about 3 "
+                    "minutes)")
+    return subprocess.run(
+        ["bash", str(ROOT / "nnfs-cuda" / "gpu-check.sh"), *options], capture_output=True,
+        text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "PYTHON": sys.executable, "NNFS_GPU_CHECK_DIR": str(tmp_path), **env})
+
+
+@pytest.mark.parametrize("builder", ["setuptools", "offline_build"])
+def test_the_offline_gpu_check_installs_and_says_there_is_no_gpu(tmp_path, builder):
+    """The script's steps on a machine without a GPU: the install from the checkout (with
+    setuptools, or with offline_build.py as where setuptools is old or missing), the command
+    exiting 2 with the reason, the GPU tests skipping with it, one report, exit status 2."""
+    forced = {"NNFS_GPU_CHECK_OFFLINE_BUILD": "1"} if builder == "offline_build" else {}
+    result = _gpu_check(tmp_path, **forced)
+    assert result.returncode == 2, result.stdout + result.stderr
+    report = (tmp_path / "gpu-check-report.txt").read_text()
+    assert result.stdout == report
+    assert f"installed with: {'setuptools' if builder == 'setuptools' else 'nnfs-cuda/offline'}" \
+        in report
+    reason = probe().reason
+    assert "== python -m nnfs_cuda --device 0 : no usable GPU here" in report
+    assert reason in report.split("== pytest")[0]
+    tests = report.split("== pytest -m gpu: passed")[1]
+    assert tests.count(f"needs an NVIDIA GPU: {reason}") >= 6 and " skipped" in tests
+    assert "== NO GPU: nothing was verified on a GPU" in report
+    for name in ("nnfs_core", "nnfs_cpu", "nnfs_cuda"):
+        assert (tmp_path / "site" / f"{name}-0.1.0.dist-info").is_dir()
+    entry_points = (tmp_path / "site" / "nnfs_cuda-0.1.0.dist-info" / "entry_points.txt")
+    assert "cuda = nnfs_cuda.plugin" in entry_points.read_text()
+    assert (tmp_path / "site" / "nnfs_cuda" / "kernels.cu").is_file()
+
+
+def test_the_offline_gpu_check_refuses_an_unknown_option(tmp_path):
+    result = _gpu_check(tmp_path, "--fast")
+    assert result.returncode == 3
+    assert "unknown option --fast (use --device N, --quick)" in result.stderr
 
 
 class _FakeRuntime:

@@ -1,12 +1,14 @@
 """The cuda backend (nnfs-cuda), in three parts:
 
 1. **Without a GPU, for real**: importing, listing and selecting the backend on a machine with
-   no driver; the probe's reasons; NVRTC compiling kernels.cu (NVRTC needs no GPU).
+   no driver; the probe's reasons; NVRTC compiling kernels.cu (NVRTC needs no GPU); the
+   offline GPU check script's install and its handling of a missing GPU.
 2. **The factory's logic over ``NumpyStandIn``** (tests/cuda_standin.py), a numpy stand-in for
    the device layer — NOT a GPU: the conformance kit, shape mapping onto cuBLAS, views, the
    memory check, the allocation counter, when the factory waits, errors for bad input. These
    prove the logic that sits above CuPy; they prove nothing about cuBLAS, the CUDA kernels'
-   arithmetic or the stream, which part 3 and the README's GPU-only list cover.
+   arithmetic or the stream. Where every call goes and when memory is read is checked over
+   the recorder (tests/test_cuda_ordering.py); the arithmetic on a GPU by part 3.
 3. **On a GPU** (``@pytest.mark.gpu``): skipped here with the driver's reason.
 """
 

@@ -6,9 +6,12 @@ memory to ask for, and when to wait. It says so to a device layer, which only do
 real layer is :class:`CupyDevice`; :class:`DeviceLayer` below is the protocol any layer follows.
 
 The test suite runs the factory over a numpy *stand-in* for this layer (``tests/cuda_standin.py``,
-class ``NumpyStandIn``), which is how the factory's logic is tested on machines without a GPU.
-What only this module does — the cuBLAS calls, NVRTC compiling ``kernels.cu``, the kernels
-themselves, the stream, CuPy's memory pool — is verified only on a GPU (see the README).
+class ``NumpyStandIn``), which is how the factory's logic is tested on machines without a GPU,
+and runs this module itself over a recording fake of CuPy (``tests/cuda_recorder.py``), which
+checks on which stream every call goes and when host memory is read. What only a GPU shows —
+the cuBLAS calls and the kernels computing the right numbers, NVRTC loading ``kernels.cu`` on
+the device, real streams, pinned memory and CuPy's pool — is verified by ``python -m
+nnfs_cuda`` (see the README).
 
 Importing this module does not import CuPy; :func:`find_devices` and :class:`CupyDevice` do.
 """
@@ -101,14 +104,17 @@ class DeviceLayer(Protocol):
 
     # transfers, queued on the stream
     def upload(self, host: np.ndarray, view: Any) -> None:
-        """Queue a copy of ``host`` (1-D, the view's size) into ``view``; ``host`` may be
-        reused as soon as this returns."""
+        """Queue a copy of ``host`` into ``view``: ``host`` has the view's size and dtype, and
+        its elements in C order are the view's (a 1-D array, or a transposed or sample-per-row
+        2-D one, so that no contiguous copy is needed). ``host`` may be reused or freed as soon
+        as this returns."""
 
     def download(self, view: Any, host: np.ndarray) -> None:
         """Queue a copy of ``view`` into ``host``; read ``host`` only after synchronize()."""
 
     def synchronize(self) -> None:
-        """Wait until everything queued on the stream has run."""
+        """Wait until everything queued on the stream has run. A device error (a kernel's
+        fault reported now) is raised as nnfs.DeviceError naming the operation and device."""
 
     # cuBLAS, column-major, scalars by value
     def gemm(self, trans_a: bool, trans_b: bool, m: int, n: int, k: int, alpha: float, a: Any,
@@ -555,8 +561,8 @@ class CupyDevice:
         handle, self._handle = self._handle, None
         try:
             self._on_stream("release (waiting for the stream)", self._stream.synchronize)()
-        finally:
-            with self._device:
+        finally:  # after a fault these may fail too: the wait's error is the one to report
+            with self._device, contextlib.suppress(*self._errors):
                 self._cublas.destroy(handle)
                 for joined in self._nccl:
                     joined.destroy()

@@ -309,6 +309,25 @@ def test_the_recorder_catches_a_wait_that_leaves_work_on_another_stream(monkeypa
                for text in recorder.violations), recorder.violations
 
 
+def test_the_recorder_catches_a_host_read_that_does_not_wait(recorder, monkeypatch):
+    """A read that queues its copy but does not wait sees what the recorder leaves in a host
+    buffer until the copy has run — NaN, so that no check can pass by luck — and the copy,
+    when the stream gets to it, writes into a buffer that is already freed."""
+    def read_without_waiting(self, x):
+        flat = np.empty(x.size, dtype=self.numpy_dtype)
+        self._device.download(x.handle, flat)
+        return np.ascontiguousarray(flat.reshape(x.cols, x.rows).T)
+
+    monkeypatch.setattr(CudaFactory, "_read", read_without_waiting)
+    factory = CudaFactory()
+    with factory.matrix(2, 2, [[1, 2], [3, 4]]) as m:
+        assert np.isnan(nnfs.transfer(m)).all()
+        gc.collect()
+        with pytest.raises(RecorderViolation, match="ran after the host buffer it writes"):
+            factory.synchronize()
+    recorder.violations.clear()
+
+
 def test_the_recorder_catches_uploads_from_pageable_host_arrays_that_die(monkeypatch):
     def upload_as_before(self, host, view):  # the layer's old upload
         with self._device:

@@ -181,9 +181,9 @@ class NumpyStandIn:
 
     def upload(self, host: np.ndarray, view: np.ndarray) -> None:
         self._own(view, "upload: destination")
-        if host.shape != (view.size,) or host.dtype != view.dtype:
+        if host.size != view.size or host.dtype != view.dtype:
             raise StandInError(f"upload of {host.shape} {host.dtype} into {view.size} {view.dtype}")
-        snapshot = host.copy()  # the host array may be reused once upload returns
+        snapshot = host.flatten()  # C order; the host array may be reused once upload returns
         self._queued("upload", functools.partial(np.copyto, view, snapshot))()
 
     def download(self, view: np.ndarray, host: np.ndarray) -> None:
@@ -279,77 +279,8 @@ class NumpyStandIn:
             if parameters[pname].size < needed:
                 raise StandInError(f"{name}: reads or writes {needed} elements of {pname}, "
                                    f"which has {parameters[pname].size}")
-        work = functools.partial(getattr(self, "_kernel_" + name), grid, block, **parameters)
+        work = functools.partial(KERNEL_MATH[name], grid, block, **parameters)
         return self._queued(name, work, grid=grid, block=block, **parameters)
-
-    def _activate(self, kind: int, s: np.ndarray) -> np.ndarray:
-        codes = kernels.enum("Activation")
-        if kind == codes["SIGMOID"]:
-            return 0.5 * np.tanh(0.5 * s) + 0.5
-        if kind == codes["TANH"]:
-            return np.tanh(s)
-        if kind == codes["RELU"]:
-            return np.maximum(s, 0)
-        if kind == codes["LINEAR"]:
-            return s
-        raise StandInError(f"unknown activation code {kind}")
-
-    def _kernel_bias_activation(self, grid, block, *, z, bias, has_bias, out, kind, rows, n):
-        s = z[:n].copy()
-        if has_bias:
-            s += bias[np.arange(n) % rows]
-        out[:n] = self._activate(int(kind), s)
-
-    def _kernel_bias_softmax(self, grid, block, *, z, bias, has_bias, out, rows, cols):
-        s = z[:rows * cols].reshape(cols, rows).copy()  # one row per column of the matrix
-        if has_bias:
-            s += bias[:rows]
-        e = np.exp(s - s.max(axis=1, keepdims=True))
-        out[:rows * cols] = (e / e.sum(axis=1, keepdims=True)).ravel()
-
-    def _kernel_activation_backward(self, grid, block, *, a, delta, kind, n):
-        codes = kernels.enum("Activation")
-        av = a[:n]
-        if kind == codes["SIGMOID"]:
-            delta[:n] *= av * (1 - av)
-        elif kind == codes["TANH"]:
-            delta[:n] *= 1 - av * av
-        elif kind == codes["RELU"]:
-            delta[:n] *= av > 0
-        elif kind != codes["LINEAR"]:
-            raise StandInError(f"unknown activation code {kind}")
-
-    def _kernel_softmax_backward(self, grid, block, *, a, delta, rows, cols):
-        av = a[:rows * cols].reshape(cols, rows)
-        g = delta[:rows * cols].reshape(cols, rows)
-        g[...] = av * (g - (av * g).sum(axis=1, keepdims=True))
-
-    def _kernel_subtract(self, grid, block, *, x, y, out, n):
-        np.subtract(x[:n], y[:n], out=out[:n])
-
-    def _kernel_multiply(self, grid, block, *, x, y, out, n):
-        np.multiply(x[:n], y[:n], out=out[:n])
-
-    def _kernel_fill(self, grid, block, *, x, value, n):
-        x[:n] = value
-
-    def _kernel_cost_partials(self, grid, block, *, y, a, kind, eps, partials, n):
-        if block != kernels.constant("THREADS"):
-            raise StandInError(f"cost_partials needs blocks of {kernels.constant('THREADS')} "
-                               f"threads (its shared cache), got {block}")
-        codes = kernels.enum("Cost")
-        yv, av = y[:n].astype(np.float64), a[:n].astype(np.float64)
-        if kind == codes["QUADRATIC"]:
-            terms = (av - yv) ** 2
-        else:
-            c = np.clip(av, eps, 1.0 - eps)
-            terms = -yv * np.log(c)
-            if kind == codes["BINARY_CROSS_ENTROPY"]:
-                terms -= (1.0 - yv) * np.log(1.0 - c)
-        # element i is taken by thread i mod (grid·block) of the grid-stride loop, so by block
-        # (i // block) mod grid
-        owner = (np.arange(n) // block) % grid
-        partials[:grid] = np.bincount(owner, weights=terms, minlength=grid)
 
     # --- NCCL ---------------------------------------------------------------------------------
 
@@ -418,25 +349,122 @@ class NumpyStandIn:
         return array[:n]
 
     def _matrix(self, array: np.ndarray, shape: tuple[int, int], ld: int, what: str) -> np.ndarray:
-        """``array`` read as cuBLAS reads a column-major rows × cols operand of leading
-        dimension ld: element (i, j) at i + j·ld."""
         self._own(array, what)
-        rows, cols = shape
-        if ld < max(1, rows):
-            raise StandInError(f"{what}: leading dimension {ld} is below max(1, rows = {rows}) "
-                               "(CUBLAS_STATUS_INVALID_VALUE)")
-        needed = ld * (cols - 1) + rows if cols else 0
-        if array.size < needed:
-            raise StandInError(f"{what}: a {rows}×{cols} operand with ld {ld} spans {needed} "
-                               f"elements, the array has {array.size}")
-        item = array.itemsize
-        return np.lib.stride_tricks.as_strided(array, shape=(rows, cols), strides=(item, ld * item))
+        return column_major(array, shape, ld, what)
+
+
+def column_major(array: np.ndarray, shape: tuple[int, int], ld: int, what: str) -> np.ndarray:
+    """``array`` read as cuBLAS reads a column-major rows × cols operand of leading dimension
+    ld: element (i, j) at i + j·ld. Refuses what cuBLAS refuses."""
+    rows, cols = shape
+    if ld < max(1, rows):
+        raise StandInError(f"{what}: leading dimension {ld} is below max(1, rows = {rows}) "
+                           "(CUBLAS_STATUS_INVALID_VALUE)")
+    needed = ld * (cols - 1) + rows if cols else 0
+    if array.size < needed:
+        raise StandInError(f"{what}: a {rows}×{cols} operand with ld {ld} spans {needed} "
+                           f"elements, the array has {array.size}")
+    item = array.itemsize
+    return np.lib.stride_tricks.as_strided(array, shape=(rows, cols), strides=(item, ld * item))
 
 
 def _ints(routine: str, **values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT_MAX:
             raise StandInError(f"{routine}: {name} must be a C int ≥ 0, got {value!r}")
+
+
+# --- what each kernel of kernels.cu computes, in numpy, written from the kernels' comments ---
+
+def _activate(kind: int, s: np.ndarray) -> np.ndarray:
+    codes = kernels.enum("Activation")
+    if kind == codes["SIGMOID"]:
+        return 0.5 * np.tanh(0.5 * s) + 0.5
+    if kind == codes["TANH"]:
+        return np.tanh(s)
+    if kind == codes["RELU"]:
+        return np.maximum(s, 0)
+    if kind == codes["LINEAR"]:
+        return s
+    raise StandInError(f"unknown activation code {kind}")
+
+
+def _kernel_bias_activation(grid, block, *, z, bias, has_bias, out, kind, rows, n):
+    s = z[:n].copy()
+    if has_bias:
+        s += bias[np.arange(n) % rows]
+    out[:n] = _activate(int(kind), s)
+
+
+def _kernel_bias_softmax(grid, block, *, z, bias, has_bias, out, rows, cols):
+    s = z[:rows * cols].reshape(cols, rows).copy()  # one row per column of the matrix
+    if has_bias:
+        s += bias[:rows]
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    out[:rows * cols] = (e / e.sum(axis=1, keepdims=True)).ravel()
+
+
+def _kernel_activation_backward(grid, block, *, a, delta, kind, n):
+    codes = kernels.enum("Activation")
+    av = a[:n]
+    if kind == codes["SIGMOID"]:
+        delta[:n] *= av * (1 - av)
+    elif kind == codes["TANH"]:
+        delta[:n] *= 1 - av * av
+    elif kind == codes["RELU"]:
+        delta[:n] *= av > 0
+    elif kind != codes["LINEAR"]:
+        raise StandInError(f"unknown activation code {kind}")
+
+
+def _kernel_softmax_backward(grid, block, *, a, delta, rows, cols):
+    av = a[:rows * cols].reshape(cols, rows)
+    g = delta[:rows * cols].reshape(cols, rows)
+    g[...] = av * (g - (av * g).sum(axis=1, keepdims=True))
+
+
+def _kernel_subtract(grid, block, *, x, y, out, n):
+    np.subtract(x[:n], y[:n], out=out[:n])
+
+
+def _kernel_multiply(grid, block, *, x, y, out, n):
+    np.multiply(x[:n], y[:n], out=out[:n])
+
+
+def _kernel_fill(grid, block, *, x, value, n):
+    x[:n] = value
+
+
+def _kernel_cost_partials(grid, block, *, y, a, kind, eps, partials, n):
+    if block != kernels.constant("THREADS"):
+        raise StandInError(f"cost_partials needs blocks of {kernels.constant('THREADS')} "
+                           f"threads (its shared cache), got {block}")
+    codes = kernels.enum("Cost")
+    yv, av = y[:n].astype(np.float64), a[:n].astype(np.float64)
+    if kind == codes["QUADRATIC"]:
+        terms = (av - yv) ** 2
+    else:
+        c = np.clip(av, eps, 1.0 - eps)
+        terms = -yv * np.log(c)
+        if kind == codes["BINARY_CROSS_ENTROPY"]:
+            terms -= (1.0 - yv) * np.log(1.0 - c)
+    # element i is taken by thread i mod (grid·block) of the grid-stride loop, so by block
+    # (i // block) mod grid
+    owner = (np.arange(n) // block) % grid
+    partials[:grid] = np.bincount(owner, weights=terms, minlength=grid)
+
+
+#: The numpy version of each kernel, called as (grid, block, **parameters).
+KERNEL_MATH: dict[str, Callable[..., None]] = {
+    "bias_activation": _kernel_bias_activation,
+    "bias_softmax": _kernel_bias_softmax,
+    "activation_backward": _kernel_activation_backward,
+    "softmax_backward": _kernel_softmax_backward,
+    "subtract": _kernel_subtract,
+    "multiply": _kernel_multiply,
+    "fill": _kernel_fill,
+    "cost_partials": _kernel_cost_partials,
+}
 
 
 #: The elements of each pointer argument that a kernel touches, read from kernels.cu.

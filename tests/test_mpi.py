@@ -164,18 +164,25 @@ def test_ranks_on_different_backends_still_train_as_one(tmp_path):
 
 
 @requires_mpi
+@pytest.mark.parametrize("layer", ["cuda-standin", "cuda-recorder"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_cuda_factory_sums_on_the_device_through_its_nccl_layer(dtype, tmp_path):
-    """nnfs-cuda's NCCL path, run over the numpy stand-in of its device layer (whose "NCCL"
-    sums through MPI): the gradient never goes through nnfs's host buffer, and training is
-    still one process's. A real GPU and NCCL are not here (see the README)."""
+def test_cuda_factory_sums_on_the_device_through_its_nccl_layer(dtype, layer, tmp_path):
+    """nnfs-cuda's NCCL path, over the numpy stand-in of its device layer (whose "NCCL" sums
+    through MPI), and over its real device layer on the recording fake of CuPy (whose NCCL
+    does too, and which refuses any operation off the factory's stream): the gradient never
+    goes through nnfs's host buffer, and training is still one process's. A real GPU and NCCL
+    are not here (see nnfs-cuda's README)."""
     if importlib.util.find_spec("nnfs_cuda") is None:
         pytest.skip("nnfs-cuda is not installed (bash .ci/run installs it)")
-    result, reports = run_job(tmp_path, "--backend", "cuda-standin", "--dtype", dtype)
+    result, reports = run_job(tmp_path, "--backend", layer, "--dtype", dtype)
     assert result.returncode == 0, result.stdout + result.stderr
     expected, history = one_process("cpu", dtype)
     assert_same_training(tmp_path, reports, expected, history, dtype)
     assert all(report["nccl_calls"] == report["gradient_sum"] == 21 for report in reports)
+    if layer == "cuda-recorder":
+        for report in reports:
+            assert report["violations"] == []
+            assert len(report["streams"]) == 1 and "legacy" not in report["streams"][0]
 
 
 # --- every rank refuses, or the job ends --------------------------------------------------------

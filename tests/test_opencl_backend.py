@@ -433,6 +433,7 @@ def test_the_benchmark_prints_its_tables():
     assert "seconds per epoch" in result.stdout and "× the cpu backend's time" in result.stdout
 
 
+@needs_device
 def test_samples_are_copied_as_they_are_both_ways(opencl):
     """One sample per host row is one sample per device column: fit's batch copies move the
     bytes directly, into and out of column views, and into a host array of any layout."""

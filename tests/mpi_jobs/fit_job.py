@@ -31,12 +31,24 @@ def data(samples: int, seed: int, features: int = 5, classes: int = 3):
     return X, np.minimum(y, classes - 1)
 
 
+_KEPT: list = []
+
+
 def factory_of(name: str, dtype: str):
     if name == "cuda-standin":  # nnfs-cuda's factory over the numpy stand-in with its NCCL
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from cuda_standin import standin_factory_class
 
         return standin_factory_class(nccl=True)(dtype)
+    if name == "cuda-recorder":  # nnfs-cuda's real device layer over the recording fake CuPy
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from cuda_recorder import Recorder
+        from nnfs_cuda.backend import CudaBackend
+
+        installed = Recorder(nccl=True).installed()
+        installed.__enter__()  # for the whole job (kept, or collecting it would uninstall it)
+        _KEPT.append(installed)
+        return nnfs.Factory(CudaBackend(dtype))
     return nnfs.backend(name, dtype)
 
 
@@ -103,6 +115,11 @@ def main() -> int:
     device = getattr(factory.backend, "_device", None)
     if device is not None and hasattr(device, "nccl_calls"):
         report["nccl_calls"] = device.nccl_calls
+    recorder = getattr(getattr(device, "_cupy", None), "__recorder__", None)
+    if recorder is not None:
+        report["nccl_calls"] = recorder.nccl_calls
+        report["violations"] = recorder.violations
+        report["streams"] = sorted(str(stream) for stream in recorder.streams_used())
     (out / f"rank{rank}.json").write_text(json.dumps(report))
     return 1 if "error" in report else 0
 

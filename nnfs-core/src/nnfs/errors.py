@@ -74,6 +74,13 @@ class OutOfDeviceMemory(NnfsError, MemoryError):
         self.available = available
 
 
+class DeviceError(NnfsError, RuntimeError):
+    """The device failed while running work nnfs gave it: a kernel's fault, a failing library
+    call (cuBLAS, NCCL), a copy the driver refused. The message names the operation that
+    reported it and the device. Devices that run work asynchronously report a fault at a later
+    call than the one that caused it, and the message says so."""
+
+
 class TrainingDiverged(NnfsError, FloatingPointError):
     """The cost became NaN or infinite during training.
 
@@ -133,6 +140,7 @@ __all__ = [
     "DTypeMismatch",
     "DataFileError",
     "DataParallelError",
+    "DeviceError",
     "ModelFileError",
     "MpiUnavailable",
     "NnfsError",

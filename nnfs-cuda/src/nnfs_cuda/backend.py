@@ -217,8 +217,12 @@ class CudaBackend(api.Backend):
         return flat
 
     def write(self, host: np.ndarray, x: Matrix | Vector) -> None:
-        flat = host.T.ravel() if isinstance(x, Matrix) else host  # column by column
-        self._device.upload(np.ascontiguousarray(flat), x.handle)
+        # hostᵀ in C order is the matrix column by column; the layer copies it as it stages it
+        self._device.upload(host.T if isinstance(x, Matrix) else host, x.handle)
+
+    def write_samples(self, host: np.ndarray, x: Matrix) -> None:
+        # one sample per row, C-ordered: the bytes of the column-major matrix, as they are
+        self._device.upload(host, x.handle)
 
     def synchronize(self) -> None:
         self._device.synchronize()

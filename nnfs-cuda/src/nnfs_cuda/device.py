@@ -6,15 +6,19 @@ memory to ask for, and when to wait. It says so to a device layer, which only do
 real layer is :class:`CupyDevice`; :class:`DeviceLayer` below is the protocol any layer follows.
 
 The test suite runs the factory over a numpy *stand-in* for this layer (``tests/cuda_standin.py``,
-class ``NumpyStandIn``), which is how the factory's logic is tested on machines without a GPU.
-What only this module does — the cuBLAS calls, NVRTC compiling ``kernels.cu``, the kernels
-themselves, the stream, CuPy's memory pool — is verified only on a GPU (see the README).
+class ``NumpyStandIn``), which is how the factory's logic is tested on machines without a GPU,
+and runs this module itself over a recording fake of CuPy (``tests/cuda_recorder.py``), which
+checks on which stream every call goes and when host memory is read. What only a GPU shows —
+the cuBLAS calls and the kernels computing the right numbers, NVRTC loading ``kernels.cu`` on
+the device, real streams, pinned memory and CuPy's pool — is verified by ``python -m
+nnfs_cuda`` (see the README).
 
 Importing this module does not import CuPy; :func:`find_devices` and :class:`CupyDevice` do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +26,8 @@ from importlib import metadata
 from typing import Any, Protocol
 
 import numpy as np
+
+import nnfs
 
 from . import kernels
 
@@ -98,14 +104,17 @@ class DeviceLayer(Protocol):
 
     # transfers, queued on the stream
     def upload(self, host: np.ndarray, view: Any) -> None:
-        """Queue a copy of ``host`` (1-D, the view's size) into ``view``; ``host`` may be
-        reused as soon as this returns."""
+        """Queue a copy of ``host`` into ``view``: ``host`` has the view's size and dtype, and
+        its elements in C order are the view's (a 1-D array, or a transposed or sample-per-row
+        2-D one, so that no contiguous copy is needed). ``host`` may be reused or freed as soon
+        as this returns."""
 
     def download(self, view: Any, host: np.ndarray) -> None:
         """Queue a copy of ``view`` into ``host``; read ``host`` only after synchronize()."""
 
     def synchronize(self) -> None:
-        """Wait until everything queued on the stream has run."""
+        """Wait until everything queued on the stream has run. A device error (a kernel's
+        fault reported now) is raised as nnfs.DeviceError naming the operation and device."""
 
     # cuBLAS, column-major, scalars by value
     def gemm(self, trans_a: bool, trans_b: bool, m: int, n: int, k: int, alpha: float, a: Any,
@@ -222,13 +231,97 @@ def find_devices() -> list[DeviceInfo]:
 
 # --- the layer on CuPy --------------------------------------------------------------------------
 
+#: Bytes of pinned host memory each layer stages its uploads through, allocated with the layer.
+STAGING_BYTES = 8 << 20
+#: Alignment of each upload inside the staging memory.
+STAGING_ALIGNMENT = 256
+
+#: Status codes that mean "out of memory": cudaErrorMemoryAllocation (runtime) and
+#: CUDA_ERROR_OUT_OF_MEMORY (driver) are both 2, CUBLAS_STATUS_ALLOC_FAILED is 3.
+_RUNTIME_OUT_OF_MEMORY = 2
+_CUBLAS_ALLOC_FAILED = 3
+
+
+class _Staging:
+    """Pinned host memory that every upload passes through, in two halves: the host fills one
+    while the device copies out of the other.
+
+    ``copy_from_host_async`` reads its source when the stream gets to the copy, not when it is
+    queued, and it is only asynchronous from pinned memory (from pageable memory, whether the
+    driver stages the data before returning is up to the driver). So the host data is first
+    copied here, and the device copies from here. After the last copy out of a half is queued,
+    an event is recorded behind it; the host writes that half again only once the event has
+    passed. ``reset`` says that the stream has been waited for, so nothing out of either half
+    is pending. Allocated once, with the layer: an upload allocates nothing.
+    """
+
+    def __init__(self, cupy: Any, nbytes: int):
+        self.half = nbytes // 2
+        memory = cupy.cuda.alloc_pinned_memory(2 * self.half)
+        self._memory = np.ndarray((2, self.half), np.uint8, buffer=memory)
+        self._events = [cupy.cuda.Event(disable_timing=True) for _ in range(2)]
+        self._pending = [False, False]  # an event recorded after copies out of the half
+        self._current = 0
+        self._used = 0
+
+    def reset(self) -> None:
+        self._pending = [False, False]
+        self._used = 0
+
+    def _room(self, nbytes: int, stream: Any) -> np.ndarray:
+        """``nbytes`` of staging memory the host may write now (nbytes ≤ half)."""
+        start = -(-self._used // STAGING_ALIGNMENT) * STAGING_ALIGNMENT
+        if start + nbytes > self.half:
+            self._events[self._current].record(stream)
+            self._pending[self._current] = True
+            self._current ^= 1
+            if self._pending[self._current]:
+                self._events[self._current].synchronize()  # its copies have run
+                self._pending[self._current] = False
+            start = 0
+        self._used = start + nbytes
+        return self._memory[self._current, start:start + nbytes]
+
+    def upload(self, host: np.ndarray, view: Any, stream: Any) -> None:
+        """Queue copies of ``host`` (its elements in C order, converted to ``view``'s dtype)
+        into the device array ``view``, piece by piece along ``host``'s first axis, each piece
+        through the staging memory."""
+        if host.size == 0:
+            return
+        if host.ndim == 0:
+            host = host.reshape(1)
+        dtype = np.dtype(view.dtype)
+        row = dtype.itemsize * (host.size // host.shape[0])
+        if row > self.half:  # rows longer than the staging memory: go element by element
+            host, row = np.ascontiguousarray(host).reshape(-1), dtype.itemsize
+        rows = self.half // row
+        offset = 0
+        for first in range(0, host.shape[0], rows):
+            piece = host[first:first + rows]
+            nbytes = piece.size * dtype.itemsize
+            room = self._room(nbytes, stream)
+            np.copyto(room.view(dtype).reshape(piece.shape), piece)
+            (view.data + offset).copy_from_host_async(room.ctypes.data, nbytes, stream)
+            offset += nbytes
+
+
 class CupyDevice:
     """The device layer on CuPy: one device, one dtype, one non-blocking stream, one cuBLAS
-    handle bound to that stream (host pointer mode), and kernels.cu compiled once by NVRTC.
+    handle (host pointer mode), kernels.cu compiled once by NVRTC, and pinned host memory that
+    uploads are staged through.
 
-    Every launch runs with this device current and, for kernels, this stream current; cuBLAS
-    calls go to the stream through the handle. Memory comes from CuPy's default memory pool,
-    allocated on the stream, so it is reused in stream order.
+    **Every call runs with this device current and this layer's stream current**, and passes
+    the stream wherever CuPy takes one. CuPy's cuBLAS wrappers bind the handle to the *current*
+    stream of the current device on every call (``_setStream`` in
+    ``cupy_backends/cuda/libs/cublas.pyx``), whatever stream the handle was given before; the
+    memory pool keeps one arena per current stream; ``cupy.zeros`` clears memory on the current
+    stream. So a call outside ``with stream`` would go to the legacy default stream, unordered
+    against this layer's non-blocking stream.
+
+    Errors: a failure the device reports — a kernel's fault surfacing at the next call that
+    waits or launches, a cuBLAS or NCCL failure, a copy that fails — becomes
+    :class:`nnfs.DeviceError` naming the operation and the device, or
+    :class:`nnfs.OutOfDeviceMemory` where the device ran out of memory.
     """
 
     devices = staticmethod(find_devices)
@@ -244,17 +337,33 @@ class CupyDevice:
         self._runtime = runtime
         self._cublas = cublas
         self._handle = None
+        self._staging: _Staging | None = None
         self._nccl: list[Any] = []  # NCCL communicators joined, destroyed on release
-        self._device = cupy.cuda.Device(info.index)
+        #: What CuPy raises when the device, the runtime, the driver or cuBLAS fails.
+        self._errors: tuple[type[BaseException], ...] = (
+            runtime.CUDARuntimeError, cupy.cuda.driver.CUDADriverError, cublas.CUBLASError)
         prefix = "s" if dtype == "float32" else "d"
+        self._prefix = prefix
         routines = ("gemm", "gemv", "ger", "axpy", "scal", "nrm2")
         self._xgemm, self._xgemv, self._xger, self._xaxpy, self._xscal, self._xnrm2 = (
             getattr(cublas, prefix + name) for name in routines)
+        step = "selecting the device"
+        try:
+            self._device = cupy.cuda.Device(info.index)
+            with self._device:
+                step = "creating a stream"
+                self._stream = cupy.cuda.Stream(non_blocking=True)
+                self._pool = cupy.get_default_memory_pool()
+                step = "allocating pinned host memory for uploads"
+                self._staging = _Staging(cupy, STAGING_BYTES)
+        except (*self._errors, MemoryError) as error:
+            raise DeviceUnavailable(
+                f"{step} failed on device {info} ({type(error).__name__}: {error})") from None
         with self._device:
-            self._stream = cupy.cuda.Stream(non_blocking=True)
-            self._pool = cupy.get_default_memory_pool()
             try:
                 self._handle = cublas.create()
+                # CuPy rebinds the handle to the current stream on every call; this binding
+                # only holds until the first one
                 cublas.setStream(self._handle, self._stream.ptr)
                 cublas.setPointerMode(self._handle, cublas.CUBLAS_POINTER_MODE_HOST)
             except Exception as error:
@@ -275,11 +384,52 @@ class CupyDevice:
                     f"({type(error).__name__}: {error}); the CUDA libraries come with: "
                     f"{CUDA_LIBRARIES_PIP}") from None
 
+    # --- every call: on the device, on the stream, device errors made nnfs errors ------------
+
+    def _on_stream(self, operation: str, call: Callable, *keep: Any) -> Callable[[], Any]:
+        """``call`` run with this device and this stream current, device errors turned into
+        nnfs errors naming ``operation``. ``keep``: objects the call's raw pointers point into
+        (host scalars, device arrays), held as long as the prepared call lives."""
+        device, stream, errors, failure = self._device, self._stream, self._errors, self._failure
+
+        def run(_keep=keep):
+            try:
+                with device, stream:
+                    return call()
+            except errors as error:
+                raise failure(operation, error) from None
+
+        return run
+
+    def _failure(self, operation: str, error: BaseException) -> Exception:
+        """The nnfs error for ``error``, which CuPy raised during ``operation``."""
+        status = getattr(error, "status", None)
+        raw = f"{type(error).__name__}: {error}"
+        if isinstance(error, self._cublas.CUBLASError):
+            memory = status == _CUBLAS_ALLOC_FAILED
+        else:
+            memory = status == _RUNTIME_OUT_OF_MEMORY
+        if memory:
+            available = None
+            with contextlib.suppress(Exception):  # the device may not answer any more
+                available = self.memory_info()[0] + self.pool_free_bytes()
+            known = f"; {available} bytes are available" if available is not None else ""
+            return nnfs.OutOfDeviceMemory(
+                f"cuda: {operation} on device {self.info} ran out of device memory "
+                f"({raw}){known}", None, available)
+        return nnfs.DeviceError(
+            f"cuda: {operation} on device {self.info} failed ({raw}). CUDA reports a fault of a "
+            "kernel or a copy at the next call that launches or waits, so the work that failed "
+            "may be any queued on this factory's stream since it last waited; run with "
+            "CUDA_LAUNCH_BLOCKING=1 to have each fault reported where it happens. After a "
+            "kernel fault such as an illegal address, every later call in this process fails: "
+            "restart it.")
+
     # --- memory -------------------------------------------------------------------------------
 
     def allocate(self, size: int, dtype: str | None = None):
-        with self._device, self._stream:
-            return self._cupy.zeros(size, dtype=dtype or self.dtype)
+        zeros = functools.partial(self._cupy.zeros, size, dtype=dtype or self.dtype)
+        return self._on_stream("allocating device memory", zeros)()
 
     def view(self, storage, offset: int, size: int):
         return storage[offset:offset + size]
@@ -300,28 +450,18 @@ class CupyDevice:
     # --- transfers ----------------------------------------------------------------------------
 
     def upload(self, host: np.ndarray, view) -> None:
-        with self._device:
-            view.set(host, stream=self._stream)
+        staging, stream = self._staging, self._stream
+        self._on_stream("upload", lambda: staging.upload(host, view, stream))()
 
     def download(self, view, host: np.ndarray) -> None:
-        with self._device:
-            view.get(stream=self._stream, out=host, blocking=False)
+        stream = self._stream
+        self._on_stream("download", lambda: view.get(stream=stream, out=host, blocking=False))()
 
     def synchronize(self) -> None:
-        self._stream.synchronize()
+        self._on_stream("synchronize (waiting for the stream)", self._stream.synchronize)()
+        self._staging.reset()
 
     # --- cuBLAS -------------------------------------------------------------------------------
-
-    def _on_device(self, call: Callable, *keep: Any) -> Callable[[], Any]:
-        """``call`` run with this device current. ``keep``: objects the call's raw pointers
-        point into (host scalars, device arrays), held as long as the prepared call lives."""
-        device = self._device
-
-        def run(_keep=keep):
-            with device:
-                return call()
-
-        return run
 
     def _scalars(self, *values: float) -> tuple[np.ndarray, list[int]]:
         """Host copies of cuBLAS's scalars in the layer's dtype, and their addresses."""
@@ -333,30 +473,30 @@ class CupyDevice:
         call = functools.partial(
             self._xgemm, self._handle, _op(self._cublas, trans_a), _op(self._cublas, trans_b),
             m, n, k, alpha_at, a.data.ptr, lda, b.data.ptr, ldb, beta_at, c.data.ptr, ldc)
-        return self._on_device(call, held, a, b, c)
+        return self._on_stream(f"cuBLAS {self._prefix}gemm ({m}×{n}×{k})", call, held, a, b, c)
 
     def gemv(self, trans, m, n, alpha, a, lda, x, beta, y):
         held, (alpha_at, beta_at) = self._scalars(alpha, beta)
         call = functools.partial(self._xgemv, self._handle, _op(self._cublas, trans), m, n,
                                  alpha_at, a.data.ptr, lda, x.data.ptr, 1, beta_at, y.data.ptr, 1)
-        return self._on_device(call, held, a, x, y)
+        return self._on_stream(f"cuBLAS {self._prefix}gemv ({m}×{n})", call, held, a, x, y)
 
     def ger(self, m, n, alpha, x, y, a, lda):
         held, (alpha_at,) = self._scalars(alpha)
         call = functools.partial(self._xger, self._handle, m, n, alpha_at, x.data.ptr, 1,
                                  y.data.ptr, 1, a.data.ptr, lda)
-        return self._on_device(call, held, x, y, a)
+        return self._on_stream(f"cuBLAS {self._prefix}ger ({m}×{n})", call, held, x, y, a)
 
     def axpy(self, n, alpha, x, y):
         held, (alpha_at,) = self._scalars(alpha)
         call = functools.partial(self._xaxpy, self._handle, n, alpha_at, x.data.ptr, 1,
                                  y.data.ptr, 1)
-        return self._on_device(call, held, x, y)
+        return self._on_stream(f"cuBLAS {self._prefix}axpy ({n})", call, held, x, y)
 
     def scal(self, n, alpha, x):
         held, (alpha_at,) = self._scalars(alpha)
         call = functools.partial(self._xscal, self._handle, n, alpha_at, x.data.ptr, 1)
-        return self._on_device(call, held, x)
+        return self._on_stream(f"cuBLAS {self._prefix}scal ({n})", call, held, x)
 
     def nrm2(self, n, x):
         result = np.zeros(1, dtype=self.dtype)
@@ -366,13 +506,13 @@ class CupyDevice:
             call()
             return float(result[0])
 
-        return self._on_device(norm, x)
+        return self._on_stream(f"cuBLAS {self._prefix}nrm2 ({n})", norm, x, result)
 
     def copy(self, n, x, y):
         nbytes = n * np.dtype(self.dtype).itemsize
         call = functools.partial(self._runtime.memcpyAsync, y.data.ptr, x.data.ptr, nbytes,
                                  self._runtime.memcpyDeviceToDevice, self._stream.ptr)
-        return self._on_device(call, x, y)
+        return self._on_stream(f"device-to-device copy ({nbytes} bytes)", call, x, y)
 
     # --- NCCL -------------------------------------------------------------------------------
 
@@ -386,10 +526,13 @@ class CupyDevice:
     def nccl_communicator(self, communicator):
         from cupy.cuda import nccl
 
+        nccl_error = getattr(nccl, "NcclError", None)
+        if nccl_error is not None and nccl_error not in self._errors:
+            self._errors = (*self._errors, nccl_error)
         rank, size = communicator.Get_rank(), communicator.Get_size()
         unique = communicator.bcast(nccl.get_unique_id() if rank == 0 else None, root=0)
-        with self._device:
-            joined = nccl.NcclCommunicator(size, unique, rank)
+        joined = self._on_stream("joining an NCCL communicator",
+                                 lambda: nccl.NcclCommunicator(size, unique, rank))()
         self._nccl.append(joined)
         return joined
 
@@ -399,32 +542,32 @@ class CupyDevice:
         kind = nccl.NCCL_FLOAT32 if self.dtype == "float32" else nccl.NCCL_FLOAT64
         call = functools.partial(nccl_communicator.allReduce, x.data.ptr, x.data.ptr, n, kind,
                                  nccl.NCCL_SUM, self._stream.ptr)
-        return self._on_device(call, x, nccl_communicator)
+        return self._on_stream(f"NCCL allreduce ({n} elements)", call, x, nccl_communicator)
 
     # --- kernels.cu ---------------------------------------------------------------------------
 
     def kernel(self, name, grid, block, *args):
         function = self._functions[name]
         values = kernels.arguments(name, args, self.dtype)
-        grid_shape, block_shape = (int(grid),), (int(block),)
-        device, stream = self._device, self._stream
-
-        def launch() -> None:
-            with device, stream:
-                function(grid_shape, block_shape, values)
-
-        return launch
+        call = functools.partial(function, (int(grid),), (int(block),), values,
+                                 stream=self._stream)
+        return self._on_stream(f"kernel {name} ({grid}×{block} threads)", call, *args)
 
     def release(self) -> None:
+        """Wait for the stream, then free the cuBLAS handle, the NCCL communicators and the
+        pinned memory, even when the wait reports a device error (which is then raised)."""
         if self._handle is None:
             return
         handle, self._handle = self._handle, None
-        with self._device:
-            self._stream.synchronize()
-            self._cublas.destroy(handle)
-            for joined in self._nccl:
-                joined.destroy()
+        try:
+            self._on_stream("release (waiting for the stream)", self._stream.synchronize)()
+        finally:  # after a fault these may fail too: the wait's error is the one to report
+            with self._device, contextlib.suppress(*self._errors):
+                self._cublas.destroy(handle)
+                for joined in self._nccl:
+                    joined.destroy()
             self._nccl.clear()
+            self._staging = None
 
 
 def _op(cublas: Any, transpose: bool) -> int:

@@ -21,7 +21,13 @@ import numpy as np
 
 from . import _checks as check
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
-from .errors import NnfsTypeError, NnfsValueError, ShapeError, TrainingDiverged
+from .errors import (
+    NnfsTypeError,
+    NnfsValueError,
+    ShapeError,
+    TrainingDiverged,
+    UnsupportedOperation,
+)
 from .kinds import ActivationKind
 from .network import InferenceNetwork, TrainingNetwork, plan_memory
 from .training import HeldCtrlC as _CtrlC, quiet_floating_point
@@ -99,6 +105,8 @@ class Targets:
     labels: np.ndarray | None
     values: np.ndarray | None
     outputs: int
+    #: One weight per sample, scaled to a mean of 1 (see :func:`sample_weights`), or None.
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels) if self.labels is not None else len(self.values)
@@ -143,6 +151,34 @@ def targets(data: object, what: str, outputs: int) -> Targets:
     return Targets(None, array, outputs)
 
 
+def sample_weights(data: object, what: str, n: int) -> np.ndarray | None:
+    """``data`` as one weight per sample for ``n`` samples, scaled to a mean of 1 so that the
+    learning rate keeps its meaning; None when every weight is the same (weighting by a constant
+    is no weighting, and the unweighted path gives the very same numbers).
+
+    A weight multiplies its sample's loss: a batch's update is ``−(η/b)·Σ wᵢ·∂ℓᵢ/∂p``, so a
+    weight of 2 counts a sample as twice, 0 leaves it out."""
+    array = np.asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise NnfsTypeError(f"{what} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim != 1 or len(array) != n:
+        raise ShapeError(f"{what} must be one weight per sample: 1-D of length {n}, got shape "
+                         f"{array.shape}")
+    array = array.astype(np.float64)
+    _check_finite(array.reshape(-1, 1), what)
+    if (array < 0).any():
+        row = int(np.argmax(array < 0))
+        raise NnfsValueError(f"{what} holds the negative weight {float(array[row])!r} in row "
+                             f"{row}; expected weights of 0 or more")
+    total = float(array.sum())
+    if total == 0:
+        raise NnfsValueError(f"{what} is 0 for every sample: there is nothing to learn from; "
+                             "expected at least one positive weight")
+    if np.all(array == array[0]):
+        return None
+    return array * (n / total)
+
+
 def accuracy(predicted: np.ndarray, expected: Targets, rows: slice | np.ndarray) -> int:
     """How many of the ``predicted`` rows (samples) are right: the largest output is the
     label's, or for one output, both sides of 0.5 agree."""
@@ -160,7 +196,7 @@ class _Batches:
     """Preallocated host and device buffers that move batches of host data to the device."""
 
     def __init__(self, training: TrainingNetwork, y_device, batch_size: int,
-                 arrays: list[np.ndarray]):
+                 arrays: list[np.ndarray], w_device=None):
         self.training = training
         self.factory = training.factory
         dtype = self.factory.numpy_dtype
@@ -176,6 +212,13 @@ class _Batches:
         self.rows = np.arange(batch_size)
         self.y_device = y_device
         self.narrow: dict[int, tuple[TrainingNetwork, object]] = {batch_size: (training, y_device)}
+        # sample weights: each sample's weight in every row of its column (out_dim × batch), so
+        # that one elementwise product scales the output δ column by column
+        self.w_device = w_device
+        self.w_narrow = {batch_size: w_device}
+        if w_device is not None:
+            self.w_samples = np.empty(batch_size, np.float64)
+            self.w_host = np.empty((batch_size, training.inference.out_dim), dtype)
 
     def network(self, count: int):
         """The training network and target matrix for a batch of ``count`` samples."""
@@ -183,6 +226,15 @@ class _Batches:
         if found is None:
             found = (self.training.narrowed(count), self.y_device.columns(0, count))
             self.narrow[count] = found
+        return found
+
+    def weights(self, count: int):
+        """The sample-weight matrix for a batch of ``count`` samples; None when unweighted."""
+        if self.w_device is None:
+            return None
+        found = self.w_narrow.get(count)
+        if found is None:
+            found = self.w_narrow[count] = self.w_device.columns(0, count)
         return found
 
     def _gather(self, source: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
@@ -210,6 +262,11 @@ class _Batches:
         else:
             self._gather(target.values, index, ys)
         self.factory._write_samples(ys, y)
+        if target.weights is not None and self.w_device is not None:
+            ws = self.w_host[:count]
+            np.take(target.weights, index, out=self.w_samples[:count])
+            ws[...] = self.w_samples[:count, None]
+            self.factory._write_samples(ws, self.weights(count))
 
 
 def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
@@ -243,7 +300,7 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         cost: Cost | str | None = None, shuffle: bool = True, seed: int | None = None,
         validation: tuple[object, object] | None = None, quiet: bool = False,
         on_epoch: Callable[[int, History], object] | None = None,
-        data_parallel: object = None) -> History:
+        data_parallel: object = None, sample_weight: object = None) -> History:
     """Train ``inference`` by mini-batch gradient descent on host data; return the history.
 
     Args:
@@ -261,6 +318,11 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         on_epoch: called as ``on_epoch(epoch, history)`` after each epoch (epoch from 1).
         data_parallel: ``nnfs.mpi.world()`` (or True) to train across the ranks of an MPI job,
             each on its own share of every batch (see below).
+        sample_weight: one weight (0 or more) per sample of X, multiplying its loss; scaled to
+            a mean of 1, so that ``η`` keeps its meaning. The output δ of each batch is scaled
+            column by column (one elementwise product with a matrix of the weights, allocated
+            with the other buffers); the costs in the history stay unweighted. Not with
+            ``data_parallel`` yet.
 
     Each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b samples. When a batch's
     cost is NaN or infinite, training stops with :class:`nnfs.TrainingDiverged`, with the
@@ -282,9 +344,12 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
     same weights. The history is the same on every rank; the progress bar shows on rank 0.
     """
     arguments = (inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation,
-                 quiet, on_epoch)
+                 quiet, on_epoch, sample_weight)
     if data_parallel is None:
         return _fit(*_checked(*arguments))
+    if sample_weight is not None:
+        raise NnfsValueError("fit: sample_weight is not supported with data_parallel yet; "
+                             "train in one process, or without sample weights")
     from .mpi import as_world
 
     world = as_world(data_parallel, "fit: data_parallel")
@@ -293,7 +358,7 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
 
 
 def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation, quiet,
-             on_epoch) -> tuple:
+             on_epoch, sample_weight=None) -> tuple:
     """fit's arguments, checked and converted, in the order ``_fit`` takes them."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
@@ -305,6 +370,12 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
     if len(target) != len(x):
         raise ShapeError(f"fit: X has {len(x)} samples (rows) but Y has {len(target)}; "
                          "they must have one row each per sample")
+    if sample_weight is not None:
+        target.weights = sample_weights(sample_weight, "fit: sample_weight", len(x))
+        if target.weights is not None and "mul" in inference.factory.unsupported:
+            raise UnsupportedOperation(
+                f"fit: sample_weight needs the elementwise product (mul), which the "
+                f"{inference.factory.name} backend declares unsupported")
     batch_size = check.count(batch_size, "fit: batch_size")
     if batch_size > len(x):
         raise NnfsValueError(
@@ -335,7 +406,10 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
         checked_validation = (xv, yv)
     # everything fit allocates, checked at once before any of it is allocated
     plan = plan_memory(inference.factory, inference.in_dim, inference.architecture, batch_size)
-    inference.factory.check_fits(plan.training + plan.batch_data, plan.largest_allocation,
+    weights_bytes = (0 if target.weights is None
+                     else inference.out_dim * batch_size * inference.factory.itemsize)
+    inference.factory.check_fits(plan.training + plan.batch_data + weights_bytes,
+                                 max(plan.largest_allocation, weights_bytes),
                                  f"fit: training with batch_size {batch_size}")
     return (inference, x, target, pairs, batch_size, cost, bool(shuffle), seed,
             checked_validation, quiet, on_epoch)
@@ -358,14 +432,17 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
     history = History()
     started = time.perf_counter()
     n = len(x)
+    weighted = target.weights is not None
     with factory.matrix(inference.in_dim, batch_size) as x_device, \
             factory.matrix(inference.out_dim, batch_size) as y_device, \
+            (factory.matrix(inference.out_dim, batch_size) if weighted
+             else contextlib.nullcontext()) as w_device, \
             TrainingNetwork(inference, x_device) as training, quiet_floating_point(), \
             _CtrlC() as ctrl_c:
         arrays = [x] + ([] if target.values is None else [target.values])
         if validation is not None:
             arrays += [validation[0]] + ([] if validation[1].values is None else [validation[1].values])
-        batches = _Batches(training, y_device, batch_size, arrays)
+        batches = _Batches(training, y_device, batch_size, arrays, w_device)
         order = np.arange(n)
         previous = _Epoch(order.copy(), 0.0)  # the epoch before, to roll back into
         rng = np.random.default_rng(seed)
@@ -388,7 +465,7 @@ def _fit(inference, x, target, pairs, batch_size, cost, shuffle, seed, validatio
                                              previous, epoch, number, value)
                         if number == 0:  # weights whose cost is known to be finite
                             factory._copy(inference.parameters, training.backup)
-                        _step(network, y, cost, eta)
+                        _step(network, y, cost, eta, batches.weights(len(index)))
                         total += len(index) * value
                         if ctrl_c.pending:
                             raise KeyboardInterrupt
@@ -432,9 +509,10 @@ def _forward_cost(network: TrainingNetwork, y, cost: Cost) -> float:
     return network._cost_op(y, cost)()
 
 
-def _step(network: TrainingNetwork, y, cost: Cost, eta: float) -> None:
-    """After the forward pass: the gradient of the batch, and the update."""
-    for op in network._step_ops(y, cost, -eta / network.batch_size):
+def _step(network: TrainingNetwork, y, cost: Cost, eta: float, weights=None) -> None:
+    """After the forward pass: the gradient of the batch (each sample's weighted by its column
+    of ``weights``, when given), and the update."""
+    for op in network._step_ops(y, cost, -eta / network.batch_size, weights):
         op()
 
 
@@ -472,7 +550,7 @@ def _roll_back(batches: _Batches, x: np.ndarray, target: Targets, cost: Cost, cu
             network, y = batches.network(len(index))
             batches.load(x, target, index, network, y)
             _forward_cost(network, y, cost)
-            _step(network, y, cost, replay.eta)
+            _step(network, y, cost, replay.eta, batches.weights(len(index)))
         factory.synchronize()
     weights = (f"the weights are those of {where}, the last batch whose cost was finite"
                if where else "the weights are those fit was called with")

@@ -565,24 +565,30 @@ class TrainingNetwork:
         """The prepared operations of one epoch: forward, gradient scaled by ``scale``, update."""
         return [*self._forward_ops, *self._step_ops(y, cost, scale)]
 
-    def _gradient_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:
+    def _gradient_ops(self, y: Matrix, cost: Cost, scale: float,
+                      weights: Matrix | None = None) -> list[Callable[[], object]]:
         """What follows the forward pass up to the gradient: output δ, backward pass. They
         leave ``scale · Σ ∂ℓ/∂p`` in :attr:`gradient`; data-parallel training sums that across
-        processes before it applies the update (:meth:`apply`)."""
-        self._prepare_step(y, cost, scale)
+        processes before it applies the update (:meth:`apply`). With ``weights`` (shaped like
+        y, each column one sample's weight), ``scale · Σ wᵢ·∂ℓᵢ/∂p``."""
+        self._prepare_step(y, cost, scale, weights)
         return self._gradient
 
-    def _step_ops(self, y: Matrix, cost: Cost, scale: float) -> list[Callable[[], object]]:
+    def _step_ops(self, y: Matrix, cost: Cost, scale: float,
+                  weights: Matrix | None = None) -> list[Callable[[], object]]:
         """What follows the forward pass: output δ, backward pass, update (one list, so that
         the single-process loops run it without a seam between gradient and update)."""
-        self._prepare_step(y, cost, scale)
+        self._prepare_step(y, cost, scale, weights)
         return self._step
 
-    def _prepare_step(self, y: Matrix, cost: Cost, scale: float) -> None:
-        key = (y, cost, scale)
+    def _prepare_step(self, y: Matrix, cost: Cost, scale: float,
+                      weights: Matrix | None = None) -> None:
+        key = (y, cost, scale, weights)
         if self._delta_key != key:
             last = self.layers[-1]
             delta = cost.delta_op(self.factory, y, last.a, last.activation, scale, last.z)
+            if weights is not None:  # δ ← δ ⊙ w: sample j's δ scaled by its weight
+                delta = [*delta, *self.factory._prepare_steps("mul", last.z, weights, last.z)]
             self._gradient = [*delta, *self._backward_hidden_ops]
             self._step = [*delta, *self._backward_updating_ops]
             self._delta_key = key

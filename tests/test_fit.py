@@ -327,7 +327,7 @@ def test_sample_weights_allocate_nothing_per_batch(cpu):
     (np.ones((50, 1)), nnfs.ShapeError, "1-D of length 50, got shape \\(50, 1\\)"),
     (np.r_[np.ones(49), -1.0], nnfs.NnfsValueError, "negative weight -1.0 in row 49"),
     (np.r_[np.ones(9), np.nan, np.ones(40)], nnfs.NnfsValueError, "nan in row 9"),
-    (np.zeros(50), nnfs.NnfsValueError, "0 for every sample"),
+    (np.zeros(50), nnfs.NnfsValueError, "zero for every sample"),
     (np.array(["a"] * 50), nnfs.NnfsTypeError, "real numbers"),
 ])
 def test_bad_sample_weights(net, weights, error, text):

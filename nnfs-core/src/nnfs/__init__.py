@@ -33,6 +33,7 @@ from .errors import (
     DataFileError,
     DataParallelError,
     DTypeMismatch,
+    MissingDependency,
     ModelFileError,
     MpiUnavailable,
     NnfsError,
@@ -104,6 +105,15 @@ def register_backend(spec: BackendSpec):
     return registry.register_backend(spec)
 
 
+def __getattr__(name: str) -> Any:
+    """``nnfs.sklearn``, imported when first used: ``import nnfs`` never imports scikit-learn."""
+    if name == "sklearn":
+        from importlib import import_module
+
+        return import_module(".sklearn", __name__)
+    raise AttributeError(f"module 'nnfs' has no attribute {name!r}")
+
+
 __all__ = [
     "API_VERSION",
     "Activation",
@@ -125,6 +135,7 @@ __all__ = [
     "MemoryLimits",
     "MemoryPlan",
     "MemoryStats",
+    "MissingDependency",
     "ModelFileError",
     "MpiUnavailable",
     "NnfsError",

@@ -172,7 +172,7 @@ def sample_weights(data: object, what: str, n: int) -> np.ndarray | None:
                              f"{row}; expected weights of 0 or more")
     total = float(array.sum())
     if total == 0:
-        raise NnfsValueError(f"{what} is 0 for every sample: there is nothing to learn from; "
+        raise NnfsValueError(f"{what} is zero for every sample: there is nothing to learn from; "
                              "expected at least one positive weight")
     if np.all(array == array[0]):
         return None

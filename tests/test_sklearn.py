@@ -94,7 +94,7 @@ def test_float32_predictions_of_a_subset_agree_to_float32_rounding():
             np.testing.assert_allclose(part, whole[rows], rtol=1e-6, atol=1e-6)
 
 
-# --- data ---------------------------------------------------------------------------------------
+# --- data ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def digits():
@@ -108,7 +108,7 @@ def blobs(n=300, classes=3, seed=0):
                                random_state=seed)
 
 
-# --- fitting, labels, scores --------------------------------------------------------------------
+# --- fitting, labels, scores ---------------------------------------------------------------------
 
 def test_digits_as_scikit_learn_users_have_them(digits):
     X_train, X_test, y_train, y_test = digits
@@ -222,7 +222,7 @@ def test_bad_hyper_parameters_are_refused_by_fit_not_init(parameters, error, tex
     assert not model.__sklearn_is_fitted__()
 
 
-# --- weights ------------------------------------------------------------------------------------
+# --- weights -------------------------------------------------------------------------------------
 
 def test_sample_weight_is_nnfs_fits_exact_weighting():
     """The estimator's weights reach nnfs.fit as they are: the same network and seeds trained
@@ -275,14 +275,14 @@ def test_weights_of_the_wrong_shape_or_sign():
         NnfsClassifier(**SMALL, class_weight={7: 2.0}).fit(X, y)
 
 
-# --- early stopping -----------------------------------------------------------------------------
+# --- early stopping ------------------------------------------------------------------------------
 
 def test_early_stopping_keeps_the_weights_of_the_best_epoch(digits):
     """Stopped n_iter_no_change epochs after its best, the network holds the weights of its
     best epoch. The run is replayed with nnfs.fit on the same split and seeds (the estimator
     draws the network's seed, fit's and the split's, in that order): the validation costs are
     the same, and the weights are those of the best epoch, not of the last."""
-    X_train, X_test, y_train, _ = digits
+    X_train, _, y_train, _ = digits
     stopped = NnfsClassifier(hidden_layer_sizes=(32,), random_state=0, early_stopping=True,
                              eta=0.2, n_iter_no_change=3, tol=0.0, epochs=300,
                              dtype="float64").fit(X_train, y_train)
@@ -315,7 +315,7 @@ def test_early_stopping_of_the_regressor():
     assert model.n_iter_ < 500 and model.score(X, y / y.std()) > 0.9
 
 
-# --- partial_fit --------------------------------------------------------------------------------
+# --- partial_fit ---------------------------------------------------------------------------------
 
 def test_partial_fit_trains_on_from_where_it_was():
     X, y = blobs(300)
@@ -348,7 +348,7 @@ def test_partial_fit_of_the_regressor():
         model.partial_fit(X, np.c_[y, y])
 
 
-# --- scikit-learn's tools -----------------------------------------------------------------------
+# --- scikit-learn's tools ------------------------------------------------------------------------
 
 def test_pipeline_grid_search_cross_val_score_and_clone(digits):
     X_train, X_test, y_train, y_test = digits
@@ -396,7 +396,7 @@ def test_grid_search_over_backends_and_dtypes():
     assert np.all(search.cv_results_["mean_test_score"] > 0.8)
 
 
-# --- pickles ------------------------------------------------------------------------------------
+# --- pickles -------------------------------------------------------------------------------------
 
 def _globals(data: bytes) -> set[str]:
     """The modules whose objects a pickle names (what loading it imports)."""
@@ -445,7 +445,7 @@ def test_the_docstring_and_readme_say_pickles_are_for_trusted_files():
     assert "A pickle is for trusted files only" in readme
 
 
-# --- import and install -------------------------------------------------------------------------
+# --- import and install --------------------------------------------------------------------------
 
 def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -473,7 +473,7 @@ def test_without_scikit_learn_the_error_names_the_extra():
         "pip install 'nnfs-core[sklearn]'"), result.stderr
 
 
-# --- the README ---------------------------------------------------------------------------------
+# --- the README ----------------------------------------------------------------------------------
 
 def readme_example(heading: str) -> str:
     """The first python block after ``heading`` in the README."""

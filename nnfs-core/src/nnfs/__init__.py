@@ -49,6 +49,7 @@ from .errors import (
     UnsupportedOperation,
 )
 from .arrays import Matrix, Vector
+from .export import export_onnx  # imports onnx only when a model is exported
 from .factory import Factory, MemoryLimits, MemoryStats, PlannedFactory
 from .fit import History, fit, predict
 from .hookspecs import hookimpl
@@ -155,6 +156,7 @@ __all__ = [
     "backend",
     "backends",
     "cross_entropy_cost",
+    "export_onnx",
     "fit",
     "fully_connected",
     "hookimpl",

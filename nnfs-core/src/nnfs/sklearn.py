@@ -149,7 +149,7 @@ class _NnfsEstimator(BaseEstimator):
         ``Pipeline``'s scaler is not part of it)."""
         check_is_fitted(self)
         network = self.__dict__.get("_network")
-        if network is None or network.released:  # unpickled: rebuilt from the host weights
+        if network is None:  # unpickled: rebuilt from the host weights
             in_dim, layers = self._architecture
             factory = nnfs.backend(self.backend, self.dtype)
             network = nnfs.inference_network(
@@ -191,7 +191,7 @@ class _NnfsEstimator(BaseEstimator):
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         network = state.pop("_network", None)
-        if network is not None and not network.released:
+        if network is not None:  # a released network raises nnfs.ReleasedError here
             state["_host_parameters"] = nnfs.transfer(network.parameters)
         return state
 

@@ -437,6 +437,10 @@ def test_releasing_the_network_of_a_refitted_estimator(cpu):
     first = model.network_
     model.fit(X, y)
     assert first.released and not model.network_.released
+    before = model.predict_proba(X)
+    with pytest.raises(nnfs.BackendNotFound):  # a refit that fails before its network is built
+        model.set_params(backend="nonesuch").fit(X, y)
+    np.testing.assert_array_equal(model.predict_proba(X), before)
 
 
 def test_the_docstring_and_readme_say_pickles_are_for_trusted_files():

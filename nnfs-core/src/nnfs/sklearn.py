@@ -170,13 +170,14 @@ class _NnfsEstimator(BaseEstimator):
         return [nnfs.transfer(layer.bias).astype(np.float64) for layer in self.network_.layers]
 
     def _build(self, in_dim: int, outputs: int, seed: int) -> None:
-        """A new network of the hyper-parameters' layers for ``in_dim`` inputs; the old one,
-        if any, is released first."""
-        self._release()
+        """A new network of the hyper-parameters' layers for ``in_dim`` inputs, in place of
+        the old one (released once the new one is built)."""
         layers = [fully_connected(width, self.activation) for width in self._hidden_layers()]
         layers.append(fully_connected(outputs, self._output_activation))
         factory = nnfs.backend(self.backend, self.dtype)
-        self._network = nnfs.inference_network(factory, in_dim, layers, seed=seed)
+        network = nnfs.inference_network(factory, in_dim, layers, seed=seed)
+        self._release()
+        self._network = network
         self._architecture = (in_dim, tuple((layer.units, layer.activation.kind)
                                             for layer in layers))
         self.n_iter_ = 0

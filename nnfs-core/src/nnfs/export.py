@@ -167,7 +167,7 @@ def export_onnx(network: InferenceNetwork, path: object) -> Path:
     check.live(network, "export_onnx: network")
     path = _path(path)
     check_writable(path, "export_onnx")
-    layers = [(layer.out_dim, layer.activation.kind) for layer in network.layers]
+    layers = [(layer.out_dim, str(layer.activation.kind)) for layer in network.layers]
     check_expressible(network.in_dim, layers, network.factory.itemsize)
     factory = network.factory
     weights = [factory.to_host(layer.weights) for layer in network.layers]
@@ -204,7 +204,7 @@ def run_export(args) -> int:
         biases.append(parameters[start + count:start + count + layer.units])
         start += count + layer.units
         width = layer.units
-    shapes = [(layer.units, layer.activation.kind) for layer in layers]
+    shapes = [(layer.units, str(layer.activation.kind)) for layer in layers]
     too_large = np.abs(parameters) > np.finfo(dtype).max
     if too_large.any():
         raise UnsupportedOperation(f"--dtype {dtype}: parameter {int(np.argmax(too_large))} of "

@@ -178,7 +178,7 @@ class _NnfsEstimator(BaseEstimator):
         network = nnfs.inference_network(factory, in_dim, layers, seed=seed)
         self._release()
         self._network = network
-        self._architecture = (in_dim, tuple((layer.units, layer.activation.kind)
+        self._architecture = (in_dim, tuple((layer.units, str(layer.activation.kind))
                                             for layer in layers))
         self.n_iter_ = 0
         self.loss_curve_ = []

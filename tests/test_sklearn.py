@@ -202,6 +202,7 @@ def test_unfitted_estimators_say_so():
     ({"hidden_layer_sizes": (16, 0)}, nnfs.NnfsValueError, "hidden_layer_sizes must hold positive"),
     ({"hidden_layer_sizes": "16"}, nnfs.NnfsTypeError, "hidden_layer_sizes must be a sequence"),
     ({"activation": "swish"}, nnfs.NnfsValueError, "activation must be one of linear"),
+    ({"activation": ["relu"]}, nnfs.NnfsValueError, "activation must be one of linear"),
     ({"optimizer": "adam"}, nnfs.NnfsValueError, "optimizer must be one of sgd"),
     ({"epochs": 0}, nnfs.NnfsValueError, "epochs must be a positive integer"),
     ({"batch_size": 2.5}, nnfs.NnfsValueError, "batch_size must be a positive integer"),

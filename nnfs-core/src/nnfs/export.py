@@ -18,9 +18,9 @@ softmax     ``Softmax`` with ``axis=1``, over the features of each sample (row)
 ==========  ===============================
 
 The model imports the default ONNX domain at **opset 13** (:data:`OPSET`), the first in which
-``Softmax`` normalises one axis alone, with the lowest IR version that opset allows, so that
-runtimes back to ONNX Runtime 1.6 load it. A model that ``nnfs train`` saved takes raw features
-(the standardisation is folded into its first layer), and so does its export.
+``Softmax`` normalises one axis alone, with the lowest IR version that opset allows (7, of
+ONNX 1.8), so that older runtimes can load it too. A model that ``nnfs train`` saved takes
+raw features (the standardisation is folded into its first layer), and so does its export.
 
 The file is written whole or not at all, like ``nnfs.save``. It needs the ``onnx`` package
 (``pip install 'nnfs-core[onnx]'``), imported only when a model is exported.

@@ -109,10 +109,10 @@ class _NnfsEstimator(BaseEstimator):
 
     def _check_parameters(self) -> None:
         name = self._name
-        if self.activation not in ACTIVATIONS:
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise NnfsValueError(f"{name}: activation must be one of {', '.join(ACTIVATIONS)}, "
                                  f"got {self.activation!r}")
-        if self.optimizer not in OPTIMIZERS:
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             raise NnfsValueError(f"{name}: optimizer must be one of {', '.join(OPTIMIZERS)} "
                                  f"(plain SGD with eta), got {self.optimizer!r}")
         for what in ("epochs", "batch_size", "n_iter_no_change"):

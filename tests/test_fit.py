@@ -362,3 +362,9 @@ def test_divergence_with_sample_weights_rolls_back_to_the_last_finite_batch(cpu6
             nnfs.fit(net, X[rows] * 1e3, y[rows], epochs=1, batch_size=8, eta=50.0,
                      shuffle=False, quiet=True, sample_weight=w[rows])
         np.testing.assert_array_equal(nnfs.transfer(net.parameters), rolled)
+
+
+def test_sample_weights_are_refused_for_data_parallel_training_before_mpi(net):
+    X, y = make_data()
+    with pytest.raises(nnfs.NnfsValueError, match="not supported with data_parallel yet"):
+        nnfs.fit(net, X, y, epochs=1, quiet=True, data_parallel=True, sample_weight=np.ones(50))

@@ -230,3 +230,141 @@ def test_cross_entropy_needs_a_probability_output(cpu):
     with network(cpu, (4, 5, 3), ("tanh", "linear")) as net:
         with pytest.raises(nnfs.NnfsValueError, match="cross_entropy_cost needs an output layer"):
             nnfs.fit(net, X, y, epochs=1, cost="cross_entropy", quiet=True)
+
+
+# --- sample weights -----------------------------------------------------------------------------
+
+def _weighted_reference(weights, biases, kinds, X, Y, w, batch, eta, epochs, cost):
+    """Mini-batches in order, each sample's output δ scaled by its weight (w of mean 1)."""
+    weights = [m.copy() for m in weights]
+    biases = [b.copy() for b in biases]
+    for _ in range(epochs):
+        for start in range(0, len(X), batch):
+            outputs = [X[start:start + batch].T]
+            for m, b, kind in zip(weights, biases, kinds, strict=True):
+                outputs.append(reference.activation(kind, m @ outputs[-1], b))
+            a, y = outputs[-1], Y[start:start + batch].T
+            delta = a - y if cost == "cross_entropy" else reference.activation_backward(
+                kinds[-1], a, a - y)
+            delta = delta * w[start:start + batch]
+            n = a.shape[1]
+            for i in range(len(weights) - 1, -1, -1):
+                below = (reference.activation_backward(kinds[i - 1], outputs[i],
+                                                       weights[i].T @ delta) if i > 0 else None)
+                weights[i] -= eta / n * (delta @ outputs[i].T)
+                biases[i] -= eta / n * delta.sum(axis=1)
+                delta = below
+    return weights, biases
+
+
+@pytest.mark.parametrize("factory", backend_params(), indirect=True)
+@pytest.mark.parametrize("kinds, cost", [(("sigmoid", "softmax"), "cross_entropy"),
+                                         (("relu", "linear"), "quadratic")])
+def test_sample_weights_scale_each_samples_gradient_as_numpy_does(factory, kinds, cost):
+    """10 samples in batches of 4, 4, 2: each sample's δ times its weight (scaled to mean 1),
+    on every backend, against numpy step by step."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (10, 4))
+    Y = np.eye(3)[rng.integers(0, 3, 10)]
+    w = rng.uniform(0, 3, 10)
+    w[4] = 0.0
+    with network(factory, kinds=kinds) as net:
+        weights, biases = host_parameters(net)
+        nnfs.fit(net, X, Y, epochs=2, batch_size=4, eta=0.3, shuffle=False, quiet=True,
+                 cost=cost, sample_weight=w)
+        got_weights, got_biases = host_parameters(net)
+    expected = _weighted_reference(weights, biases, kinds, X, Y, w * (10 / w.sum()), 4, 0.3, 2,
+                                   cost)
+    tolerance = 1e-4 if factory.dtype == "float32" else 1e-10
+    for got, want in zip(got_weights + got_biases, expected[0] + expected[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+
+
+def test_whole_number_weights_are_repeated_samples_in_one_batch(cpu64):
+    """In one full batch, weight k is the sample given k times (0: left out): the same weights
+    to rounding, an independent check of the scaling to a mean of 1."""
+    X, y = make_data(20)
+    w = np.arange(20) % 3  # 0, 1, 2, ...
+    repeated = np.repeat(np.arange(20), w)
+    runs = []
+    for data, labels, weight in [(X, y, w), (X[repeated], y[repeated], None)]:
+        with network(cpu64, seed=2) as net:
+            nnfs.fit(net, data, labels, epochs=5, batch_size=len(data), eta=0.5, shuffle=False,
+                     quiet=True, sample_weight=weight)
+            runs.append(nnfs.transfer(net.parameters))
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-12, atol=1e-12)
+
+
+def test_equal_weights_are_no_weights_bit_for_bit(cpu):
+    X, y = make_data()
+    runs = []
+    for weight in (None, np.full(50, 0.1), np.ones(50, dtype=int)):
+        with network(cpu, seed=1) as net:
+            nnfs.fit(net, X, y, epochs=2, batch_size=8, eta=0.5, seed=4, quiet=True,
+                     sample_weight=weight)
+            runs.append(nnfs.transfer(net.parameters))
+    assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
+
+
+def test_sample_weights_allocate_nothing_per_batch(cpu):
+    X, y = make_data(103)
+    w = np.linspace(0.5, 2, 103)
+    counts = []
+    with network(cpu) as net:
+        for epochs, batch in [(1, 10), (6, 10), (6, 7)]:
+            before = cpu.stats().allocations
+            nnfs.fit(net, X, y, epochs=epochs, batch_size=batch, eta=0.1, quiet=True,
+                     sample_weight=w)
+            counts.append(cpu.stats().allocations - before)
+        before = cpu.stats().bytes_in_use
+        nnfs.fit(net, X, y, epochs=1, batch_size=10, eta=0.1, quiet=True, sample_weight=w)
+        assert cpu.stats().bytes_in_use == before
+    assert counts[0] == counts[1] == counts[2], counts
+
+
+@pytest.mark.parametrize("weights, error, text", [
+    (np.ones(49), nnfs.ShapeError, "one weight per sample: 1-D of length 50"),
+    (np.ones((50, 1)), nnfs.ShapeError, "1-D of length 50, got shape \\(50, 1\\)"),
+    (np.r_[np.ones(49), -1.0], nnfs.NnfsValueError, "negative weight -1.0 in row 49"),
+    (np.r_[np.ones(9), np.nan, np.ones(40)], nnfs.NnfsValueError, "nan in row 9"),
+    (np.zeros(50), nnfs.NnfsValueError, "zero for every sample"),
+    (np.array(["a"] * 50), nnfs.NnfsTypeError, "real numbers"),
+])
+def test_bad_sample_weights(net, weights, error, text):
+    X, y = make_data()
+    before = unchanged(net)
+    with pytest.raises(error, match=text):
+        nnfs.fit(net, X, y, epochs=1, batch_size=10, quiet=True, sample_weight=weights)
+    assert np.array_equal(unchanged(net), before)
+
+
+def test_divergence_with_sample_weights_rolls_back_to_the_last_finite_batch(cpu64):
+    """The roll-back replays weighted batches: the weights it leaves are those of a weighted
+    run stopped one batch before the diverging one."""
+    X, y = make_data(40)
+    # every batch of 8 sums to 8: the weights, whole or a batch's, are their own scaling
+    w = np.tile([0.5, 2.0, 1.0, 0.0, 1.5, 1.0, 0.5, 1.5], 5)
+    with network(cpu64, kinds=("relu", "softmax"), seed=3) as net:
+        start = nnfs.transfer(net.parameters)
+        with pytest.raises(nnfs.TrainingDiverged) as raised:
+            nnfs.fit(net, X * 1e3, y, epochs=50, batch_size=8, eta=50.0, shuffle=False,
+                     quiet=True, sample_weight=w)
+        rolled = nnfs.transfer(net.parameters)
+    epoch = raised.value.epoch
+    batch = int(str(raised.value).split("the cost of batch ")[1].split(" ")[0])
+    # the weights the last finite batch was measured with: those after the batch before it
+    done = (epoch - 1) * 5 + batch - 2
+    assert done > 5
+    with network(cpu64, kinds=("relu", "softmax"), seed=3) as net:
+        nnfs.transfer(start, net.parameters)
+        for step in range(done):
+            rows = slice((step % 5) * 8, (step % 5) * 8 + 8)
+            nnfs.fit(net, X[rows] * 1e3, y[rows], epochs=1, batch_size=8, eta=50.0,
+                     shuffle=False, quiet=True, sample_weight=w[rows])
+        np.testing.assert_array_equal(nnfs.transfer(net.parameters), rolled)
+
+
+def test_sample_weights_are_refused_for_data_parallel_training_before_mpi(net):
+    X, y = make_data()
+    with pytest.raises(nnfs.NnfsValueError, match="not supported with data_parallel yet"):
+        nnfs.fit(net, X, y, epochs=1, quiet=True, data_parallel=True, sample_weight=np.ones(50))

@@ -37,6 +37,7 @@ from .errors import (
     DataParallelError,
     DeviceError,
     DTypeMismatch,
+    MissingDependency,
     ModelFileError,
     MpiUnavailable,
     NnfsError,
@@ -51,6 +52,7 @@ from .errors import (
     TrainingDiverged,
     UnsupportedOperation,
 )
+from .export import export_onnx  # imports onnx only when a model is exported
 from .factory import Factory, MemoryStats, transfer
 from .fit import History, fit, predict
 from .io import load, save
@@ -63,10 +65,10 @@ from .network import (
     plan_memory,
 )
 from .registry import BackendInfo
+from ._version import __version__
 from .sgd import sgd
 from .training import TrainingNetwork, TrainingStep, training_network
 
-__version__ = "0.2.0"
 
 
 def backend(name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:
@@ -89,6 +91,15 @@ def backends() -> list[BackendInfo]:
     return _registry.default().infos()
 
 
+def __getattr__(name: str) -> Any:
+    """``nnfs.sklearn``, imported when first used: ``import nnfs`` never imports scikit-learn."""
+    if name == "sklearn":
+        from importlib import import_module
+
+        return import_module(".sklearn", __name__)
+    raise AttributeError(f"module 'nnfs' has no attribute {name!r}")
+
+
 __all__ = [
     "Activation",
     "BackendInfo",
@@ -107,6 +118,7 @@ __all__ = [
     "Matrix",
     "MemoryPlan",
     "MemoryStats",
+    "MissingDependency",
     "ModelFileError",
     "MpiUnavailable",
     "NnfsError",
@@ -126,6 +138,7 @@ __all__ = [
     "backend",
     "backends",
     "cross_entropy_cost",
+    "export_onnx",
     "fit",
     "fully_connected",
     "inference_network",

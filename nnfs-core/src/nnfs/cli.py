@@ -114,6 +114,18 @@ def _predict(args: argparse.Namespace) -> int:
     return run_predict(args)
 
 
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    from .export import add_export_arguments
+
+    add_export_arguments(parser)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import run_export
+
+    return run_export(args)
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     from .bench import PRESETS
 
@@ -157,6 +169,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
     "train": ("train a classifier (default: scikit-learn's digits) and print its test accuracy",
               _train_arguments, _train),
     "predict": ("predict with a model saved by 'nnfs train --save'", _predict_arguments, _predict),
+    "export": ("write a model saved by 'nnfs train --save' as an ONNX file",
+               _export_arguments, _export),
     "bench": ("time the article's micro benchmark against its GEMM floor",
               _bench_arguments, _bench),
     "demo": ("run the article's example: a 2-4-1 network trained towards 0.5",

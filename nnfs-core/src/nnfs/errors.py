@@ -104,6 +104,11 @@ class MpiUnavailable(NnfsError, ImportError):
     The message names the extra that brings both: ``pip install 'nnfs-core[mpi]'``."""
 
 
+class MissingDependency(NnfsError, ImportError):
+    """A part of nnfs that needs an optional library (scikit-learn for ``nnfs.sklearn``, onnx
+    for ``nnfs.export_onnx``) was used without it. The message names the extra to install."""
+
+
 class DataParallelError(NnfsError, RuntimeError):
     """The processes of a data-parallel job disagree (network shapes, dtypes, data, weights),
     or one of them failed where all of them must succeed together. Raised on every rank,
@@ -141,6 +146,7 @@ __all__ = [
     "DataFileError",
     "DataParallelError",
     "DeviceError",
+    "MissingDependency",
     "ModelFileError",
     "MpiUnavailable",
     "NnfsError",

@@ -16,6 +16,7 @@ sums the gradients across the ranks, then updates.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 import zlib
@@ -29,8 +30,21 @@ from . import _checks as check
 from .arrays import Matrix
 from .contract import steps
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
-from .errors import NnfsTypeError, NnfsValueError, ShapeError, TrainingDiverged
-from .hostdata import Targets, accuracy, check_cross_entropy, samples, targets
+from .errors import (
+    NnfsTypeError,
+    NnfsValueError,
+    ShapeError,
+    TrainingDiverged,
+    UnsupportedOperation,
+)
+from .hostdata import (
+    Targets,
+    accuracy,
+    check_cross_entropy,
+    sample_weights,
+    samples,
+    targets,
+)
 from .kinds import ActivationKind
 from .network import InferenceNetwork, plan_memory
 from .training import (
@@ -96,6 +110,10 @@ class FitArguments:
     def epochs(self) -> int:
         return sum(epochs for epochs, _ in self.schedule)
 
+    @property
+    def weighted(self) -> bool:
+        return self.target.weights is not None
+
     def learning_rates(self) -> Iterator[tuple[int, float]]:
         """(epoch from 1, eta) for every epoch of the schedule."""
         epoch = 0
@@ -144,7 +162,7 @@ def _check_seed(seed: object, what: str) -> int | None:
 
 
 def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation, quiet,
-             on_epoch) -> FitArguments:
+             on_epoch, sample_weight) -> FitArguments:
     """fit's arguments, checked and converted."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
@@ -157,6 +175,13 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
     if len(target) != len(x):
         raise ShapeError(f"fit: X has {len(x)} samples (rows) but Y has {len(target)}; "
                          "they must have one row each per sample")
+    if sample_weight is not None:
+        target = dataclasses.replace(
+            target, weights=sample_weights(sample_weight, "fit: sample_weight", len(x)))
+        if target.weights is not None and "mul" in inference.factory.unsupported:
+            raise UnsupportedOperation(
+                f"fit: sample_weight needs the elementwise product (mul), which the "
+                f"{inference.factory.name} backend declares unsupported")
     batch_size = check.count(batch_size, "fit: batch_size")
     if batch_size > len(x):
         raise NnfsValueError(
@@ -189,7 +214,10 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
         checked_validation = (xv, yv)
     # everything fit allocates, checked at once before any of it is allocated
     plan = plan_memory(inference.factory, inference.in_dim, inference.architecture, batch_size)
-    inference.factory.check_fits(plan.training + plan.batch_data, plan.largest_allocation,
+    weights_bytes = (0 if target.weights is None
+                     else inference.out_dim * batch_size * inference.factory.itemsize)
+    inference.factory.check_fits(plan.training + plan.batch_data + weights_bytes,
+                                 max(plan.largest_allocation, weights_bytes),
                                  f"fit: training with batch_size {batch_size}")
     return FitArguments(inference, x, target, tuple(pairs), batch_size, cost, bool(shuffle),
                         seed, checked_validation, bool(quiet), on_epoch)
@@ -201,7 +229,7 @@ class _Batches:
     """Preallocated host and device buffers that move batches of host data to the device."""
 
     def __init__(self, training: TrainingNetwork, y_device: Matrix, cost: Cost,
-                 arrays: list[np.ndarray]):
+                 arrays: list[np.ndarray], w_device: Matrix | None = None):
         self.training = training
         self.factory = training.factory
         self.cost = cost
@@ -219,6 +247,13 @@ class _Batches:
         self.rows = np.arange(batch_size)
         self.y_device = y_device
         self._targets: dict[int, Matrix] = {batch_size: y_device}
+        # sample weights: each sample's weight in every row of its column (out_dim × batch), so
+        # that one elementwise product scales the output δ column by column
+        self.w_device = w_device
+        self._weights: dict[int, Matrix | None] = {batch_size: w_device}
+        if w_device is not None:
+            self.w_samples = np.empty(batch_size, np.float64)
+            self.w_host = np.empty((batch_size, training.inference.out_dim), dtype)
 
     def network(self, count: int) -> tuple[TrainingNetwork, Matrix]:
         """The training network and target matrix for a batch of ``count`` samples."""
@@ -227,11 +262,23 @@ class _Batches:
             y = self._targets[count] = self.y_device.columns(0, count)
         return self.training.narrowed(count), y
 
-    def step(self, count: int, scale: float, separate_update: bool = False) -> TrainingStep:
+    def weights(self, count: int) -> Matrix | None:
+        """The sample-weight matrix for a batch of ``count`` samples; None when unweighted."""
+        if self.w_device is None:
+            return None
+        found = self._weights.get(count)
+        if found is None:
+            found = self._weights[count] = self.w_device.columns(0, count)
+        return found
+
+    def step(self, count: int, scale: float, separate_update: bool = False,
+             weighted: bool = True) -> TrainingStep:
         """The training step of a batch of ``count`` samples whose gradient is scaled by
-        ``scale``."""
+        ``scale`` (and each sample's by its weight, when the data has weights and
+        ``weighted``)."""
         network, y = self.network(count)
-        return network.step(y, self.cost, scale, separate_update=separate_update)
+        return network.step(y, self.cost, scale, separate_update=separate_update,
+                            weights=self.weights(count) if weighted else None)
 
     def _gather(self, source: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
         if source.dtype == out.dtype:
@@ -261,6 +308,11 @@ class _Batches:
         else:
             self._gather(target.values, index, ys)
         backend.write_samples(ys, y)
+        if target.weights is not None and self.w_device is not None:
+            ws = self.w_host[:count]
+            np.take(target.weights, index, out=self.w_samples[:count])
+            ws[...] = self.w_samples[:count, None]
+            backend.write_samples(ws, self.weights(count))
 
     def evaluate(self, x: np.ndarray, target: Targets, first: int,
                  stop: int) -> tuple[float, int]:
@@ -274,7 +326,7 @@ class _Batches:
         for start in range(0, len(index), batch_size):
             rows = index[start:start + batch_size]
             self.load(x, target, rows)
-            step = self.step(len(rows), 1.0)
+            step = self.step(len(rows), 1.0, weighted=False)
             total += len(rows) * step.forward_cost()
             predicted = outputs[:len(rows)]
             backend.read_samples(step.network.output, predicted)
@@ -514,7 +566,7 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         cost: Cost | str | None = None, shuffle: bool = True, seed: int | None = None,
         validation: tuple[object, object] | None = None, quiet: bool = False,
         on_epoch: Callable[[int, History], object] | None = None,
-        data_parallel: object = None) -> History:
+        data_parallel: object = None, sample_weight: object = None) -> History:
     """Train ``inference`` by mini-batch gradient descent on host data; return the history.
 
     Args:
@@ -532,6 +584,11 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         on_epoch: called as ``on_epoch(epoch, history)`` after each epoch (epoch from 1).
         data_parallel: ``nnfs.mpi.world()`` (or True) to train across the ranks of an MPI job,
             each on its own share of every batch (see below).
+        sample_weight: one weight (0 or more) per sample of X, multiplying its loss; scaled to
+            a mean of 1, so that ``η`` keeps its meaning. The output δ of each batch is scaled
+            column by column (one elementwise product with a matrix of the weights, allocated
+            with the other buffers); the costs in the history stay unweighted. Not with
+            ``data_parallel`` yet.
 
     Each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b samples. When a batch's
     cost is NaN or infinite, or the last update leaves a parameter that is not finite,
@@ -555,10 +612,13 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
     """
     def checked() -> FitArguments:
         return _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed,
-                        validation, quiet, on_epoch)
+                        validation, quiet, on_epoch, sample_weight)
 
     if data_parallel is None:
         return _fit_local(checked())
+    if sample_weight is not None:
+        raise NnfsValueError("fit: sample_weight is not supported with data_parallel yet; "
+                             "train in one process, or without sample weights")
     from .mpi import as_world
 
     world = as_world(data_parallel, "fit: data_parallel")
@@ -572,9 +632,12 @@ def _fit_local(arguments: FitArguments) -> History:
     started = time.perf_counter()
     with factory.matrix(inference.in_dim, arguments.batch_size) as x_device, \
             factory.matrix(inference.out_dim, arguments.batch_size) as y_device, \
+            (factory.matrix(inference.out_dim, arguments.batch_size) if arguments.weighted
+             else contextlib.nullcontext()) as w_device, \
             TrainingNetwork(inference, x_device) as training, quiet_floating_point(), \
             HeldCtrlC() as held:
-        batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays())
+        batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays(),
+                           w_device)
         bar = _progress(arguments.epochs, arguments.quiet)
         try:
             _epochs(arguments, _LocalStepper(arguments, batches), history, bar, held,

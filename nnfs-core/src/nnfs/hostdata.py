@@ -81,6 +81,8 @@ class Targets:
     labels: np.ndarray | None
     values: np.ndarray | None
     outputs: int
+    #: One weight per sample, scaled to a mean of 1 (see :func:`sample_weights`), or None.
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels) if self.labels is not None else len(self.values)
@@ -129,6 +131,34 @@ def targets(data: object, what: str, outputs: int, dtype: np.dtype) -> Targets:
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
     return Targets(None, array, outputs)
+
+
+def sample_weights(data: object, what: str, n: int) -> np.ndarray | None:
+    """``data`` as one weight per sample for ``n`` samples, scaled to a mean of 1 so that the
+    learning rate keeps its meaning; None when every weight is the same (weighting by a constant
+    is no weighting, and the unweighted path gives the very same numbers).
+
+    A weight multiplies its sample's loss: a batch's update is ``−(η/b)·Σ wᵢ·∂ℓᵢ/∂p``, so a
+    weight of 2 counts a sample as twice, 0 leaves it out."""
+    array = _as_array(data, what)
+    if array.dtype.kind not in "biuf":
+        raise NnfsTypeError(f"{what} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim != 1 or len(array) != n:
+        raise ShapeError(f"{what} must be one weight per sample: 1-D of length {n}, got shape "
+                         f"{array.shape}")
+    array = array.astype(np.float64)
+    check_values(array.reshape(-1, 1), what, np.float64)
+    if (array < 0).any():
+        row = int(np.argmax(array < 0))
+        raise NnfsValueError(f"{what} holds the negative weight {float(array[row])!r} in row "
+                             f"{row}; expected weights of 0 or more")
+    total = float(array.sum())
+    if total == 0:
+        raise NnfsValueError(f"{what} is zero for every sample: there is nothing to learn from; "
+                             "expected at least one positive weight")
+    if np.all(array == array[0]):
+        return None
+    return array * (n / total)
 
 
 def check_cross_entropy(target: Targets, output: ActivationKind, what: str) -> None:

@@ -309,8 +309,8 @@ class TrainingNetwork:
                                                           below.z))
         return plan
 
-    def step(self, y: Matrix, cost: Cost, scale: float, *,
-             separate_update: bool = False) -> TrainingStep:
+    def step(self, y: Matrix, cost: Cost, scale: float, *, separate_update: bool = False,
+             weights: Matrix | None = None) -> TrainingStep:
         """The prepared step towards the targets ``y`` for ``cost``, whose gradient is scaled
         by ``scale`` (``−η/n`` for gradient descent at learning rate η on n samples) and then
         added to the parameters.
@@ -318,16 +318,19 @@ class TrainingNetwork:
         ``separate_update`` keeps the gradient whole in :attr:`gradient` before the update
         (data-parallel training sums it across processes in between); otherwise each layer is
         updated as soon as its weights are used up, inside its gradient's product on a backend
-        whose products accumulate. Arguments
-        are not checked (``sgd`` and ``fit`` do); the same arguments give the same step,
-        prepared once.
+        whose products accumulate. ``weights``, shaped like ``y`` with each
+        column one sample's weight, scales each sample's gradient by its weight (``fit``'s
+        ``sample_weight``). Arguments are not checked (``sgd`` and ``fit`` do); the same
+        arguments give the same step, prepared once.
         """
-        key = (y, cost, scale, separate_update)
+        key = (y, cost, scale, separate_update, weights)
         found = self._steps.get(key)
         if found is None:
             last = self.layers[-1]
             delta = tuple(steps(cost.delta_op(self.factory, y, last.a, last.activation, scale,
                                               last.z)))
+            if weights is not None:  # δ ← δ ⊙ w: sample j's δ scaled by its weight
+                delta += tuple(steps(self.factory.backend.mul(last.z, weights, last.z)))
             fused = not separate_update
             if fused and self.factory.accumulates:
                 backward = self._backward_fused()

@@ -40,10 +40,19 @@ class Buffer:
         return self.storage is None
 
     def release(self) -> None:
+        """Give the allocation back. A training step running in another thread is let finish
+        first (the factory's lock), so no operation ever runs on freed memory; the driver then
+        finds the release at its next step (the factory's release count) and stops with
+        :class:`nnfs.ReleasedError`."""
         if self.storage is not None:
-            storage, self.storage = self.storage, None
-            self._finalizer()
-            self.factory.backend.free(storage)
+            factory = self.factory
+            with factory._lock:
+                if self.storage is None:
+                    return
+                storage, self.storage = self.storage, None
+                factory._releases += 1
+                self._finalizer()
+                factory.backend.free(storage)
 
 
 class _Window:

@@ -74,6 +74,12 @@ class OutOfDeviceMemory(NnfsError, MemoryError):
         self.available = available
 
 
+class InUseError(NnfsError, RuntimeError):
+    """A network was given to a second thread while another thread trains it or predicts
+    with it. Training and inference on one network do not interleave: use one network per
+    thread (networks on one factory take turns, a step at a time)."""
+
+
 class DeviceError(NnfsError, RuntimeError):
     """The device failed while running work nnfs gave it: a kernel's fault, a failing library
     call (cuBLAS, NCCL), a copy the driver refused. The message names the operation that
@@ -146,6 +152,7 @@ __all__ = [
     "DataFileError",
     "DataParallelError",
     "DeviceError",
+    "InUseError",
     "MissingDependency",
     "ModelFileError",
     "MpiUnavailable",

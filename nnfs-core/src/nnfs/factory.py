@@ -15,6 +15,7 @@ prepares the backend's plans once and calls them directly (see :mod:`nnfs.traini
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ def _supported(operation: Operation) -> Callable:
                     f"(it declares it unsupported)"
                 )
             check.live(self, f"the {self.name} factory")
-            return method(self, *args, **kwargs)
+            with self._lock:
+                return method(self, *args, **kwargs)
 
         return checked
 
@@ -89,6 +91,12 @@ class Factory:
         self.backend = backend
         self._synchronizations = 0
         self._buffers: weakref.WeakSet[Buffer] = weakref.WeakSet()
+        # One thread at a time runs operations of this factory (its backend's scratch, queue
+        # and handles are shared): each eager operation and each training step holds the lock,
+        # and releasing memory waits for it. Buffers released so far, which a training loop
+        # compares once per step to notice a release made between its steps.
+        self._lock = threading.RLock()
+        self._releases = 0
 
     # --- what the backend declares ------------------------------------------------------------
 
@@ -151,12 +159,15 @@ class Factory:
         return self._released
 
     def release(self) -> None:
-        """Release every buffer this factory still holds, then the backend. Idempotent."""
-        if not self._released:
-            self._released = True
-            for buffer in list(self._buffers):
-                buffer.release()
-            self.backend.release()
+        """Release every buffer this factory still holds, then the backend. Idempotent. Waits
+        for a training step that another thread is running on this factory."""
+        with self._lock:
+            if not self._released:
+                self._released = True
+                self._releases += 1
+                for buffer in list(self._buffers):
+                    buffer.release()
+                self.backend.release()
 
     def __enter__(self) -> Factory:
         return self

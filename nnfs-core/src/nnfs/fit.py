@@ -49,6 +49,7 @@ from .kinds import ActivationKind
 from .network import InferenceNetwork, plan_memory
 from .training import (
     HeldCtrlC,
+    Releases,
     Rollback,
     TrainingNetwork,
     TrainingStep,
@@ -535,19 +536,25 @@ def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepp
     step = arguments.batch_size * stepper.ranks
     order = np.arange(n)
     rng = np.random.default_rng(seed)
+    releases = Releases(stepper.batches.training, "fit")
+    lock = releases.lock
     epoch, eta = 0, 0.0
     for epoch, eta in arguments.learning_rates():
         if arguments.shuffle:
             rng.shuffle(order)
         total = 0.0
         for number, start in enumerate(range(0, n, step)):
-            total += stepper.batch(epoch, number, order[start:start + step], order, eta)
+            with lock:
+                releases.check()
+                total += stepper.batch(epoch, number, order[start:start + step], order, eta)
             if held.pending:
                 raise KeyboardInterrupt
         history.cost.append(total / n)
         history.eta.append(eta)
         if arguments.validation is not None:
-            cost_value, right = stepper.evaluate(*arguments.validation)
+            with lock:
+                releases.check()
+                cost_value, right = stepper.evaluate(*arguments.validation)
             history.validation_cost.append(cost_value)
             history.validation_accuracy.append(right)
         stepper.end_epoch(epoch)
@@ -558,7 +565,9 @@ def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepp
             arguments.on_epoch(epoch, history)
         if held.pending:
             raise KeyboardInterrupt
-    stepper.finish(epoch, eta)
+    with lock:
+        releases.check()
+        stepper.finish(epoch, eta)
 
 
 def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None = None,
@@ -615,14 +624,18 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
                         validation, quiet, on_epoch, sample_weight)
 
     if data_parallel is None:
-        return _fit_local(checked())
+        with inference.in_use("fit") if isinstance(inference, InferenceNetwork) \
+                else contextlib.nullcontext():
+            return _fit_local(checked())
     if sample_weight is not None:
         raise NnfsValueError("fit: sample_weight is not supported with data_parallel yet; "
                              "train in one process, or without sample weights")
     from .mpi import as_world
 
     world = as_world(data_parallel, "fit: data_parallel")
-    return _fit_data_parallel(world, world.together("fit", checked))
+    arguments = world.together("fit", checked)
+    with arguments.network.in_use("fit"):
+        return _fit_data_parallel(world, arguments)
 
 
 def _fit_local(arguments: FitArguments) -> History:
@@ -775,7 +788,8 @@ def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) ->
     backend = factory.backend
     result = np.empty((len(x), inference.out_dim), factory.numpy_dtype)
     host = np.empty((batch_size, inference.in_dim), factory.numpy_dtype)
-    with factory.matrix(inference.in_dim, batch_size) as x_device, \
+    with inference.in_use("predict"), \
+            factory.matrix(inference.in_dim, batch_size) as x_device, \
             factory.matrix(inference.out_dim, batch_size) as out_device, \
             inference.forward_pass(x_device, out_device) as whole, quiet_floating_point():
         short = None
@@ -787,9 +801,11 @@ def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) ->
                     xs, out = x_device.columns(0, count), out_device.columns(0, count)
                     short = forward = inference.forward_pass(xs, out)
                 np.copyto(host[:count], x[start:start + count])
-                backend.write_samples(host[:count], xs)
-                forward()
-                backend.read_samples(out, result[start:start + count])
+                with factory._lock:
+                    check.live(inference, "predict: the network")
+                    backend.write_samples(host[:count], xs)
+                    forward()
+                    backend.read_samples(out, result[start:start + count])
         finally:
             if short is not None:
                 short.release()

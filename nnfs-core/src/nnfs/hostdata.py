@@ -69,7 +69,7 @@ def check_values(array: np.ndarray, what: str, dtype: np.dtype) -> None:
             if large.any():
                 row, column = (int(i) for i in np.argwhere(large)[0])
                 raise NnfsValueError(
-                    f"{what} holds {block[row, column]!r} in row {row + start}, column "
+                    f"{what} holds {float(block[row, column])!r} in row {row + start}, column "
                     f"{column}, which is too large for the network's {np.dtype(dtype).name} "
                     f"(at most {limit:.6g}); scale the data, or use a float64 network")
 
@@ -176,7 +176,8 @@ def check_cross_entropy(target: Targets, output: ActivationKind, what: str) -> N
             hint = (" (class labels for a one-output network? give it one output per class "
                     "and softmax)" if target.outputs == 1 and block[row, column] > 1 else "")
             raise NnfsValueError(
-                f"{what} holds {block[row, column]!r} in row {row + start}, column {column}: "
+                f"{what} holds {float(block[row, column])!r} in row {row + start}, column "
+                f"{column}: "
                 f"cross-entropy needs targets between 0 and 1{hint}; use quadratic_cost for "
                 "other targets")
         if output == ActivationKind.SOFTMAX:

@@ -12,8 +12,10 @@ one call.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,7 @@ import numpy as np
 from . import _checks as check
 from .activations import Activation, activation as _activation
 from .errors import (
+    InUseError,
     NnfsTypeError,
     NnfsValueError,
     OutOfDeviceMemory,
@@ -137,23 +140,38 @@ class MemoryPlan:
                 f"{format_bytes(self.largest_allocation)}; {device}")
 
 
-def _initial_parameters(in_dim: int, blueprints: Sequence[FullyConnected], dtype: np.dtype,
-                        seed: object) -> np.ndarray:
-    """Random weights (Glorot uniform, or He normal for relu) and zero biases, flat."""
+#: Elements of initial weights drawn at a time: the host never holds more than this many
+#: float64s of them (8 MiB), however large the network.
+DRAW_CHUNK = 1 << 20
+
+
+def _draw_initial_parameters(parameters: Vector, in_dim: int,
+                             blueprints: Sequence[FullyConnected], seed: object) -> None:
+    """Random weights (Glorot uniform, or He normal for relu) and zero biases, written into
+    ``parameters`` a chunk of rows at a time, so that drawing them needs a few MiB of host
+    memory beside the device's, not several copies of the whole network. The numbers are
+    those of one draw of each layer's whole matrix: the generator's stream does not depend on
+    how it is cut."""
+    backend = parameters.factory.backend
+    dtype = parameters.factory.numpy_dtype
     rng = np.random.default_rng(seed)
-    chunks = []
-    fan_in = in_dim
+    start, fan_in = 0, in_dim
     for layer in blueprints:
         fan_out = layer.units
-        if layer.activation.init == "he":
-            weights = rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
-        else:
-            limit = math.sqrt(6.0 / (fan_in + fan_out))
-            weights = rng.uniform(-limit, limit, size=(fan_in, fan_out))
-        chunks.append(weights.ravel())  # (in × out) row by row = (out × in) column by column
-        chunks.append(np.zeros(fan_out))
+        rows = max(1, DRAW_CHUNK // fan_out)
+        for first in range(0, fan_in, rows):
+            count = min(rows, fan_in - first)
+            if layer.activation.init == "he":
+                chunk = rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(count, fan_out))
+            else:
+                limit = math.sqrt(6.0 / (fan_in + fan_out))
+                chunk = rng.uniform(-limit, limit, size=(count, fan_out))
+            # (in × out) row by row is (out × in) column by column: rows of it are contiguous
+            stop = start + count * fan_out
+            backend.write(chunk.reshape(-1).astype(dtype), parameters.subvector(start, stop))
+            start = stop
+        start += fan_out  # the biases stay at the zeros the buffer was allocated with
         fan_in = fan_out
-    return np.concatenate(chunks).astype(dtype)
 
 
 class InferenceNetwork:
@@ -168,6 +186,9 @@ class InferenceNetwork:
         self.factory = factory
         self.in_dim = in_dim
         self.out_dim = blueprints[-1].units
+        self._user: threading.Thread | None = None  # the thread training or predicting
+        self._uses = 0
+        self._user_lock = threading.Lock()
         count = _parameter_count(in_dim, [b.units for b in blueprints])
         nbytes = count * factory.itemsize
         factory.check_fits(nbytes, nbytes, f"a network of {count} parameters")
@@ -179,12 +200,11 @@ class InferenceNetwork:
                                     error.requested, error.available) from None
         try:
             try:
-                initial = _initial_parameters(in_dim, blueprints, factory.numpy_dtype, seed)
+                _draw_initial_parameters(self.parameters, in_dim, blueprints, seed)
             except MemoryError:
                 raise OutOfDeviceMemory(
-                    f"the host has no room for the {count} initial weights of the network "
-                    f"({count * 16} bytes while they are drawn)", count * 16, None) from None
-            factory.backend.write(initial, self.parameters)
+                    f"the host has no room to draw the initial weights of the network "
+                    f"({DRAW_CHUNK * 12} bytes at a time)", DRAW_CHUNK * 12, None) from None
             layers, start, width = [], 0, in_dim
             for blueprint in blueprints:
                 layer = InferenceLayer(self.parameters, start, width, blueprint.units,
@@ -200,6 +220,28 @@ class InferenceNetwork:
     @property
     def released(self) -> bool:
         return self.parameters.released
+
+    @contextlib.contextmanager
+    def in_use(self, what: str) -> Iterator[None]:
+        """Mark the network used by this thread while ``what`` (sgd, fit, predict...) runs:
+        another thread that tries to use it meanwhile gets :class:`nnfs.InUseError` at once.
+        The same thread may use it again inside (``predict`` from fit's ``on_epoch``)."""
+        me = threading.current_thread()
+        with self._user_lock:
+            if self._user is not None and self._user is not me:
+                raise InUseError(
+                    f"{what}: the network is in use by thread {self._user.name!r}, which trains "
+                    "it or predicts with it; a network serves one thread at a time (make one "
+                    "network per thread, or wait for that thread)")
+            self._user = me
+            self._uses += 1
+        try:
+            yield
+        finally:
+            with self._user_lock:
+                self._uses -= 1
+                if self._uses == 0:
+                    self._user = None
 
     @property
     def parameter_count(self) -> int:
@@ -238,7 +280,8 @@ class InferenceNetwork:
             check.matrix(self.factory, out, "inference: out", self.out_dim, x.cols)
             check.no_overlap(out, x, "inference: out", "x")
             check.no_overlap(out, self.parameters, "inference: out", "the network's parameters")
-        with self.forward_pass(x, out) as forward:
+        with self.in_use("inference"), self.forward_pass(x, out) as forward, \
+                self.factory._lock:
             forward()
         return out
 

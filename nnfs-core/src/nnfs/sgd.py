@@ -16,6 +16,7 @@ from .costs import Cost, cost as _cost
 from .errors import NnfsTypeError, TrainingDiverged
 from .training import (
     HeldCtrlC,
+    Releases,
     Rollback,
     TrainingNetwork,
     TrainingStep,
@@ -54,7 +55,7 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     cost = _cost(cost, "sgd: cost")
     cost.check_output(training.layers[-1].activation)
     pairs = schedule_pairs(epochs, eta, "sgd")
-    with quiet_floating_point(), HeldCtrlC() as held:
+    with training.inference.in_use("sgd"), quiet_floating_point(), HeldCtrlC() as held:
         costs = _Run(training, y, cost, pairs, held).train()
     return costs[0] if eta is not None else costs
 
@@ -71,6 +72,7 @@ class _Run:
         n = training.batch_size
         self.steps = [training.step(y, cost, -eta / n) for _, eta in pairs]
         self.rollback = Rollback(training)
+        self.releases = Releases(training, "sgd", (y, "y"))
         self.good_epochs = 0
 
     def step_of(self, epoch: int) -> TrainingStep:
@@ -87,17 +89,23 @@ class _Run:
         The parameters are copied once, at the start, into the training network's backup:
         a divergence replays the epochs from there (see :class:`nnfs.training.Rollback`).
         """
-        self.rollback.save()
+        with self.releases.lock:
+            self.rollback.save()
         try:
             if self.factory.asynchronous and not self.factory.sync_every:
                 costs = self._queued()
             else:
                 costs = self._checked()
             total = sum(epochs for epochs, _ in self.pairs)
-            if not self.rollback.parameters_finite():  # no forward pass checks the last update
+            with self.releases.lock:
+                self.releases.check()
+                finite = self.rollback.parameters_finite()
+            if not finite:  # no forward pass checks the last update
                 raise self._diverged(total, self.pairs[-1][1], math.nan, update=True)
         except TrainingDiverged:
-            self.rollback.replay(self.good_epochs, lambda i: self.step_of(i).run())
+            with self.releases.lock:
+                self.releases.check()
+                self.rollback.replay(self.good_epochs, lambda i: self.step_of(i).run())
             raise
         return costs
 
@@ -107,16 +115,19 @@ class _Run:
         On a synchronous backend the read costs nothing; an asynchronous one that drains its
         queue every ``sync_every`` epochs waits there anyway."""
         costs, done, every = [], 0, self.factory.sync_every
+        lock, releases = self.releases.lock, self.releases
         for (epochs, eta), step in zip(self.pairs, self.steps):
             forward, measure = step.forward, step.cost
             value = math.nan
             for epoch in range(done + 1, done + epochs + 1):
-                for op in forward:
-                    op()
-                value = measure()
-                if not math.isfinite(value):
-                    raise self._diverged(epoch, eta, value)
-                step.descend()
+                with lock:
+                    releases.check()
+                    for op in forward:
+                        op()
+                    value = measure()
+                    if not math.isfinite(value):
+                        raise self._diverged(epoch, eta, value)
+                    step.descend()
                 if every and epoch % every == 0:
                     self.factory.synchronize()
                 if self.held.pending:  # Ctrl-C came during this epoch: stop with it whole
@@ -132,13 +143,18 @@ class _Run:
         start and run the schedule again one epoch at a time, reading each cost, to find the
         epoch."""
         costs = []
+        lock, releases = self.releases.lock, self.releases
         for (epochs, _), step in zip(self.pairs, self.steps):
             for _ in range(epochs):
-                step.run()
+                with lock:
+                    releases.check()
+                    step.run()
                 if self.held.pending:  # Ctrl-C came during this epoch: stop with it whole
                     self.factory.synchronize()
                     raise KeyboardInterrupt
-            costs.append(step.cost())
+            with lock:
+                releases.check()
+                costs.append(step.cost())
             if not math.isfinite(costs[-1]):
                 self.rollback.restore()
                 return self._checked()

@@ -451,7 +451,31 @@ def training_network(inference: InferenceNetwork, x: Matrix) -> TrainingNetwork:
     return TrainingNetwork(inference, x)
 
 
-# --- what every driver shares: Ctrl-C, floating-point noise, rolling back --------------------
+# --- what every driver shares: Ctrl-C, floating-point noise, releases, rolling back -----------
+
+
+class Releases:
+    """A driver's watch on the buffers it trains with. Each step runs holding the factory's
+    lock, so a release from another thread waits for it; at the next step, :meth:`check`
+    notices the factory's release count moved (one integer compared, the hot path) and raises
+    :class:`nnfs.ReleasedError` naming what was released, before any work on freed memory."""
+
+    def __init__(self, network: TrainingNetwork, what: str, *others: tuple[object, str]):
+        self.factory = network.factory
+        self.lock = network.factory._lock
+        self.what = what
+        self.watched = [(network.inference, "the network"), (network, "the training network"),
+                        (network.input, "the training network's input"), *others]
+        self.count = self.factory._releases
+
+    def check(self) -> None:
+        """Raise if something watched was released since the last check (call it holding
+        ``lock``, at the start of a step)."""
+        if self.factory._releases != self.count:
+            self.count = self.factory._releases
+            check.live(self.factory, f"{self.what}: the factory")
+            for thing, name in self.watched:
+                check.live(thing, f"{self.what}: {name}")
 
 
 class HeldCtrlC:

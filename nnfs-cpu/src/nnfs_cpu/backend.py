@@ -40,6 +40,7 @@ from nnfs import backend_api as api
 from nnfs.backend_api import ActivationKind, CostKind, MemoryLimits
 
 from .blas import Blas, mkl_blas, numpy_blas
+from .device import available_memory
 from .vml import mkl_vml
 
 #: Elements of scratch per block: blocks of this size stay in a core's L2 cache.
@@ -93,21 +94,6 @@ class _Lanes:
         _run(self.first)
         for future in pending:
             future.result()
-
-
-def _available_memory() -> int | None:
-    """Bytes of memory the operating system says are available, or None if it does not say."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 # --- the activations: each kind's forward and backward, side by side ---------------------------
@@ -341,7 +327,7 @@ class CpuBackend(api.Backend):
         return storage[offset:offset + size]
 
     def memory_limits(self) -> MemoryLimits:
-        available = _available_memory()
+        available = available_memory()
         return MemoryLimits(available, available)
 
     def describe(self) -> str:

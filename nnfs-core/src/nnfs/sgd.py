@@ -9,6 +9,8 @@ built for. It returns the cost measured in the last epoch's forward pass, or one
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
 
 from . import _checks as check
 from .arrays import Matrix
@@ -58,6 +60,25 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     with training.inference.in_use("sgd"), quiet_floating_point(), HeldCtrlC() as held:
         costs = _Run(training, y, cost, pairs, held).train()
     return costs[0] if eta is not None else costs
+
+
+#: How long sgd holds its factory's lock at a time: a release from another thread waits at
+#: most about this long, and an epoch of microseconds pays for the lock once per many epochs.
+RUN_SECONDS = 1e-3
+
+
+def _runs(first: int, stop: int) -> Iterator[range]:
+    """The epochs ``first`` to ``stop − 1`` in runs of about :data:`RUN_SECONDS` each (the
+    first run is one epoch, which times them)."""
+    size, start = 1, first
+    while start < stop:
+        began = time.perf_counter()
+        run = range(start, min(start + size, stop))
+        yield run
+        spent = time.perf_counter() - began
+        per_epoch = spent / len(run) if spent > 0 else RUN_SECONDS
+        size = max(1, min(4096, int(RUN_SECONDS / per_epoch)))
+        start = run.stop
 
 
 class _Run:
@@ -115,24 +136,28 @@ class _Run:
         On a synchronous backend the read costs nothing; an asynchronous one that drains its
         queue every ``sync_every`` epochs waits there anyway."""
         costs, done, every = [], 0, self.factory.sync_every
-        lock, releases = self.releases.lock, self.releases
+        factory, held, releases = self.factory, self.held, self.releases
+        isfinite = math.isfinite
         for (epochs, eta), step in zip(self.pairs, self.steps):
             forward, measure = step.forward, step.cost
+            backward = step.gradient + step.update
             value = math.nan
-            for epoch in range(done + 1, done + epochs + 1):
-                with lock:
+            for run in _runs(done + 1, done + epochs + 1):
+                with releases.lock:  # a run of epochs: see _runs
                     releases.check()
-                    for op in forward:
-                        op()
-                    value = measure()
-                    if not math.isfinite(value):
-                        raise self._diverged(epoch, eta, value)
-                    step.descend()
-                if every and epoch % every == 0:
-                    self.factory.synchronize()
-                if self.held.pending:  # Ctrl-C came during this epoch: stop with it whole
-                    self.factory.synchronize()
-                    raise KeyboardInterrupt
+                    for epoch in run:
+                        for op in forward:
+                            op()
+                        value = measure()
+                        if not isfinite(value):
+                            raise self._diverged(epoch, eta, value)
+                        for op in backward:
+                            op()
+                        if every and epoch % every == 0:
+                            factory.synchronize()
+                        if held.pending:  # Ctrl-C came during this epoch: stop with it whole
+                            factory.synchronize()
+                            raise KeyboardInterrupt
             costs.append(value)
             done += epochs
         return costs
@@ -143,15 +168,18 @@ class _Run:
         start and run the schedule again one epoch at a time, reading each cost, to find the
         epoch."""
         costs = []
-        lock, releases = self.releases.lock, self.releases
+        lock, releases, held = self.releases.lock, self.releases, self.held
         for (epochs, _), step in zip(self.pairs, self.steps):
-            for _ in range(epochs):
+            ops = step.forward + step.gradient + step.update
+            for run in _runs(0, epochs):
                 with lock:
                     releases.check()
-                    step.run()
-                if self.held.pending:  # Ctrl-C came during this epoch: stop with it whole
-                    self.factory.synchronize()
-                    raise KeyboardInterrupt
+                    for _ in run:
+                        for op in ops:
+                            op()
+                        if held.pending:  # Ctrl-C came during this epoch: stop with it whole
+                            self.factory.synchronize()
+                            raise KeyboardInterrupt
             with lock:
                 releases.check()
                 costs.append(step.cost())

@@ -471,7 +471,7 @@ class Releases:
     def check(self) -> None:
         """Raise if something watched was released since the last check (call it holding
         ``lock``, at the start of a step)."""
-        if self.factory._releases != self.count:
+        if self.factory._releases != self.count:  # the rare case: find what was released
             self.count = self.factory._releases
             check.live(self.factory, f"{self.what}: the factory")
             for thing, name in self.watched:

@@ -108,3 +108,30 @@ def test_every_backend_has_a_plugin_and_a_backend_module(package):
     assert (folder / "plugin.py").is_file() and (folder / "backend.py").is_file(), folder
     backend = (folder / "backend.py").read_text(encoding="utf-8")
     assert "(api.Backend):" in backend, f"{package}.backend defines no api.Backend subclass"
+
+
+def test_ring_allreduce_on_paper():
+    """The cost model lives with the benchmarks, not in nnfs: 2·(N−1)/N of the bytes over each
+    link: 400 MB on 2 ranks over 100 Gb/s is 32 ms, and the share moved tends to 2× as N
+    grows."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from cost_models import on_paper, ring_allreduce_seconds
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    seconds = ring_allreduce_seconds(400_000_000, 2, 100e9, latency_seconds=0.0)
+    assert seconds == pytest.approx(0.032)
+    assert ring_allreduce_seconds(10**9, 1, 100e9) == 0.0
+    wide = ring_allreduce_seconds(10**9, 1024, 100e9, latency_seconds=0.0)
+    assert wide == pytest.approx(2 * 8 * 10**9 / 100e9, rel=1e-3)
+    assert on_paper(1000)[0].startswith("   8 ranks: each sends and receives 7.00 kB")
+    from nnfs import bench
+
+    article = on_paper(bench.parameter_count(bench.PRESETS["article"]))
+    assert article[1].startswith("  64 ranks: each sends and receives 433.25 MB per step")
+    import nnfs.mpi
+
+    assert not hasattr(nnfs.mpi, "ring_allreduce_seconds")
+    assert not hasattr(nnfs.mpi.World, "broadcast_weights"), "dead code"

@@ -155,9 +155,6 @@ def as_json(result: Result | ParallelResult) -> str:
 
 # --- data-parallel: the preset's batch split across the ranks of an MPI job ---------------------
 
-#: Link speed of the figures on paper (100 Gb/s Ethernet or InfiniBand EDR).
-LINK_BITS_PER_SECOND = 100e9
-
 
 def parameter_count(preset: Preset) -> int:
     total, width = 0, preset.in_dim
@@ -262,21 +259,6 @@ def _bytes_text(count: float) -> str:
     return f"{count:.0f} B"
 
 
-def on_paper(parameters: int, itemsize: int = 4, ranks: tuple[int, ...] = (8, 64),
-             link_bits_per_second: float = LINK_BITS_PER_SECOND) -> list[str]:
-    """What a ring allreduce of a network's gradient costs per step at ``ranks`` ranks."""
-    from .mpi import ring_allreduce_seconds
-
-    nbytes = parameters * itemsize
-    lines = []
-    for count in ranks:
-        moved = 2 * (count - 1) / count * nbytes
-        seconds = ring_allreduce_seconds(nbytes, count, link_bits_per_second)
-        lines.append(f"{count:>4} ranks: each sends and receives {_bytes_text(moved)} per step, "
-                     f"{_time_text(seconds)} at {link_bits_per_second / 1e9:.0f} Gb/s")
-    return lines
-
-
 def report_parallel(result: ParallelResult) -> str:
     preset = PRESETS[result.preset]
     shape = (f"input {preset.in_dim}×{preset.batch}, layers "
@@ -299,10 +281,6 @@ def report_parallel(result: ParallelResult) -> str:
         lines.append(f"  the same fit in one process without MPI: "
                      f"{_time_text(result.single_process_seconds_per_epoch)} per epoch")
     lines.append(f"  cost after the last epoch: {result.cost:.6g}")
-    lines.append(f"  on paper, this network's gradient ({result.dtype}):")
-    itemsize = np.dtype(result.dtype).itemsize
-    lines += ["    " + line for line in on_paper(parameter_count(preset), itemsize)]
-    article = parameter_count(PRESETS["article"])
-    lines.append(f"  on paper, the article's network ({article} parameters, float32):")
-    lines += ["    " + line for line in on_paper(article)]
+    lines.append("  (what the exchange would cost on a cluster's links: python "
+                 "benchmarks/cost_models.py)")
     return "\n".join(lines)

@@ -284,13 +284,6 @@ class World:
                              lambda: network.factory.to_host(network.parameters))
         self._check_same(host, when or "here")
 
-    def broadcast_weights(self, network) -> None:
-        """Give every rank rank 0's parameters (as ``fit`` does when it starts)."""
-        host = network.factory.to_host(network.parameters)
-        self.comm.Bcast(host, root=0)
-        if self.rank != 0:
-            network.factory.backend.write(host, network.parameters)
-
     # --- files ------------------------------------------------------------------------------
 
     def save(self, network, path) -> Path:
@@ -457,17 +450,3 @@ def collective_error(error: BaseException) -> bool:
     """True for the errors data-parallel training raises on every rank at once (decided from
     numbers every rank has), which need no abort."""
     return isinstance(error, (TrainingDiverged, DataParallelError))
-
-
-# --- what an allreduce costs, on paper -----------------------------------------------------------
-
-def ring_allreduce_seconds(nbytes: int, ranks: int, link_bits_per_second: float,
-                           latency_seconds: float = 5e-6) -> float:
-    """The time a ring allreduce of ``nbytes`` per rank takes across ``ranks`` ranks, each on a
-    link of ``link_bits_per_second``: every rank sends (and receives) ``2·(N−1)/N·nbytes`` in
-    ``2·(N−1)`` steps, each paying ``latency_seconds``. Bandwidth-optimal; it ignores
-    contention and the time to add."""
-    if ranks < 2:
-        return 0.0
-    moved = 2 * (ranks - 1) / ranks * nbytes
-    return moved * 8 / link_bits_per_second + 2 * (ranks - 1) * latency_seconds

@@ -10,7 +10,7 @@
 #    with setuptools if it is 77 or newer, else with nnfs-cuda/offline_build.py;
 # 2. runs python -m nnfs_cuda (ordering, the cuBLAS handle's stream, the conformance kit, the
 #    article's benchmark against the cpu backend and the card's peak), at most 200 s;
-# 3. runs the GPU tests: pytest -m gpu tests/test_cuda_backend.py tests/test_cuda_ordering.py,
+# 3. runs the GPU tests: pytest -m gpu nnfs-cuda/tests/test_cuda_backend.py nnfs-cuda/tests/test_cuda_ordering.py,
 #    at most 80 s;
 # 4. prints one report, and writes it to the work folder.
 #
@@ -108,7 +108,7 @@ command_status=$?
 # --- 3. the GPU tests ---------------------------------------------------------------------------
 progress "running pytest -m gpu (at most 80 s)"
 (cd "$root" && limit 80 "$python" -m pytest -m gpu -q -rs -p no:cacheprovider \
-    tests/test_cuda_backend.py tests/test_cuda_ordering.py) >"$work/pytest.txt" 2>&1
+    nnfs-cuda/tests/test_cuda_backend.py nnfs-cuda/tests/test_cuda_ordering.py) >"$work/pytest.txt" 2>&1
 pytest_status=$?
 
 # --- 4. the report ------------------------------------------------------------------------------

@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import backend_params
 from nnfs.examples import article_example
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_article_example(factory):
     result = article_example(factory)
     assert result.untrained.shape == (1, 2)

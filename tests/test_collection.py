@@ -42,8 +42,8 @@ def _skipped_with_reasons(result: subprocess.CompletedProcess) -> list[str]:
 
 def test_without_nnfs_cuda_the_cuda_tests_skip_with_a_reason(tmp_path):
     pytest.importorskip("nnfs_cuda", reason="nnfs-cuda is not installed: nothing to hide")
-    result = _pytest_without("nnfs_cuda", tmp_path, "tests/test_cuda_backend.py",
-                             "tests/test_cuda_ordering.py")
+    result = _pytest_without("nnfs_cuda", tmp_path, "nnfs-cuda/tests/test_cuda_backend.py",
+                             "nnfs-cuda/tests/test_cuda_ordering.py")
     for line in _skipped_with_reasons(result):
         assert "nnfs-cuda is not installed here: pip install ./nnfs-cuda" in line, line
 

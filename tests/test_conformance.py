@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import backend_params
 from nnfs.testing import CHECKS, CheckSkipped
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_backend_conforms(factory, check):
     try:
         check.function(factory)

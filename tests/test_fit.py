@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import backend_params
 from nnfs import fully_connected
 from nnfs.testing import reference
 
@@ -30,7 +29,6 @@ def host_parameters(net):
             [nnfs.transfer(layer.bias).astype(np.float64) for layer in net.layers])
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_mini_batches_match_numpy_including_the_short_last_batch(factory):
     """10 samples in batches of 4: 4, 4, then 2, in order; the same as numpy step by step."""
     rng = np.random.default_rng(1)
@@ -257,7 +255,6 @@ def _weighted_reference(weights, biases, kinds, X, Y, w, batch, eta, epochs, cos
     return weights, biases
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 @pytest.mark.parametrize("kinds, cost", [(("sigmoid", "softmax"), "cross_entropy"),
                                          (("relu", "linear"), "quadratic")])
 def test_sample_weights_scale_each_samples_gradient_as_numpy_does(factory, kinds, cost):

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import backend_params
 from nnfs import fully_connected
 
 #: An interruption that is not noticed must fail the test, not hang it (pytest-timeout).
@@ -71,7 +70,6 @@ def assert_goes_on(net, X, Y) -> None:
 
 
 @pytest.mark.parametrize("delay", [0.15, 0.4])
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_ctrl_c_during_fit_stops_after_a_whole_batch(factory, delay):
     """A real SIGINT, sent to this process while fit trains, as a terminal's Ctrl-C is."""
     X, Y = data()
@@ -174,7 +172,6 @@ def test_a_second_ctrl_c_interrupts_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_keyboard_interrupt_raised_inside_a_batch_leaves_the_batch_before(factory, monkeypatch):
     """A KeyboardInterrupt that fit cannot hold (raised by other code, or in a thread that
     gets no signals) between a batch's forward pass and its update."""

@@ -89,7 +89,6 @@ def test_the_tiny_network_for_100000_epochs(factory):
                                                          factory.numpy_dtype))
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_a_mid_size_network_for_2000_epochs(factory):
     """256 → 128 relu → 64 tanh → 10 sigmoid (41,600 weights) on a batch of 128."""
     rng = np.random.default_rng(0)
@@ -104,7 +103,6 @@ def test_a_mid_size_network_for_2000_epochs(factory):
         watch.check("2,000 epochs of 256-128-64-10, batch 128")
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_fit_for_200_epochs_of_mini_batches(factory):
     """fit's own loop: shuffling, short last batches, validation, every epoch."""
     rng = np.random.default_rng(1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import backend_params, resident_bytes
+from conftest import resident_bytes
 from nnfs import fully_connected
 
 LAYERS = [fully_connected(7, "tanh"), fully_connected(5, "relu"), fully_connected(3, "softmax")]
@@ -21,7 +21,6 @@ def held(factory):
     return stats.allocations, stats.bytes_in_use
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_the_plan_is_what_building_and_training_allocate(factory):
     """Parameters, training buffers and one batch of data: byte for byte what the factory
     counts, and the largest allocation is the largest buffer."""
@@ -45,7 +44,6 @@ def test_the_plan_is_what_building_and_training_allocate(factory):
     assert held(factory)[1] == start
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_the_plan_reports_what_the_device_has(factory):
     limits = factory.memory_limits()
     plan = nnfs.plan_memory(factory, 4, [fully_connected(2, "sigmoid")])
@@ -76,7 +74,6 @@ def _assert_both_numbers(error: nnfs.OutOfDeviceMemory, factory) -> None:
         assert "refused" in str(error)
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_a_network_that_does_not_fit_is_refused_then_a_smaller_one_trains(factory):
     width = _too_large(factory)
     layers = [fully_connected(width, "tanh")]
@@ -96,7 +93,6 @@ def test_a_network_that_does_not_fit_is_refused_then_a_smaller_one_trains(factor
         assert math.isfinite(nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 0.1))
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_a_training_network_that_does_not_fit_is_refused_before_allocating(factory):
     width = _too_large(factory)  # z and a of width × width: four times what fits
     with nnfs.inference_network(factory, 2, [fully_connected(width, "tanh")]) as network, \
@@ -111,7 +107,6 @@ def test_a_training_network_that_does_not_fit_is_refused_before_allocating(facto
         assert held(factory)[1] == before[1]
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_fit_checks_all_it_will_allocate_before_allocating_any(factory):
     limits = factory.memory_limits()
     if limits.total_bytes is None:
@@ -133,7 +128,6 @@ def test_fit_checks_all_it_will_allocate_before_allocating_any(factory):
         assert held(factory) == before
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_one_buffer_larger_than_the_device_allows_in_one_allocation(factory):
     limits = factory.memory_limits()
     largest, total = limits.max_allocation_bytes, limits.total_bytes

@@ -22,7 +22,7 @@ import onnx
 import onnxruntime as ort
 
 import nnfs
-from conftest import ROOT, backend_params, run_nnfs
+from conftest import ROOT, run_nnfs
 from nnfs import export
 from nnfs import fully_connected as fc
 
@@ -68,7 +68,6 @@ def test_every_activation_as_onnx_runtime_computes_it(tmp_path, kind, dtype):
         np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_a_network_of_every_activation_on_every_backend(tmp_path, factory):
     layers = [fc(16, "relu"), fc(12, "tanh"), fc(10, "sigmoid"), fc(8, "linear"),
               fc(4, "softmax")]

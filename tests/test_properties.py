@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import nnfs
-from conftest import backend_params
 from nnfs import fully_connected
 from nnfs.testing import reference
 from nnfs.testing.checks import host_parameters, rounded
@@ -113,7 +112,6 @@ def cpu_of(factory) -> nnfs.Factory | None:
     return None if factory.name == "cpu" else nnfs.backend("cpu", factory.dtype)
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 @SETTINGS
 @given(problem=problems())
 def test_inference_agrees_with_numpy_and_the_cpu(factory, problem):
@@ -135,7 +133,6 @@ def test_inference_agrees_with_numpy_and_the_cpu(factory, problem):
                 assert_close(got, nnfs.transfer(cpu_out), factory, 1, "inference against cpu")
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 @SETTINGS
 @given(problem=problems(), schedule=schedules)
 def test_sgd_through_a_schedule_agrees_with_numpy_and_the_cpu(factory, problem, schedule):
@@ -174,7 +171,6 @@ def test_sgd_through_a_schedule_agrees_with_numpy_and_the_cpu(factory, problem, 
                 assert_close(got, expected, factory, epochs, "parameters against cpu")
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 @SETTINGS
 @given(problem=problems(), batch_size=st.integers(1, 7), epochs=st.integers(1, 3),
        eta=st.floats(0.01, 0.5))
@@ -208,7 +204,6 @@ def test_fit_mini_batches_agree_with_numpy(factory, problem, batch_size, epochs,
         assert_close(got, expected, factory, steps, "fit's parameters")
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 @SETTINGS
 @given(data=arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 5)),
                    elements=st.floats(-1e30, 1e30, allow_nan=False)))
@@ -217,7 +212,6 @@ def test_any_finite_array_goes_to_the_device_and_back(factory, data):
         np.testing.assert_array_equal(nnfs.transfer(matrix), data.astype(factory.numpy_dtype))
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 @SETTINGS
 @given(data=arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 5)),
                    elements=st.floats(-10, 10)),

@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import nnfs
-from conftest import ROOT, backend_params
+from conftest import ROOT
 from nnfs.sklearn import NnfsClassifier, NnfsRegressor
 
 #: Small enough that the whole suite of checks takes seconds.
@@ -374,7 +374,6 @@ def test_grid_search_in_worker_processes():
     assert search.fit(X, y).score(X, y) > 0.9
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_every_backend_trains_the_same_estimator(factory):
     """backend= and dtype= put the training on any backend: the same seeds give the CPU's
     network, to the backend's rounding."""
@@ -412,7 +411,6 @@ def _modules(data: bytes) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_a_fitted_estimator_pickles_through_host_weights(factory):
     X, y = blobs(100)
     model = NnfsClassifier(**SMALL, backend=factory.name, dtype=factory.dtype).fit(X, y)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import ROOT, backend_params, cpu_factory
+from conftest import ROOT, cpu_factory
 from nnfs import fully_connected
 
 QC = nnfs.quadratic_cost
@@ -37,7 +37,6 @@ def data(n=64, inputs=3, outputs=2, seed=0):
 
 # --- 1. releasing while training ------------------------------------------------------------
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 @pytest.mark.parametrize("what", ["network", "factory"])
 def test_releasing_from_on_epoch_stops_fit_with_released_error(factory, what):
     """on_epoch releases the network (or a factory of its own): the next batch raises
@@ -63,7 +62,6 @@ def test_releasing_from_on_epoch_stops_fit_with_released_error(factory, what):
         factory.matrix(2, 2).release()  # the factory goes on
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 @pytest.mark.parametrize("what", ["network", "input", "target", "factory"])
 def test_releasing_from_another_thread_during_sgd_raises_at_the_next_epoch(factory, what):
     """Another thread releases something sgd trains with while sgd runs: the release waits for
@@ -101,7 +99,6 @@ def test_releasing_from_another_thread_during_sgd_raises_at_the_next_epoch(facto
 
 # --- 2. the last update is checked ----------------------------------------------------------
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_an_update_that_breaks_the_weights_is_found_even_when_it_is_the_last(factory):
     """One epoch whose cost is finite and whose update is not (a learning rate of 1e300):
     sgd must say so and leave the weights it was called with, which the next call can train
@@ -125,7 +122,6 @@ def test_an_update_that_breaks_the_weights_is_found_even_when_it_is_the_last(fac
         thing.release()
 
 
-@pytest.mark.parametrize("factory", backend_params(), indirect=True)
 def test_fit_checks_the_update_of_its_very_last_batch(factory):
     X, Y = data(n=16)
     with nnfs.inference_network(factory, 3, [fully_connected(2, "linear")], seed=0) as network:

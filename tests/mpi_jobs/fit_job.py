@@ -34,14 +34,18 @@ def data(samples: int, seed: int, features: int = 5, classes: int = 3):
 _KEPT: list = []
 
 
+#: nnfs-cuda's own tests, whose stand-in and recorder two scenarios run over.
+CUDA_TESTS = Path(__file__).resolve().parents[2] / "nnfs-cuda" / "tests"
+
+
 def factory_of(name: str, dtype: str):
     if name == "cuda-standin":  # nnfs-cuda's factory over the numpy stand-in with its NCCL
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        sys.path.insert(0, str(CUDA_TESTS))
         from cuda_standin import standin_factory_class
 
         return standin_factory_class(nccl=True)(dtype)
     if name == "cuda-recorder":  # nnfs-cuda's real device layer over the recording fake CuPy
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        sys.path.insert(0, str(CUDA_TESTS))
         from cuda_recorder import Recorder
         from nnfs_cuda.backend import CudaBackend
 

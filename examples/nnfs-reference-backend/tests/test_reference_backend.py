@@ -12,6 +12,9 @@ from importlib import metadata
 
 import pytest
 
+pytest.importorskip("nnfs_reference", reason="nnfs-reference-backend is not installed here: "
+                    "pip install ./examples/nnfs-reference-backend")
+
 import nnfs
 from conftest import run_python
 from nnfs.testing import CHECKS

@@ -1,5 +1,11 @@
-"""Shared fixtures: the backends installed here, each with the dtypes it declares, and the test
-plugins of tests/plugins/ installed where only subprocesses see them."""
+"""What every test of the repository shares (tests/ for what spans packages, and each
+backend's own tests/ folder): the backends installed here, each with the dtypes it declares,
+the ``factory`` fixture over all of them, helpers that run nnfs in a subprocess, and the test
+plugins of tests/plugins/ installed where only subprocesses see them.
+
+A test that takes ``factory`` runs once per installed backend and declared dtype, and skips with
+the backend's reason where one is unavailable; a test that parametrizes ``factory`` itself
+(``backend_params(names=...)``) chooses its own."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import pytest
 
 import nnfs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 #: Small distributions that break the plugin contract in one way each (see their docstrings).
 TEST_PLUGINS = ROOT / "tests" / "plugins"
 #: The reference backend, which the flawed test backends build on.
@@ -43,6 +49,23 @@ def backend_params(*, names: tuple[str, ...] | None = None) -> list:
             marks = [pytest.mark.opencl] if info.name == "opencl" else []
             params.append(pytest.param((info.name, dtype), id=f"{info.name}-{dtype}", marks=marks))
     return params
+
+
+def _parametrizes(metafunc, name: str) -> bool:
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
+        if isinstance(names, str):
+            names = [part.strip() for part in names.split(",")]
+        if name in names:
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc):
+    """``factory``, unless the test chooses its own params: every installed backend and
+    declared dtype (see :func:`backend_params`)."""
+    if "factory" in metafunc.fixturenames and not _parametrizes(metafunc, "factory"):
+        metafunc.parametrize("factory", backend_params(), indirect=True)
 
 
 @pytest.fixture

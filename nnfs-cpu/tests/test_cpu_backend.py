@@ -8,6 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
+pytest.importorskip("nnfs_cpu", reason="nnfs-cpu is not installed here: pip install ./nnfs-cpu")
+
 import nnfs
 from conftest import cpu_factory as make_cpu_factory
 from conftest import run_kit_check

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("nnfs_cpu", reason="nnfs-cpu is not installed here: pip install ./nnfs-cpu")
+
 import nnfs
 from conftest import cpu_factory, run_kit_check
 from nnfs import fully_connected

@@ -387,3 +387,29 @@ def test_an_asynchronous_backend_rolls_back_and_replays_to_the_same_epoch(cpu64)
     x2, y2, network2, training2 = diverging(cpu64)
     assert nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 1e-4) == \
         nnfs.sgd(training2, y2, nnfs.quadratic_cost, 3, 1e-4)
+
+
+def test_building_a_training_network_reads_the_devices_memory_once_and_prepares_lazily(cpu):
+    """A training network checks all its buffers against the device's memory in one read, and
+    prepares a step's backward pass only when that step is asked for, once per variant."""
+    reads = []
+    backend = cpu.backend
+    real = backend.memory_limits
+    with cpu.matrix(64, 512) as x, \
+            nnfs.inference_network(cpu, 64, [fully_connected(256, tanh),
+                                             fully_connected(64, "relu"),
+                                             fully_connected(10, sigmoid)]) as network:
+        backend.memory_limits = lambda: (reads.append(1), real())[1]
+        try:
+            training = nnfs.training_network(network, x)
+        finally:
+            del backend.memory_limits
+        assert len(reads) == 1
+        assert training._steps == {}, "no step is prepared before one is asked for"
+        with cpu.matrix(10, 512) as y:
+            first = training.step(y, nnfs.quadratic_cost, -0.1 / 512)
+            assert training.step(y, nnfs.quadratic_cost, -0.1 / 512) is first
+            assert len(training._steps) == 1, "only the variant in use is built"
+            separate = training.step(y, nnfs.quadratic_cost, -0.1 / 512, separate_update=True)
+            assert separate.update and not first.update and first.fused
+        training.release()

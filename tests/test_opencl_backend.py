@@ -7,6 +7,7 @@ run on opencl too, because they take every installed backend.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -247,6 +248,30 @@ def test_the_drivers_refusal_is_out_of_device_memory(fresh, monkeypatch):
 
 
 # --- same answers as the cpu backend ------------------------------------------------------------
+
+@needs_device
+@pytest.mark.parametrize("dtype", _dtypes())
+def test_nrm2_neither_overflows_nor_underflows_and_agrees_with_the_cpu(dtype):
+    """The scaled sum of the reduction kernel: [1e20]*4 is 2e20 (not inf) and [1e-30]*4 is
+    2e-30 (not 0), as on the CPU backend, across every work-group of the reduction; an
+    infinite entry gives inf and a NaN gives NaN, as BLAS does."""
+    opencl, cpu = nnfs.backend("opencl", dtype), nnfs.backend("cpu", dtype)
+    huge, tiny = (1e20, 1e-30) if dtype == "float32" else (1e200, 1e-200)
+    rng = np.random.default_rng(16)
+    cases = [np.full(4, huge), np.full(4, tiny), np.zeros(9),
+             rng.choice([huge, -tiny, 0.0, 3.0], 50_001) * rng.uniform(0.5, 1, 50_001)]
+    for values in cases:
+        with opencl.vector(values.size, values) as ours, cpu.vector(values.size, values) as theirs:
+            got, expected = opencl.nrm2(ours), cpu.nrm2(theirs)
+            assert math.isfinite(got)
+            assert got == pytest.approx(expected, rel=1e-5 if dtype == "float32" else 1e-12)
+    with opencl.vector(300) as v:
+        opencl.fill(v, 3.0 * huge)
+        opencl.scal(3.0 * huge, v.subvector(7, 8))  # (3·huge)² is inf in this dtype
+        assert opencl.nrm2(v) == math.inf
+        opencl.sub(v, v, v.subvector(0, 300))  # inf − inf = NaN at entry 7, zeros elsewhere
+        assert math.isnan(opencl.nrm2(v))
+
 
 @needs_device
 def test_the_article_example_matches_the_cpu_backend(opencl, cpu):

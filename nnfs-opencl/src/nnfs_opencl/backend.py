@@ -14,13 +14,16 @@ enqueues and one ``finish``. The factory's one-off calls make a plan and run it.
 
 Memory. Buffers are zero-filled when allocated and the queue is drained there, so a driver
 that commits memory lazily reports a failure at once, as :class:`nnfs.OutOfDeviceMemory`.
-The reductions (nrm2, costs) write one partial sum per work-group into a buffer allocated
-with the factory, and the host adds those partial sums: nothing is allocated while training.
+The reductions (nrm2, costs) write their partial results per work-group into a buffer
+allocated with the factory, and the host combines them: nothing is allocated while training.
+nrm2 keeps its sum of squares scaled by the largest entry, as reference BLAS does, so it
+neither overflows nor underflows for any finite entries.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +43,9 @@ Plan = Callable[[], Any]
 
 #: The largest work-group the element-wise kernels use (a power of two).
 MAX_GROUP = 256
+
+#: Partial results per work-group that a reduction may write: nrm2 writes three.
+PARTIALS_PER_GROUP = 3
 
 #: OpenCL errors that mean "not enough memory" (the driver's words for OutOfDeviceMemory).
 _MEMORY_ERRORS = ("MEM_OBJECT_ALLOCATION_FAILURE", "OUT_OF_RESOURCES", "OUT_OF_HOST_MEMORY",
@@ -61,6 +67,18 @@ def _is_memory_error(error: cl.Error) -> bool:
     codes = {getattr(cl.status_code, name, None) for name in _MEMORY_ERRORS}
     return getattr(error, "code", None) in codes or any(name in str(error)
                                                         for name in _MEMORY_ERRORS)
+
+
+def _combine_scaled(scales: np.ndarray, sums: np.ndarray, unusual: np.ndarray) -> float:
+    """The norm from the pairs of ``nrm2_scaled`` (group g's squares are scales[g]²·sums[g])
+    and the sums of the non-finite entries' magnitudes (inf or NaN, which win)."""
+    odd = float(unusual.sum())
+    if odd != 0.0:  # also when NaN
+        return odd
+    largest = float(scales.max())
+    if largest == 0.0:
+        return 0.0
+    return largest * math.sqrt(float(np.dot(sums, np.square(scales / largest))))
 
 
 class OpenclBackend(api.Backend):
@@ -102,11 +120,12 @@ class OpenclBackend(api.Backend):
         self.program = cl.Program(self.context, kernel_source("elementwise.cl")).build(
             [*self.build_options, f"-DGROUP={self.group}"])
         self.gemm_strategy = make_gemm(self, gemm)
-        # one partial sum per work-group of a reduction, added up on the host
+        # the partial results of each work-group of a reduction, combined on the host
         self._reduction_groups = min(256, 4 * cl_device.max_compute_units)
-        self._partial = self.allocate(self._reduction_groups)
-        self.memory.allocated(self._reduction_groups * self.itemsize)
-        self._partial_host = np.zeros(self._reduction_groups, dtype=self.numpy_dtype)
+        partials = PARTIALS_PER_GROUP * self._reduction_groups
+        self._partial = self.allocate(partials)
+        self.memory.allocated(partials * self.itemsize)
+        self._partial_host = np.zeros(partials, dtype=self.numpy_dtype)
 
     # --- memory -----------------------------------------------------------------------------
 
@@ -156,7 +175,7 @@ class OpenclBackend(api.Backend):
     def release(self) -> None:
         self.queue.finish()
         self._partial.release()
-        self.memory.freed(self._reduction_groups * self.itemsize)
+        self.memory.freed(PARTIALS_PER_GROUP * self._reduction_groups * self.itemsize)
 
     def read(self, x: Matrix | Vector) -> np.ndarray:
         buffer, offset = x.handle
@@ -209,11 +228,16 @@ class OpenclBackend(api.Backend):
         buffer, offset = x.handle
         return buffer, np.int64(offset)
 
-    def _total(self, reduction: Plan) -> float:
-        """Run a reduction that writes partial sums, and add them up on the host."""
+    def _partials(self, reduction: Plan, count: int) -> np.ndarray:
+        """Run a reduction and read the first ``count`` partial results back, in float64."""
         reduction()
-        cl.enqueue_copy(self.queue, self._partial_host, self._partial, is_blocking=True)
-        return float(self._partial_host.sum(dtype=np.float64))
+        host = self._partial_host[:count]
+        cl.enqueue_copy(self.queue, host, self._partial, is_blocking=True)
+        return host.astype(np.float64)
+
+    def _total(self, reduction: Plan) -> float:
+        """Run a reduction that writes one partial sum per group, and add them up."""
+        return float(self._partials(reduction, self._reduction_groups).sum())
 
     def _reduction(self, name: str, *arguments: Any) -> Plan:
         return self._launch(name, self._reduction_groups * self.group, *arguments,
@@ -256,8 +280,14 @@ class OpenclBackend(api.Backend):
                             self._real(value))
 
     def nrm2(self, x) -> Plan:
-        squares = self._reduction("sum_squares", np.int64(x.size), *self._window(x))
-        return lambda: float(np.sqrt(self._total(squares)))
+        pairs = self._reduction("nrm2_scaled", np.int64(x.size), *self._window(x))
+        groups = self._reduction_groups
+
+        def nrm2() -> float:
+            partial = self._partials(pairs, PARTIALS_PER_GROUP * groups)
+            return _combine_scaled(*partial.reshape(PARTIALS_PER_GROUP, groups))
+
+        return nrm2
 
     def sub(self, x, y, out) -> Plan:
         return self._launch("sub", x.size, np.int64(x.size), *self._window(x),

@@ -270,6 +270,8 @@ class OpenclBackend(api.Backend):
 
     def copy(self, x, y) -> Plan:
         (source, source_offset), (target, target_offset) = x.handle, y.handle
+        if source is target and source_offset == target_offset:
+            return _nothing  # a window onto itself, which clEnqueueCopyBuffer refuses
         return functools.partial(cl.enqueue_copy, self.queue, target, source,
                                  byte_count=x.size * self.itemsize,
                                  src_offset=source_offset * self.itemsize,

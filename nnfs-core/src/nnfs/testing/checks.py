@@ -379,6 +379,25 @@ def check_vector_operations(factory: Factory) -> None:
                 expect_unsupported(lambda m=method, args=arguments: m(*args), operation)
 
 
+@_check
+def check_copy_onto_itself(factory: Factory) -> None:
+    """copy(x, x) and transfer(m, m) leave x as it was, on matrices, views and vectors."""
+    if not supported(factory, "copy"):
+        raise CheckSkipped("copy is declared unsupported (checked by the vector operations check)")
+    rng = np.random.default_rng(13)
+    host = rounded(factory, _uniform(rng, (5, 6)))
+    with factory.matrix(5, 6, host) as m:
+        view, vector = m.columns(1, 4), m.as_vector().subvector(3, 17)
+        for what, x in (("a matrix", m), ("a column view", view), ("a vector view", vector)):
+            assert factory.copy(x, x) is x, f"copy({what}, itself) did not return it"
+            assert np.array_equal(nnfs.transfer(m), host), f"copy({what}, itself) changed it"
+            assert nnfs.transfer(x, x) is x, f"transfer({what}, itself) did not return it"
+            assert np.array_equal(nnfs.transfer(m), host), f"transfer({what}, itself) changed it"
+        # the same columns seen through two views are one window too
+        factory.copy(m.columns(2, 5), m.columns(2, 5))
+        assert np.array_equal(nnfs.transfer(m), host), "copy between two views of one window"
+
+
 #: Magnitudes whose squares overflow (huge) or underflow (tiny) in each dtype, while the
 #: norm itself is an ordinary number there.
 _NRM2_EXTREMES = {"float32": (1e20, 1e-30), "float64": (1e200, 1e-200)}

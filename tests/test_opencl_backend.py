@@ -194,26 +194,37 @@ def test_clblast_products_leak_no_events_over_20000_epochs():
 
 
 @needs_device
-def test_sgd_finishes_the_queue_once_per_epoch(opencl, monkeypatch):
-    """sync_every = 1: sgd calls queue.finish() after every epoch, and only then."""
+@pytest.mark.parametrize("strategy", ["auto", "clblast"])
+def test_sgd_drains_the_queue_as_often_as_its_gemm_needs(strategy, monkeypatch):
+    """CLBlast may allocate inside a call: sgd calls queue.finish() after every epoch. The
+    built-in kernels allocate nothing: only every QUEUED_EPOCHS epochs of a pair, a bound on
+    the queue. Counted by the factory and by the finish calls themselves."""
     import pyopencl as cl
 
-    assert opencl.sync_every == 1
+    from nnfs_opencl.gemm import QUEUED_EPOCHS
+
+    factory = _gemm_factory(strategy, "float32")
+    every = 1 if strategy == "clblast" else QUEUED_EPOCHS
+    assert factory.sync_every == every and QUEUED_EPOCHS > 1
+    schedule = [(2 * QUEUED_EPOCHS + 5, 0.1), (QUEUED_EPOCHS + 3, 0.05)]
+    expected = sum(epochs // every for epochs, _ in schedule)
     finishes = []
     original = cl.CommandQueue.finish
-    with opencl.matrix(4, 16, np.random.default_rng(0).uniform(size=(4, 16))) as x, \
-            opencl.matrix(3, 16) as y, \
-            nnfs.inference_network(opencl, 4, [nnfs.fully_connected(8, "tanh"),
-                                               nnfs.fully_connected(3, "sigmoid")]) as network, \
+    with factory.matrix(4, 16, np.random.default_rng(0).uniform(size=(4, 16))) as x, \
+            factory.matrix(3, 16) as y, \
+            nnfs.inference_network(factory, 4, [nnfs.fully_connected(8, "tanh"),
+                                                nnfs.fully_connected(3, "sigmoid")]) as network, \
             nnfs.training_network(network, x) as training:
         nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.1)
-        before = opencl.stats().synchronizations
+        before = factory.stats().synchronizations
         monkeypatch.setattr(cl.CommandQueue, "finish",
                             lambda queue: (finishes.append(queue), original(queue))[1])
-        nnfs.sgd(training, y, nnfs.quadratic_cost, [(7, 0.1), (5, 0.05)])
+        costs = nnfs.sgd(training, y, nnfs.quadratic_cost, schedule)
         monkeypatch.undo()
-        assert opencl.stats().synchronizations - before == 12
-    assert len(finishes) == 12 and all(queue is opencl.backend.queue for queue in finishes)
+        assert factory.stats().synchronizations - before == expected
+    assert len(finishes) == expected and all(queue is factory.backend.queue for queue in finishes)
+    assert all(math.isfinite(value) for value in costs)
+    assert expected == (sum(epochs for epochs, _ in schedule) if strategy == "clblast" else 3)
 
 
 @needs_device

@@ -10,7 +10,9 @@ one gemm program (see :mod:`nnfs_opencl.gemm`) are built once, when the factory 
 Plans. Each operation returns a plan: a function of no arguments that enqueues a kernel whose
 arguments were set in advance (each plan has its own kernel object, so plans never disturb
 each other's arguments). The training loop keeps those functions: an epoch is a sequence of
-enqueues and one ``finish``. The factory's one-off calls make a plan and run it.
+enqueues, and sgd drains the queue (``finish``) every ``sync_every`` epochs: every epoch with
+CLBlast, which may allocate inside a call, every :data:`~nnfs_opencl.gemm.QUEUED_EPOCHS` with
+the built-in kernels, which do not. The factory's one-off calls make a plan and run it.
 
 Memory. Buffers are zero-filled when allocated and the queue is drained there, so a driver
 that commits memory lazily reports a failure at once, as :class:`nnfs.OutOfDeviceMemory`.
@@ -97,8 +99,8 @@ class OpenclBackend(api.Backend):
 
     def __init__(self, dtype: object = "float32", device: object = None, gemm: str = "auto"):
         super().__init__(dtype)
-        # enqueued kernels run later, and a read waits for the queue; drain it every epoch, as
-        # the article had to on OpenCL
+        # enqueued kernels run later, and a read waits for the queue; how often sgd drains it
+        # comes from the gemm, once it is chosen (below)
         self.capabilities = api.Capabilities(asynchronous=True, sync_every=1)
         if gemm not in STRATEGIES:
             raise nnfs.NnfsValueError(
@@ -120,6 +122,10 @@ class OpenclBackend(api.Backend):
         self.program = cl.Program(self.context, kernel_source("elementwise.cl")).build(
             [*self.build_options, f"-DGROUP={self.group}"])
         self.gemm_strategy = make_gemm(self, gemm)
+        # CLBlast may allocate inside a call: drain every epoch, as the article had to; the
+        # built-in kernels allocate nothing: drain every QUEUED_EPOCHS, a bound on the queue
+        self.capabilities = api.Capabilities(asynchronous=True,
+                                             sync_every=self.gemm_strategy.sync_every)
         # the partial results of each work-group of a reduction, combined on the host
         self._reduction_groups = min(256, 4 * cl_device.max_compute_units)
         partials = PARTIALS_PER_GROUP * self._reduction_groups

@@ -33,6 +33,11 @@ Plan = Callable[[], Any]
 #: The ways to compute gemm, for the ``gemm`` option of the factory.
 STRATEGIES = ("auto", "blocked", "tiled", "clblast")
 
+#: Epochs that sgd may queue between two drains when the products are the built-in kernels,
+#: which allocate nothing: a bound on the commands waiting in the queue (and on the host
+#: memory a driver such as PoCL keeps for each) that costs one queue.finish() per 32 epochs.
+QUEUED_EPOCHS = 32
+
 
 def kernel_source(name: str) -> str:
     """The text of ``kernels/NAME`` (package data)."""
@@ -48,6 +53,9 @@ class _KernelGemm:
 
     name = "?"
     source = "?"
+    #: The factory's sync_every with this gemm: the kernels allocate nothing, so the queue
+    #: only needs a bound.
+    sync_every = QUEUED_EPOCHS
 
     def __init__(self, factory: OpenclBackend):
         import pyopencl as cl
@@ -174,11 +182,12 @@ class ClblastGemm:
     matrix Cᵀ, so ``C = op(A)·op(B)`` is computed as ``Cᵀ = op(B)ᵀ·op(A)ᵀ``. CLBlast may
     allocate temporary buffers inside a call, which nnfs's allocation counter cannot see
     (the article's out-of-memory story); the factory drains its queue after every epoch
-    with it, so they never pile up. Each call's event is released (see
+    with it (``sync_every = 1``), so they never pile up. Each call's event is released (see
     :data:`PYCLBLAST_RETAINS_UP_TO`).
     """
 
     name = "clblast"
+    sync_every = 1
 
     def __init__(self, factory: OpenclBackend):
         try:

@@ -303,6 +303,191 @@ def test_the_drivers_refusal_is_out_of_device_memory(fresh, monkeypatch):
     assert fresh.stats() == before
 
 
+# --- work-groups that every kernel allows --------------------------------------------------------
+
+def _stricter_kernels(monkeypatch, limits: dict[str, int]) -> None:
+    """Make the named kernels report a smaller CL_KERNEL_WORK_GROUP_SIZE than PoCL does, as a
+    GPU kernel with many registers would, and a preferred multiple of 32 (NVIDIA's)."""
+    from nnfs_opencl import programs
+
+    real = programs.kernel_work_group
+
+    def stricter(kernel, cl_device):
+        size, _ = real(kernel, cl_device)
+        return min(size, limits.get(kernel.function_name, size)), 32
+
+    monkeypatch.setattr(programs, "kernel_work_group", stricter)
+
+
+@needs_device
+def test_a_kernel_that_allows_a_smaller_work_group_gets_one(monkeypatch):
+    """The device allows 4096 work-items per group but, as on a GPU, one reduction kernel
+    allows only 64 and the tiled gemm's kernels 100: the element-wise program is built again
+    for 64 and the tiles shrink to 8 × 8, each with a warning, and the kit's checks pass."""
+    from nnfs_opencl.backend import OpenclBackend
+    from nnfs_opencl.programs import SmallerWorkGroupWarning
+
+    _stricter_kernels(monkeypatch, {"nrm2_scaled": 64, "gemm_nn": 100, "gemm_tt": 100})
+    with pytest.warns(SmallerWorkGroupWarning) as caught:
+        factory = nnfs.Factory(OpenclBackend(gemm="tiled"))
+    messages = [str(warning.message) for warning in caught]
+    backend = factory.backend
+    assert backend.device.cl_device.max_work_group_size > 256
+    assert backend.group == 64 and backend.group_limit.size == 64
+    assert any("allows work-groups of 64 items" in m and "than the 256" in m for m in messages)
+    tiles = backend.gemm_strategy.parameters
+    assert (tiles["TM"], tiles["TN"]) == (8, 8) and backend.gemm_strategy.allowed.size == 100
+    assert any("allows work-groups of 100 items" in m and "built again for 64" in m
+               for m in messages)
+    for check in (checks.check_vector_operations, checks.check_nrm2_extremes,
+                  checks.check_gemv, checks.check_cost_sums, checks.check_gemm):
+        check(factory)
+    factory.release()
+
+
+@needs_device
+def test_a_work_group_below_the_preferred_multiple_says_it_may_be_slow(monkeypatch):
+    from nnfs_opencl.backend import OpenclBackend
+    from nnfs_opencl.programs import SmallerWorkGroupWarning
+
+    _stricter_kernels(monkeypatch, {"gemv_t": 20})
+    with pytest.warns(SmallerWorkGroupWarning, match="prefers multiples of 32, so this may be"):
+        factory = nnfs.Factory(OpenclBackend())
+    assert factory.backend.group == 16
+    checks.check_gemv(factory)
+    factory.release()
+
+
+@needs_device
+def test_the_device_maximum_of_pocl_is_honoured_by_every_kernel():
+    """PoCL takes its device's maximum work-group from POCL_MAX_WORK_GROUP_SIZE: with 16,
+    every program fits it, with no warning, and the kit's checks of each gemm pass."""
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('error')\n"
+        "import nnfs\n"
+        "from nnfs.testing import checks\n"
+        "for gemm in ('blocked', 'tiled'):\n"
+        "    f = nnfs.backend('opencl', gemm=gemm)\n"
+        "    b = f.backend\n"
+        "    assert b.device.cl_device.max_work_group_size == 16, b.device.cl_device\n"
+        "    for check in (checks.check_gemm, checks.check_gemv, checks.check_vector_operations,\n"
+        "                  checks.check_nrm2_extremes, checks.check_cost_sums):\n"
+        "        check(f)\n"
+        "    print(gemm, b.group, b.gemm_strategy.parameters)\n")
+    result = _run(code, {"POCL_MAX_WORK_GROUP_SIZE": "16"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "blocked 16 " in result.stdout
+    assert "tiled 16 {'TM': 4, 'TN': 4," in result.stdout
+
+
+@needs_device
+def test_a_launch_the_driver_refuses_is_an_nnfs_error_naming_it(fresh):
+    """Were a work-group ever too large, the driver's refusal at enqueue would be an
+    nnfs.DeviceError naming the kernel and the device, not pyopencl's error."""
+    backend = fresh.backend
+    backend.group = 2 * backend.device.cl_device.max_work_group_size  # what PoCL will refuse
+    with fresh.matrix(3, 3) as m, \
+            pytest.raises(nnfs.DeviceError, match="the kernel fill on opencl") as raised:
+        fresh.fill(m, 1.0)
+    assert fresh.backend.device.name in str(raised.value)
+    assert "INVALID_WORK_GROUP_SIZE" in str(raised.value)
+
+
+@needs_device
+def test_a_program_the_compiler_refuses_is_an_nnfs_error_with_its_log(monkeypatch):
+    from nnfs_opencl import programs
+    from nnfs_opencl.backend import OpenclBackend
+
+    monkeypatch.setattr(programs, "kernel_source", lambda name: "__kernel void broken( {")
+    with pytest.raises(nnfs.DeviceError, match=r"building kernels/elementwise\.cl for ") as raised:
+        OpenclBackend()
+    assert "-DGROUP=" in str(raised.value)
+
+
+# --- CL_OUT_OF_RESOURCES: memory, or a kernel's fault ---------------------------------------------
+
+def _driver_error(routine: str, status: str):
+    import pyopencl as cl
+
+    record = cl._cl._ErrorRecord(msg=f"{routine} failed: {status}",
+                                 code=getattr(cl.status_code, status), routine=routine)
+    return cl.RuntimeError(record)
+
+
+@needs_device
+def test_out_of_resources_at_a_wait_may_be_memory_or_a_kernel_fault(fresh, monkeypatch):
+    """NVIDIA's OpenCL reports a kernel's out-of-bounds access as CL_OUT_OF_RESOURCES at the
+    next wait: sgd's drain, synchronize() and a read each raise an nnfs.DeviceError that names
+    the operation and the device and says it may be either."""
+    import pyopencl as cl
+
+    rng = np.random.default_rng(3)
+    with fresh.matrix(4, 8, rng.uniform(size=(4, 8))) as x, fresh.matrix(2, 8) as y, \
+            nnfs.inference_network(fresh, 4, [nnfs.fully_connected(2, "sigmoid")]) as network, \
+            nnfs.training_network(network, x) as training:
+        nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.1)
+
+        def fault(*args, **kwargs):
+            raise _driver_error("clFinish", "OUT_OF_RESOURCES")
+
+        monkeypatch.setattr(cl.CommandQueue, "finish", fault)
+        for call, operation in ((fresh.synchronize, "synchronize"),
+                                (lambda: nnfs.sgd(training, y, nnfs.quadratic_cost,
+                                                  fresh.sync_every, 0.1), "synchronize")):
+            with pytest.raises(nnfs.DeviceError) as raised:
+                call()
+            text = str(raised.value)
+            assert not isinstance(raised.value, MemoryError)
+            for words in (operation, fresh.backend.device.name, "CL_OUT_OF_RESOURCES",
+                          "out of memory", "kernel may have faulted", "queued before this call"):
+                assert words in text, (words, text)
+        monkeypatch.undo()
+        monkeypatch.setattr(cl, "enqueue_copy", lambda *a, **k: fault())
+        with pytest.raises(nnfs.DeviceError, match="reading a 4×8 matrix back on opencl"):
+            nnfs.transfer(x)
+        with pytest.raises(nnfs.DeviceError, match="reading a reduction's partial results"):
+            fresh.nrm2(x)
+
+
+@needs_device
+def test_out_of_resources_at_an_allocation_is_not_called_out_of_memory(fresh, monkeypatch):
+    """The queue is drained when a buffer is allocated, so CL_OUT_OF_RESOURCES there may be an
+    earlier kernel's fault: a DeviceError saying both, with nothing kept; a refused allocation
+    (MEM_OBJECT_ALLOCATION_FAILURE) stays OutOfDeviceMemory."""
+    import pyopencl as cl
+
+    before = fresh.stats()
+    for status, error in (("OUT_OF_RESOURCES", nnfs.DeviceError),
+                          ("MEM_OBJECT_ALLOCATION_FAILURE", nnfs.OutOfDeviceMemory)):
+        def refuse(*args, status=status, **kwargs):
+            raise _driver_error("clEnqueueFillBuffer", status)
+
+        monkeypatch.setattr(cl, "enqueue_fill_buffer", refuse)
+        with pytest.raises(error) as raised:
+            fresh.matrix(30, 40)
+        assert fresh.stats() == before
+        assert status in str(raised.value) and fresh.backend.device.name in str(raised.value)
+    monkeypatch.undo()
+    with fresh.matrix(30, 40) as fine:
+        assert nnfs.transfer(fine).shape == (30, 40)
+
+
+@needs_device
+def test_clblast_failures_are_nnfs_errors_naming_the_product(monkeypatch):
+    factory = _gemm_factory("clblast", "float32")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("PyCLBlast: 'CLBlastSgemm' failed: CLBlastOpenCLOutOfResources: "
+                           "CL_OUT_OF_RESOURCES")
+
+    monkeypatch.setattr(factory.backend.gemm_strategy.pyclblast, "gemm", fail)
+    with factory.matrix(2, 2) as a, factory.matrix(2, 2) as c, \
+            pytest.raises(nnfs.DeviceError, match=r"gemm \(clblast\) on opencl") as raised:
+        factory.gemm(1.0, a, a, 0.0, c)
+    assert "kernel may have faulted" in str(raised.value)
+
+
 # --- same answers as the cpu backend ------------------------------------------------------------
 
 @needs_device

@@ -8,7 +8,9 @@
 
 ``gemm="auto"`` (the default) takes the blocked kernel on CPU devices and the tiled one on any
 other. Each class builds its program once, when the factory is created, and ``plan`` binds the
-arguments of one product to a kernel of its own, so running the plan is one enqueue.
+arguments of one product to a kernel of its own, so running the plan is one enqueue. The tiles
+of the built-in kernels fit what their built kernels allow (see :mod:`nnfs_opencl.programs`),
+not only the device's maximum work-group.
 
 Layout: nnfs matrices are column-major windows (offset, rows, cols, leading dimension = rows).
 """
@@ -18,12 +20,13 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import nnfs
+
+from .programs import build_fitting
 
 if TYPE_CHECKING:
     from .backend import OpenclBackend
@@ -37,11 +40,6 @@ STRATEGIES = ("auto", "blocked", "tiled", "clblast")
 #: which allocate nothing: a bound on the commands waiting in the queue (and on the host
 #: memory a driver such as PoCL keeps for each) that costs one queue.finish() per 32 epochs.
 QUEUED_EPOCHS = 32
-
-
-def kernel_source(name: str) -> str:
-    """The text of ``kernels/NAME`` (package data)."""
-    return resources.files("nnfs_opencl").joinpath("kernels", name).read_text(encoding="utf-8")
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -58,14 +56,27 @@ class _KernelGemm:
     sync_every = QUEUED_EPOCHS
 
     def __init__(self, factory: OpenclBackend):
-        import pyopencl as cl
-
         self.factory = factory
-        self.parameters = self.choose_parameters(factory)
-        options = [*factory.build_options, *(f"-D{k}={v}" for k, v in self.parameters.items())]
-        self.program = cl.Program(factory.context, kernel_source(self.source)).build(options)
+        device = factory.device
 
-    def choose_parameters(self, factory: OpenclBackend) -> dict[str, int]:
+        def options(limit: int) -> list[str]:
+            parameters = self.choose_parameters(factory, limit)
+            return [*factory.build_options, *(f"-D{k}={v}" for k, v in parameters.items())]
+
+        def needed(limit: int) -> int:
+            return self.group_size(self.choose_parameters(factory, limit))
+
+        self.program, limit, self.allowed = build_fitting(
+            factory.context, device.cl_device, device.name, self.source, options, needed,
+            device.cl_device.max_work_group_size, f"the {self.name} gemm")
+        self.parameters = self.choose_parameters(factory, limit)
+
+    def choose_parameters(self, factory: OpenclBackend, limit: int) -> dict[str, int]:
+        """The kernel's build parameters for work-groups of at most ``limit`` items."""
+        raise NotImplementedError
+
+    def group_size(self, parameters: dict[str, int]) -> int:
+        """The work-items of one work-group launched with ``parameters``."""
         raise NotImplementedError
 
     def launch_shape(self, m: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -101,7 +112,7 @@ class BlockedGemm(_KernelGemm):
     name = "blocked"
     source = "gemm_blocked.cl"
 
-    def choose_parameters(self, factory: OpenclBackend) -> dict[str, int]:
+    def choose_parameters(self, factory: OpenclBackend, limit: int) -> dict[str, int]:
         device = factory.device.cl_device
         preferred = (device.preferred_vector_width_double if factory.dtype == "float64"
                      else device.preferred_vector_width_float)
@@ -122,6 +133,9 @@ class BlockedGemm(_KernelGemm):
             kc //= 2
         return {"VW": vw, "MV": mv, "NR": nr, "MB": mb, "NB": nb, "KC": kc}
 
+    def group_size(self, parameters: dict[str, int]) -> int:
+        return 1  # one work-item per work-group: every kernel allows it
+
     def launch_shape(self, m: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
         p = self.parameters
         bm, bn = p["MB"] * p["MV"] * p["VW"], p["NB"] * p["NR"]
@@ -134,16 +148,19 @@ class TiledGemm(_KernelGemm):
     name = "tiled"
     source = "gemm_tiled.cl"
 
-    def choose_parameters(self, factory: OpenclBackend) -> dict[str, int]:
+    def choose_parameters(self, factory: OpenclBackend, limit: int) -> dict[str, int]:
         device = factory.device.cl_device
-        side = 16  # the largest square work-group of at most max_work_group_size items
-        while side > 1 and side * side > device.max_work_group_size:
+        side = 16  # the largest square work-group of at most limit items
+        while side > 1 and side * side > limit:
             side //= 2
         mr = nr = 4
         kc = 16
         while kc > 1 and side * (mr + nr) * kc * factory.itemsize > device.local_mem_size:
             kc //= 2
         return {"TM": side, "TN": side, "MR": mr, "NR": nr, "KC": kc}
+
+    def group_size(self, parameters: dict[str, int]) -> int:
+        return parameters["TM"] * parameters["TN"]
 
     def launch_shape(self, m: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
         p = self.parameters

@@ -17,7 +17,7 @@ import pytest
 
 import nnfs
 from nnfs import backend_api as api
-from nnfs.testing import checks
+from nnfs.testing import CHECKS, CheckSkipped, checks
 
 pytestmark = pytest.mark.opencl
 
@@ -84,6 +84,19 @@ def test_each_gemm_passes_the_kit_gemm_checks(strategy, dtype):
     factory = _gemm_factory(strategy, dtype)
     checks.check_gemm(factory)
     checks.check_gemm_ignores_old_output(factory)
+
+
+@needs_device
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
+def test_the_whole_kit_passes_with_clblast(check, dtype):
+    """The conformance kit runs on the default gemm (tests/test_conformance.py); CLBlast's
+    products, its drain every epoch and its released events are held to all of it too."""
+    factory = _gemm_factory("clblast", dtype)
+    try:
+        check.function(factory)
+    except CheckSkipped as reason:
+        pytest.skip(str(reason))
 
 
 #: (m, k, n) across the kernels' blocks: 128 × 128 blocks and 256-deep slices of the blocked

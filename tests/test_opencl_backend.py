@@ -345,9 +345,12 @@ def test_a_kernel_that_allows_a_smaller_work_group_gets_one(monkeypatch):
         factory = nnfs.Factory(OpenclBackend(gemm="tiled"))
     messages = [str(warning.message) for warning in caught]
     backend = factory.backend
-    assert backend.device.cl_device.max_work_group_size > 256
+    wanted = min(256, backend.device.cl_device.max_work_group_size)
+    if wanted < 128:
+        pytest.skip(f"this device allows only {wanted} work-items per group")
     assert backend.group == 64 and backend.group_limit.size == 64
-    assert any("allows work-groups of 64 items" in m and "than the 256" in m for m in messages)
+    assert any("allows work-groups of 64 items" in m and f"than the {wanted}" in m
+               for m in messages)
     tiles = backend.gemm_strategy.parameters
     assert (tiles["TM"], tiles["TN"]) == (8, 8) and backend.gemm_strategy.allowed.size == 100
     assert any("allows work-groups of 100 items" in m and "built again for 64" in m
@@ -375,6 +378,11 @@ def test_a_work_group_below_the_preferred_multiple_says_it_may_be_slow(monkeypat
 def test_the_device_maximum_of_pocl_is_honoured_by_every_kernel():
     """PoCL takes its device's maximum work-group from POCL_MAX_WORK_GROUP_SIZE: with 16,
     every program fits it, with no warning, and the kit's checks of each gemm pass."""
+    from nnfs_opencl.device import select_device
+
+    platform = select_device().platform_name
+    if "Portable Computing Language" not in platform:
+        pytest.skip(f"POCL_MAX_WORK_GROUP_SIZE is PoCL's; the default device is on {platform}")
     code = (
         "import warnings\n"
         "warnings.simplefilter('error')\n"
@@ -404,7 +412,8 @@ def test_a_launch_the_driver_refuses_is_an_nnfs_error_naming_it(fresh):
             pytest.raises(nnfs.DeviceError, match="the kernel fill on opencl") as raised:
         fresh.fill(m, 1.0)
     assert fresh.backend.device.name in str(raised.value)
-    assert "INVALID_WORK_GROUP_SIZE" in str(raised.value)
+    assert "INVALID_WORK_GROUP_SIZE" in str(raised.value) or "INVALID_WORK_ITEM_SIZE" in str(
+        raised.value)
 
 
 @needs_device

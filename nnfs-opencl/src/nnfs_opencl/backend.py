@@ -16,16 +16,16 @@ the built-in kernels, which do not. The factory's one-off calls make a plan and 
 
 Memory. Buffers are zero-filled when allocated and the queue is drained there, so a driver
 that commits memory lazily reports a failure at once, as :class:`nnfs.OutOfDeviceMemory`.
+The reductions (nrm2, costs) write their partial results per work-group into a buffer
+allocated with the factory, and the host combines them: nothing is allocated while training.
+nrm2 keeps its sum of squares scaled by the largest entry, as reference BLAS does, so it
+neither overflows nor underflows for any finite entries.
 
 Errors. Whatever the driver reports while building, enqueueing, copying or waiting becomes an
 nnfs error naming the operation and the device (:meth:`OpenclBackend._device_error`): a
 refused allocation is :class:`nnfs.OutOfDeviceMemory`; ``CL_OUT_OF_RESOURCES``, which may be
 memory or, on NVIDIA's driver, a kernel's fault reported at a later command or wait, is an
 :class:`nnfs.DeviceError` that says both; anything else is an :class:`nnfs.DeviceError`.
-The reductions (nrm2, costs) write their partial results per work-group into a buffer
-allocated with the factory, and the host combines them: nothing is allocated while training.
-nrm2 keeps its sum of squares scaled by the largest entry, as reference BLAS does, so it
-neither overflows nor underflows for any finite entries.
 """
 
 from __future__ import annotations

@@ -1054,7 +1054,13 @@ class Recorder:
         xs, xblock = self._vector(dtype, x, n, incx, "nrm2: x")
         def run() -> None:
             wide = xs.astype(np.float64)
-            value = np.array([np.sqrt(np.dot(wide, wide))], dtype)
+            largest = float(np.max(np.abs(wide), initial=0.0))  # scaled, as cuBLAS's nrm2
+            if largest != 0.0 and np.isfinite(largest):
+                wide /= largest
+                norm = largest * np.sqrt(np.dot(wide, wide))
+            else:
+                norm = largest
+            value = np.array([norm], dtype)
             ctypes.memmove(result, value.ctypes.data, dtype.itemsize)
 
         operation = self.issue("cuBLAS nrm2", found.stream, (xblock,), run)

@@ -54,3 +54,15 @@ def test_it_runs_the_article_example(reference_installed):
     assert "backend: reference float32" in result.stdout
     assert "untrained output: [0.4352" in result.stdout
 
+
+def test_its_nrm2_scales_as_blas_does_in_float64_too(reference_installed):
+    """The README says float64 is one word away: with it, nrm2 must still neither overflow
+    (1e200²) nor underflow (1e-200²), so the kit's nrm2 check passes in both dtypes."""
+    from nnfs.testing.checks import check_nrm2_extremes
+    from nnfs_reference.backend import ReferenceBackend
+
+    class WithFloat64(ReferenceBackend):
+        dtypes = ("float32", "float64")
+
+    for dtype in WithFloat64.dtypes:
+        check_nrm2_extremes(nnfs.Factory(WithFloat64(dtype)))

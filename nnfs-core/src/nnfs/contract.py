@@ -79,11 +79,14 @@ class Capabilities:
     Attributes:
         asynchronous: operations are queued and results arrive later (GPUs): reading a number
             back waits for the queue. sgd on a synchronous backend reads each epoch's cost,
-            which is free there; on an asynchronous one it reads costs only every
-            ``sync_every`` epochs (or at the end).
+            which is free there; on an asynchronous one it queues the epochs, drains the queue
+            every ``sync_every`` epochs, and reads the cost at the end of each (epochs, eta)
+            pair.
         sync_every: how often the training loop must drain the queue: every this many epochs,
             or 0 when it never needs to (the work is synchronous, or the queue copes with any
-            amount of it). Results are always synchronised where they are read.
+            amount of it). Results are always synchronised where they are read. A backend
+            whose need depends on its options sets ``self.capabilities`` in ``__init__``
+            (OpenCL: 1 with CLBlast, which may allocate inside a call; 32 with its own kernels).
         accumulates: ``gemm`` and ``gemv`` with β = 1 add the product into their output in
             the pass that computes it (one BLAS call), so that ``W += δ·aᵀ`` costs no more
             than the product: plain SGD then updates each layer's weights inside the product

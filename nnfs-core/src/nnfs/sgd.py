@@ -113,10 +113,7 @@ class _Run:
         with self.releases.lock:
             self.rollback.save()
         try:
-            if self.factory.asynchronous and not self.factory.sync_every:
-                costs = self._queued()
-            else:
-                costs = self._checked()
+            costs = self._queued() if self.factory.asynchronous else self._checked()
             total = sum(epochs for epochs, _ in self.pairs)
             with self.releases.lock:
                 self.releases.check()
@@ -133,8 +130,8 @@ class _Run:
     def _checked(self) -> list[float]:
         """Every epoch's cost read before its update; stop at the first that is not finite.
 
-        On a synchronous backend the read costs nothing; an asynchronous one that drains its
-        queue every ``sync_every`` epochs waits there anyway."""
+        On a synchronous backend the read costs nothing; an asynchronous one comes here only
+        to find the epoch whose cost stopped being finite."""
         costs, done, every = [], 0, self.factory.sync_every
         factory, held, releases = self.factory, self.held, self.releases
         isfinite = math.isfinite
@@ -164,19 +161,22 @@ class _Run:
 
     def _queued(self) -> list[float]:
         """Queue every epoch without reading anything back (the article's CUDA speed) but the
-        cost at the end of each pair. If one is not finite, go back to the parameters of the
-        start and run the schedule again one epoch at a time, reading each cost, to find the
-        epoch."""
-        costs = []
+        cost at the end of each pair, draining the queue every ``sync_every`` epochs of a pair
+        where the backend declares it (so that no more work than that is ever queued). If a
+        cost is not finite, go back to the parameters of the start and run the schedule again
+        one epoch at a time, reading each cost, to find the epoch."""
+        costs, every = [], self.factory.sync_every
         lock, releases, held = self.releases.lock, self.releases, self.held
         for (epochs, _), step in zip(self.pairs, self.steps):
             ops = step.forward + step.gradient + step.update
-            for run in _runs(0, epochs):
+            for run in _runs(1, epochs + 1):
                 with lock:
                     releases.check()
-                    for _ in run:
+                    for epoch in run:
                         for op in ops:
                             op()
+                        if every and epoch % every == 0:
+                            self.factory.synchronize()
                         if held.pending:  # Ctrl-C came during this epoch: stop with it whole
                             self.factory.synchronize()
                             raise KeyboardInterrupt

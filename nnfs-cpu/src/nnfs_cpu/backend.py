@@ -26,6 +26,7 @@ it.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,16 @@ def _blocks(total: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]
 def _run(steps: list[Plan]) -> None:
     for step in steps:
         step()
+
+
+def _scaled_norm(flat: np.ndarray) -> float:
+    """‖flat‖₂ as ``m·√Σ(xᵢ/m)²`` with m = max |xᵢ| (in float64): no square overflows or
+    underflows for finite entries; an infinite entry gives inf and a NaN gives NaN."""
+    largest = float(np.max(np.abs(flat)))
+    if largest == 0.0 or not math.isfinite(largest):
+        return largest
+    scaled = flat.astype(np.float64) / largest
+    return largest * math.sqrt(float(np.dot(scaled, scaled)))
 
 
 class _Lanes:
@@ -500,9 +511,22 @@ class CpuBackend(api.Backend):
         return call if call is not None else functools.partial(np.dot, x, y)
 
     def nrm2(self, x) -> Plan:
+        # ‖x‖ = √(x·x), one BLAS dot, whenever the sum of squares shows that none of them
+        # overflowed (it is finite) or underflowed where it matters (it is at least tiny/eps,
+        # so a lost square is below its rounding); otherwise the scaled sum, as BLAS nrm2 does
         flat = x.handle.reshape(-1)
         square = self._dot(flat, flat)
-        return lambda: float(np.sqrt(square()))
+        info = np.finfo(self.numpy_dtype)
+        trusted = float(info.tiny / info.eps)
+
+        def nrm2() -> float:
+            with np.errstate(over="ignore", under="ignore"):  # the overflow is handled here
+                total = float(square())
+            if trusted <= total < math.inf:
+                return math.sqrt(total)
+            return _scaled_norm(flat)
+
+        return nrm2
 
     def sub(self, x, y, out) -> Plan:
         return self._whole(np.subtract, x.handle, y.handle, out.handle)

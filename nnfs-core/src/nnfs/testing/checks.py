@@ -379,6 +379,69 @@ def check_vector_operations(factory: Factory) -> None:
                 expect_unsupported(lambda m=method, args=arguments: m(*args), operation)
 
 
+@_check
+def check_copy_onto_itself(factory: Factory) -> None:
+    """copy(x, x) and transfer(m, m) leave x as it was, on matrices, views and vectors."""
+    if not supported(factory, "copy"):
+        return  # the vector operations check holds it to raising UnsupportedOperation
+    rng = np.random.default_rng(13)
+    host = rounded(factory, _uniform(rng, (5, 6)))
+    with factory.matrix(5, 6, host) as m:
+        view, vector = m.columns(1, 4), m.as_vector().subvector(3, 17)
+        for what, x in (("a matrix", m), ("a column view", view), ("a vector view", vector)):
+            assert factory.copy(x, x) is x, f"copy({what}, itself) did not return it"
+            assert np.array_equal(nnfs.transfer(m), host), f"copy({what}, itself) changed it"
+            assert nnfs.transfer(x, x) is x, f"transfer({what}, itself) did not return it"
+            assert np.array_equal(nnfs.transfer(m), host), f"transfer({what}, itself) changed it"
+        # the same columns seen through two views are one window too
+        factory.copy(m.columns(2, 5), m.columns(2, 5))
+        assert np.array_equal(nnfs.transfer(m), host), "copy between two views of one window"
+
+
+#: Magnitudes whose squares overflow (huge) or underflow (tiny) in each dtype, while the
+#: norm itself is an ordinary number there.
+_NRM2_EXTREMES = {"float32": (1e20, 1e-30), "float64": (1e200, 1e-200)}
+
+
+def _exact_norm(values: np.ndarray) -> float:
+    """‖values‖₂ in float64 by math.hypot, which scales its sum and so never overflows."""
+    return math.hypot(*np.asarray(values, dtype=np.float64).ravel().tolist())
+
+
+@_check
+def check_nrm2_extremes(factory: Factory) -> None:
+    """nrm2 of values whose squares overflow or underflow is the finite norm, as BLAS gives."""
+    if not supported(factory, "nrm2"):
+        return  # the vector operations check holds it to raising UnsupportedOperation
+    huge, tiny = _NRM2_EXTREMES.get(factory.dtype, _NRM2_EXTREMES["float32"])
+    rng = np.random.default_rng(14)
+    long = rng.uniform(0.5, 1.0, 3000) * rng.choice([-huge, huge, tiny, 1.0, 0.0], 3000)
+    cases = [
+        ("4 huge", np.full(4, huge)),
+        ("4 tiny", np.full(4, tiny)),
+        ("zeros", np.zeros(7)),
+        ("huge, tiny and zero", np.array([3 * huge, 0.0, -4 * huge, tiny, 0.0])),
+        ("tiny and zero", np.array([0.0, -3 * tiny, 4 * tiny, 0.0])),
+        ("ones and tiny", np.array([1.0, tiny, -1.0, tiny, 1.0, -1.0])),
+        ("3000 of every kind", long),
+        ("3000 tiny", rng.uniform(-tiny, tiny, 3000)),
+    ]
+    for what, values in cases:
+        host = rounded(factory, values)
+        expected = _exact_norm(host)
+        allowed = tolerance(factory) * math.sqrt(host.size) * expected  # relative: tiny counts
+        for shape, as_view in (((1, host.size), False), ((host.size, 1), True)):
+            placed = Placed(factory, host.reshape(shape), as_view, rng)
+            try:
+                got = factory.nrm2(placed.matrix)
+            finally:
+                placed.release()
+            where = f"nrm2 of {what}{' (a column view)' if as_view else ''} on {factory.describe()}"
+            assert isinstance(got, float), f"{where} returned {type(got).__name__}, not a float"
+            assert math.isfinite(got), f"{where} is {got}, expected {expected!r}"
+            assert abs(got - expected) <= allowed, f"{where} is {got!r}, expected {expected!r}"
+
+
 # --- the vector math of layers and costs --------------------------------------------------------
 
 @_check

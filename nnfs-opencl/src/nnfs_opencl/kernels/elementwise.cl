@@ -156,16 +156,56 @@ inline void reduce_group(real acc, __local real* sums, __global real* partial) {
   if (t == 0) partial[get_group_id(0)] = sums[0];
 }
 
-// Σ x², for nrm2.
-__kernel void sum_squares(const long n, __global const real* x, const long xo,
-                          __global real* partial) {
-  __local real sums[GROUP];
-  real acc = 0;
-  for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
-    const real v = x[xo + e];
-    acc += v * v;
+// nrm2 without overflow or underflow: a sum of squares is kept as a pair (s, q) meaning
+// s²·q, s the largest |x| seen, so every square added is (|x|/s)² ≤ 1 (the scaled sum of
+// reference BLAS's nrm2). Each work-item adds its entries, the work-group combines the
+// pairs, and group g writes s, q and the sum of its non-finite |x| (inf or NaN, which
+// must come through) to partial[g], partial[G + g] and partial[2G + g], G groups in all.
+
+// (s, q) ← the pair of s²·q + t²·r
+inline void add_scaled(real* s, real* q, const real t, const real r) {
+  if (t > *s) {
+    const real ratio = *s / t;
+    *q = r + *q * ratio * ratio;
+    *s = t;
+  } else if (t > 0) {
+    const real ratio = t / *s;
+    *q += r * ratio * ratio;
   }
-  reduce_group(acc, sums, partial);
+}
+
+__kernel void nrm2_scaled(const long n, __global const real* x, const long xo,
+                          __global real* partial) {
+  __local real scales[GROUP], sums[GROUP], odd[GROUP];
+  real s = 0, q = 0, unusual = 0;
+  for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
+    const real v = fabs(x[xo + e]);
+    if (isfinite(v)) {
+      add_scaled(&s, &q, v, 1);
+    } else {
+      unusual += v;  // inf + NaN = NaN, inf + inf = inf
+    }
+  }
+  const int t = get_local_id(0);
+  scales[t] = s;
+  sums[t] = q;
+  odd[t] = unusual;
+  for (int width = GROUP / 2; width > 0; width /= 2) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (t < width) {
+      real s1 = scales[t], q1 = sums[t];
+      add_scaled(&s1, &q1, scales[t + width], sums[t + width]);
+      scales[t] = s1;
+      sums[t] = q1;
+      odd[t] += odd[t + width];
+    }
+  }
+  if (t == 0) {
+    const long g = get_group_id(0), groups = get_num_groups(0);
+    partial[g] = scales[0];
+    partial[groups + g] = sums[0];
+    partial[2 * groups + g] = odd[0];
+  }
 }
 
 // The terms of a cost over all entries; eps clips a inside the logarithms.

@@ -50,6 +50,6 @@ def test_without_nnfs_cuda_the_cuda_tests_skip_with_a_reason(tmp_path):
 
 def test_without_pyopencl_the_opencl_tests_skip_with_a_reason(tmp_path):
     pytest.importorskip("nnfs_opencl", reason="nnfs-opencl is not installed")
-    result = _pytest_without("pyopencl", tmp_path, "tests/test_opencl_backend.py")
+    result = _pytest_without("pyopencl", tmp_path, "nnfs-opencl/tests/test_opencl_backend.py")
     for line in _skipped_with_reasons(result):
         assert "pyopencl" in line, line

@@ -24,24 +24,43 @@ enum Cost { QUADRATIC = 0, BINARY_CROSS_ENTROPY = 1, CATEGORICAL_CROSS_ENTROPY =
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 
-// f(s) of the element-wise activations.
+// --- the activations: each kind's f(s) beside its f'(z), taken through a = f(z) -----------
+
+// sigmoid: σ(s) = ½·tanh(½s) + ½, which never overflows; σ' = a(1 − a)
+template <typename T>
+__device__ T sigmoid_forward(T s) { return T(0.5) * tanh(T(0.5) * s) + T(0.5); }
+template <typename T>
+__device__ T sigmoid_backward(T a) { return a * (T(1) - a); }
+
+// tanh: f(s) = tanh s; tanh' = 1 − a²
+template <typename T>
+__device__ T tanh_forward(T s) { return tanh(s); }
+template <typename T>
+__device__ T tanh_backward(T a) { return T(1) - a * a; }
+
+// relu: f(s) = max(s, 0); relu' = 1 where a > 0, else 0
+template <typename T>
+__device__ T relu_forward(T s) { return s > T(0) ? s : T(0); }
+template <typename T>
+__device__ T relu_backward(T a) { return a > T(0) ? T(1) : T(0); }
+
+// linear: f(s) = s, f' = 1; softmax is its own pair of kernels, below.
 template <typename T>
 __device__ T activate(int kind, T s) {
     switch (kind) {
-    case SIGMOID: return T(0.5) * tanh(T(0.5) * s) + T(0.5);  // σ(s) = ½·tanh(½s) + ½, no overflow
-    case TANH: return tanh(s);
-    case RELU: return s > T(0) ? s : T(0);
+    case SIGMOID: return sigmoid_forward(s);
+    case TANH: return tanh_forward(s);
+    case RELU: return relu_forward(s);
     default: return s;  // LINEAR
     }
 }
 
-// f'(z) expressed through a = f(z).
 template <typename T>
 __device__ T derivative(int kind, T a) {
     switch (kind) {
-    case SIGMOID: return a * (T(1) - a);
-    case TANH: return T(1) - a * a;
-    case RELU: return a > T(0) ? T(1) : T(0);
+    case SIGMOID: return sigmoid_backward(a);
+    case TANH: return tanh_backward(a);
+    case RELU: return relu_backward(a);
     default: return T(1);  // LINEAR
     }
 }
@@ -54,6 +73,12 @@ __global__ void bias_activation(const T* z, const T* bias, int has_bias, T* out,
         if (has_bias) s += bias[i % rows];
         out[i] = activate(kind, s);
     }
+}
+
+// delta ⊙= f'(z), through a = f(z).
+template <typename T>
+__global__ void activation_backward(const T* a, T* delta, int kind, long long n) {
+    FOR_EACH(i, n) delta[i] *= derivative(kind, a[i]);
 }
 
 // Each column of out = softmax(column of z + bias): exp(s − max s) / Σ exp(s − max s).
@@ -77,12 +102,6 @@ __global__ void bias_softmax(const T* z, const T* bias, int has_bias, T* out, lo
         }
         for (long long r = 0; r < rows; ++r) oj[r] /= total;
     }
-}
-
-// delta ⊙= f'(z), through a = f(z).
-template <typename T>
-__global__ void activation_backward(const T* a, T* delta, int kind, long long n) {
-    FOR_EACH(i, n) delta[i] *= derivative(kind, a[i]);
 }
 
 // Each column g of delta becomes a ⊙ (g − aᵀg): the softmax Jacobian applied to g.

@@ -78,10 +78,10 @@ __kernel void rank1_update(const long n, const int rows, const real alpha,
   if (e < n) a[ao + e] += alpha * x[xo + e % rows] * y[yo + e / rows];
 }
 
-// --- activations: out ← f(z + b), b one entry per row (optional) -------------------------
-
-// σ(s) = ½·tanh(½s) + ½, which never overflows
-inline real sigmoid_of(const real s) { return (real)0.5 * tanh((real)0.5 * s) + (real)0.5; }
+// --- activations, each kind's forward and backward side by side ------------------------
+//
+// forward:  out ← f(z + b), b one entry per row (optional); out may be z
+// backward: δ ← δ ⊙ f'(z), the derivative taken through the output a = f(z)
 
 #define ACTIVATION(name, formula)                                                          \
   __kernel void name(const long n, const int rows, __global const real* z, const long zo,  \
@@ -93,10 +93,30 @@ inline real sigmoid_of(const real s) { return (real)0.5 * tanh((real)0.5 * s) + 
     out[oo + e] = formula;                                                                 \
   }
 
+#define BACKWARD(name, factor)                                                             \
+  __kernel void name(const long n, const int rows, __global const real* a, const long ao,  \
+                     __global real* delta, const long dlo) {                               \
+    const long e = get_global_id(0);                                                       \
+    if (e >= n) return;                                                                    \
+    const real y = a[ao + e];                                                              \
+    delta[dlo + e] *= factor;                                                              \
+  }
+
+// linear: f(s) = s, f' = 1 (the host runs no backward kernel)
 ACTIVATION(activation_linear, s)
+
+// sigmoid: σ(s) = ½·tanh(½s) + ½, which never overflows; σ' = a(1 − a)
+inline real sigmoid_of(const real s) { return (real)0.5 * tanh((real)0.5 * s) + (real)0.5; }
 ACTIVATION(activation_sigmoid, sigmoid_of(s))
+BACKWARD(activation_backward_sigmoid, y * (1 - y))
+
+// tanh: f(s) = tanh s; tanh' = 1 − a²
 ACTIVATION(activation_tanh, tanh(s))
+BACKWARD(activation_backward_tanh, 1 - y * y)
+
+// relu: f(s) = max(s, 0); relu' = 1 where a > 0, else 0
 ACTIVATION(activation_relu, fmax(s, (real)0))
+BACKWARD(activation_backward_relu, (y > 0 ? (real)1 : (real)0))
 
 // softmax of each column: exp(s − max s) / Σ exp(s − max s); one work-item per column.
 __kernel void activation_softmax(const long n, const int rows, __global const real* z,
@@ -117,22 +137,7 @@ __kernel void activation_softmax(const long n, const int rows, __global const re
   for (int i = 0; i < rows; ++i) oc[i] /= total;
 }
 
-// --- derivatives through the output a = f(z): δ ← δ ⊙ f'(z) -----------------------------
-
-#define BACKWARD(name, factor)                                                             \
-  __kernel void name(const long n, const int rows, __global const real* a, const long ao,  \
-                     __global real* delta, const long dlo) {                               \
-    const long e = get_global_id(0);                                                       \
-    if (e >= n) return;                                                                    \
-    const real y = a[ao + e];                                                              \
-    delta[dlo + e] *= factor;                                                              \
-  }
-
-BACKWARD(activation_backward_sigmoid, y * (1 - y))  // σ' = a(1 − a)
-BACKWARD(activation_backward_tanh, 1 - y * y)        // tanh' = 1 − a²
-BACKWARD(activation_backward_relu, (y > 0 ? (real)1 : (real)0))
-
-// softmax: each column g of δ becomes a ⊙ (g − aᵀg); one work-item per column.
+// softmax backward: each column g of δ becomes a ⊙ (g − aᵀg); one work-item per column.
 __kernel void activation_backward_softmax(const long n, const int rows, __global const real* a,
                                           const long ao, __global real* delta, const long dlo) {
   const long j = get_global_id(0);

@@ -3,13 +3,14 @@
 A kind is a string enum, so a backend can key a table by it (``{ActivationKind.TANH: ...}``),
 a message can print it (``tanh``), and it compares equal to its value (``"tanh"``).
 
-=================  ==========================================================================
+==================  =========================================================================
 ``ActivationKind``  the functions a layer applies, ``a = f(z + b)``, with their derivatives
 ``CostKind``        the sums of cost terms a backend computes (the reported cost's numerator)
-``DeltaKind``       the output-layer gradients a backend computes (``∂ℓ/∂z`` of the last layer)
+``DeltaKind``       the output-layer gradients a backend computes (``∂ℓ/∂z`` of the last
+                    layer)
 ``Operation``       the operations of the backend contract, as a backend declares them
                     unsupported and as the kit names them
-=================  ==========================================================================
+==================  =========================================================================
 """
 
 from __future__ import annotations

@@ -144,6 +144,12 @@ class NnfsPermissionError(NnfsError, PermissionError):
     """A file cannot be read or written for lack of permission."""
 
 
+class NnfsOSError(NnfsError, OSError):
+    """A file cannot be written or read for a reason of the system: the disk is full, the
+    filesystem is read-only, the process's file-size limit is reached. ``errno`` is the
+    system's error number when there is one."""
+
+
 __all__ = [
     "BackendMismatch",
     "BackendNotFound",
@@ -158,6 +164,7 @@ __all__ = [
     "MpiUnavailable",
     "NnfsError",
     "NnfsFileNotFoundError",
+    "NnfsOSError",
     "NnfsPermissionError",
     "NnfsTypeError",
     "NnfsValueError",

@@ -18,102 +18,59 @@ entry              type                            meaning
 
 Saving writes a temporary file next to the destination and renames it over the destination
 once it is complete and on disk, so a crash leaves either the old file or the new one, never
-half a file. Loading reads the archive with ``allow_pickle=False``: it never runs code from the
-file, and it checks every entry (types, shapes, sizes, finite values) before it builds
-anything.
+half a file. Loading never runs code from the file: it reads the archive with nnfs's own
+reader (``nnfs._npz``), which reads each entry's ``.npy`` header alone and checks it (type,
+shape, and a size bounded by what the entries before it declare) before it reads the entry's
+data, and it checks every value (finite, fitting the network's dtype) before it builds
+anything. A damaged or crafted file is a :class:`nnfs.ModelFileError` naming the file and what
+is wrong.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import _checks as check
+from ._files import as_path, check_writable, input_file, write_whole
+from ._npz import Archive, Header, open_archive
 from .activations import ACTIVATIONS
-from .errors import (
-    ModelFileError,
-    NnfsFileNotFoundError,
-    NnfsPermissionError,
-    NnfsTypeError,
-    NnfsValueError,
-)
 from ._args import dtype_name
+from .errors import ModelFileError, NnfsTypeError, NnfsValueError
 from .factory import Factory
 from .network import FullyConnected, InferenceNetwork, _parameter_count, inference_network
 
 FORMAT = "nnfs-model"
 FORMAT_VERSION = 1
 _ENTRIES = ("format", "format_version", "in_dim", "units", "activations", "dtype", "parameters")
+#: The most layers a model file may declare: far more than anyone trains, and a bound that
+#: keeps a crafted file from making nnfs read a million of them.
+MAX_LAYERS = 10_000
+#: The longest text entry (format, dtype, an activation's name) a model file may hold.
+MAX_NAME_CHARACTERS = 64
 
-
-def _path(path: object, what: str) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise NnfsTypeError(f"{what} must be a file path, got {type(path).__name__}")
-    return Path(path)
-
-
-def check_writable(path: Path, what: str) -> Path:
-    """Raise unless a file can be written at ``path``: its directory exists and ``path`` is not
-    a directory itself. Returns the directory. Commands call it before long work."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise NnfsFileNotFoundError(f"{what}: the directory {str(directory)!r} of {str(path)!r} "
-                                    "does not exist")
-    if path.is_dir():
-        raise NnfsValueError(f"{what}: {str(path)!r} is a directory, expected a file name")
-    return directory
-
-
-def write_whole(path: Path, write, what: str) -> None:
-    """Write a file whole or not at all: ``write(file)`` fills a temporary file in the same
-    directory, which is flushed to disk and renamed over ``path``."""
-    directory = check_writable(path, what)
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except PermissionError:
-        raise NnfsPermissionError(f"{what}: cannot write in {str(directory)!r}") from None
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _sync_directory(directory)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Put the rename on disk too, so that a power cut after it keeps the new file. Best
-    effort: some systems cannot open a directory."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFile", "check_writable", "inspect_model", "load",
+           "read_model", "save", "write_whole"]
 
 
 def save(inference: InferenceNetwork, path: object) -> Path:
     """Save the architecture and the parameters of ``inference`` to ``path`` (see the module
-    docstring for the format); returns the path."""
+    docstring for the format); returns the path.
+
+    The file is written whole or not at all; through a symbolic link, to its target; with the
+    old file's mode, or the one the umask gives a new file. What is not a regular file (a
+    directory, a device, a pipe) is refused, and so are a full disk, a read-only filesystem
+    and a file-size limit, each with an nnfs error naming the file.
+    """
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
             f"save: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
         )
     check.live(inference, "save: inference")
-    path = _path(path, "save: path")
+    path = as_path(path, "save: path")
     entries = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
@@ -127,71 +84,71 @@ def save(inference: InferenceNetwork, path: object) -> Path:
     return path
 
 
-def _scalar(archive, name: str, kind: str, where: str) -> object:
-    value = archive[name]
-    if value.shape != () or value.dtype.kind not in kind:
-        raise ModelFileError(f"{where}: the entry {name!r} must be a single "
-                             f"{'integer' if kind == 'iu' else 'string'}, got {value.dtype} "
-                             f"of shape {value.shape}")
-    return value.item()
+# --- reading ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelFile:
+    """What a model file declares, every entry checked but the parameters' values, which
+    :func:`load` reads (their header, count and dtype are checked here)."""
+
+    path: Path
+    in_dim: int
+    layers: tuple[FullyConnected, ...]
+    dtype: str
+    parameter_count: int
 
 
-def read_model(path: object) -> tuple[int, list[FullyConnected], np.ndarray]:
-    """Read and check a model file: (in_dim, layers, flat parameters as float64)."""
-    path = _path(path, "load: path")
+def _scalar(archive: Archive, name: str, kind: str, where: str) -> object:
+    """A single integer (``kind`` "iu") or string ("U") entry, read only once its header
+    says it is one."""
+    header = archive.header(name)
+    wanted = "integer" if kind == "iu" else "string"
+    most = 8 if kind == "iu" else 4 * MAX_NAME_CHARACTERS
+    if header.shape != () or header.dtype.kind not in kind or header.dtype.itemsize > most:
+        raise ModelFileError(f"{where}: the entry {name!r} must be a single {wanted}, got "
+                             f"{header.text}")
+    return archive.read(header, most, f"a single {wanted}").item()
+
+
+def _list(archive: Archive, name: str, kind: str, count: int | None, where: str) -> np.ndarray:
+    """A list entry: ``units`` (integers) or ``activations`` (names, ``count`` of them)."""
+    header = archive.header(name)
+    most = 8 if kind == "iu" else 4 * MAX_NAME_CHARACTERS
+    if name == "units":
+        fits = 1 <= header.count <= MAX_LAYERS
+        wanted = f"a non-empty list of integers (at most {MAX_LAYERS} layers)"
+    else:
+        fits = header.count == count
+        wanted = f"{count} names, one per layer"
+    if len(header.shape) != 1 or header.dtype.kind not in kind or not fits \
+            or header.dtype.itemsize > most:
+        raise ModelFileError(f"{where}: {name!r} must be {wanted}, got {header.text}")
+    return archive.read(header, most * MAX_LAYERS, wanted)
+
+
+def _parameters_header(archive: Archive, expected: int, in_dim: int, units: list[int],
+                       where: str) -> Header:
+    header = archive.header("parameters")
+    if len(header.shape) != 1 or header.dtype.kind != "f" or header.dtype.itemsize > 8 \
+            or header.count != expected:
+        raise ModelFileError(
+            f"{where}: 'parameters' must be {expected} floats for in_dim {in_dim} and units "
+            f"{units}, got {header.text}")
+    return header
+
+
+@contextmanager
+def _open_model(path: object):
+    """The checked declarations of the model file at ``path``, the archive, and the header of
+    its parameters, which are not read yet."""
+    path = as_path(path, "load: path")
     where = f"load: {str(path)!r}"
-    if not path.exists():
-        raise NnfsFileNotFoundError(f"{where} does not exist")
-    if path.is_dir():
-        raise ModelFileError(f"{where} is a directory, not an nnfs model file")
-    try:
-        file = open(path, "rb")  # noqa: SIM115 - closed below, after the archive
-    except PermissionError:
-        raise NnfsPermissionError(f"{where} cannot be read (permission denied)") from None
-    with file:
-        _check_magic(file.read(8), where)
-        file.seek(0)
-        try:
-            archive = np.load(file, allow_pickle=False)
-        except ValueError as error:
-            if "pickle" in str(error):
-                raise ModelFileError(f"{where} holds pickled Python objects, which nnfs never "
-                                     "loads (unpickling can run code): not an nnfs model") from None
-            raise ModelFileError(f"{where} is not an nnfs model file: {error}") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as error:
-            raise ModelFileError(f"{where} is not an nnfs model file (an .npz archive): "
-                                 f"{error}") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{where} is a single numpy array, not an nnfs model archive")
-        with archive:
-            return _check_archive(archive, where)
-
-
-#: How the files np.load reads begin: a zip archive (.npz), one array (.npy), a pickle.
-_ZIP, _NPY, _PICKLE = b"PK\x03\x04", b"\x93NUMPY", b"\x80"
-
-
-def _check_magic(head: bytes, where: str) -> None:
-    """Refuse what is no .npz archive by its first bytes, before numpy reads it: numpy takes
-    anything that is neither zip nor .npy for a pickle, and says so even for a text file."""
-    if head.startswith(_ZIP):
-        return
-    if head.startswith(_NPY):
-        raise ModelFileError(f"{where} is a single numpy array, not an nnfs model archive")
-    if head.startswith(_PICKLE):
-        raise ModelFileError(f"{where} holds pickled Python objects, which nnfs never loads "
-                             "(unpickling can run code): not an nnfs model file")
-    shown = "it is empty" if not head else f"it starts with {head!r}"
-    raise ModelFileError(f"{where} is not an nnfs model file (an .npz archive, which starts "
-                         f"with {_ZIP!r}): {shown}")
-
-
-def _check_archive(archive, where: str) -> tuple[int, list[FullyConnected], np.ndarray]:
-    missing = [name for name in _ENTRIES if name not in archive.files]
-    if missing:
-        raise ModelFileError(f"{where} is not an nnfs model file: it lacks "
-                             f"{', '.join(map(repr, missing))}")
-    try:
+    input_file(path, where, ModelFileError, "an nnfs model file")
+    with open_archive(path, where, ModelFileError, "nnfs model") as archive:
+        missing = [name for name in _ENTRIES if name not in archive]
+        if missing:
+            raise ModelFileError(f"{where} is not an nnfs model file: it lacks "
+                                 f"{', '.join(map(repr, missing))}")
         if _scalar(archive, "format", "U", where) != FORMAT:
             raise ModelFileError(f"{where} is not an nnfs model file (format is not {FORMAT!r})")
         version = _scalar(archive, "format_version", "iu", where)
@@ -199,13 +156,9 @@ def _check_archive(archive, where: str) -> tuple[int, list[FullyConnected], np.n
             raise ModelFileError(f"{where} has model format version {version}; this nnfs reads "
                                  f"version {FORMAT_VERSION} (upgrade nnfs-core to read newer files)")
         in_dim = _scalar(archive, "in_dim", "iu", where)
-        units = archive["units"]
-        activations = archive["activations"]
+        units = _list(archive, "units", "iu", None, where)
+        activations = _list(archive, "activations", "U", units.size, where)
         dtype = _scalar(archive, "dtype", "U", where)
-        if units.ndim != 1 or units.dtype.kind not in "iu" or units.size == 0:
-            raise ModelFileError(f"{where}: 'units' must be a non-empty list of integers")
-        if activations.ndim != 1 or activations.dtype.kind != "U" or activations.size != units.size:
-            raise ModelFileError(f"{where}: 'activations' must be {units.size} names, one per layer")
         if in_dim < 1 or (units < 1).any():
             raise ModelFileError(f"{where}: layer sizes must be positive, got in_dim {in_dim} "
                                  f"and units {units.tolist()}")
@@ -216,34 +169,35 @@ def _check_archive(archive, where: str) -> tuple[int, list[FullyConnected], np.n
             dtype_name(dtype)
         except NnfsValueError:
             raise ModelFileError(f"{where}: unknown dtype {dtype!r}") from None
-        expected = _parameter_count(int(in_dim), units.tolist())
-        _check_member_size(archive, "parameters", expected, where)
-        parameters = archive["parameters"]
-    except ValueError as error:  # an entry holding objects: numpy refuses to unpickle it
-        raise ModelFileError(f"{where}: an entry holds Python objects, which nnfs never "
-                             f"loads ({error})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as error:
-        raise ModelFileError(f"{where} is damaged or truncated: {error}") from None
-    if parameters.ndim != 1 or parameters.dtype.kind != "f" or parameters.size != expected:
-        raise ModelFileError(
-            f"{where}: 'parameters' must be {expected} floats for in_dim {in_dim} and units "
-            f"{units.tolist()}, got {parameters.dtype} of shape {parameters.shape}"
-        )
+        widths = [int(n) for n in units.tolist()]
+        expected = _parameter_count(int(in_dim), widths)
+        header = _parameters_header(archive, expected, int(in_dim), widths, where)
+        layers = tuple(FullyConnected(n, ACTIVATIONS[name])
+                       for n, name in zip(widths, activations.tolist(), strict=True))
+        yield ModelFile(path, int(in_dim), layers, str(dtype), expected), archive, header
+
+
+def _read_parameters(archive: Archive, header: Header, where: str) -> np.ndarray:
+    parameters = archive.read(header, header.nbytes, "its architecture")
     bad = check.first_non_finite(parameters)
     if bad is not None:
         raise ModelFileError(f"{where}: parameter {bad[0][0]} is {bad[1]}; a model holds finite "
                              "numbers")
-    layers = [FullyConnected(int(n), ACTIVATIONS[name])
-              for n, name in zip(units.tolist(), activations.tolist())]
-    return int(in_dim), layers, parameters.astype(np.float64)
+    return parameters
 
 
-def _check_member_size(archive, name: str, count: int, where: str) -> None:
-    """Refuse an entry far larger than ``count`` float64 before numpy reads it into memory."""
-    info = archive.zip.getinfo(f"{name}.npy")
-    if info.file_size > count * 8 + 4096:
-        raise ModelFileError(f"{where}: 'parameters' holds {info.file_size} bytes, far more than "
-                             f"the {count} parameters of its architecture need")
+def inspect_model(path: object) -> ModelFile:
+    """Check the model file at ``path`` and say what it declares (in_dim, layers, dtype,
+    parameter count), without reading its parameters."""
+    with _open_model(path) as (model, _, _):
+        return model
+
+
+def read_model(path: object) -> tuple[int, list[FullyConnected], np.ndarray]:
+    """Read and check a model file: (in_dim, layers, flat parameters as float64)."""
+    with _open_model(path) as (model, archive, header):
+        parameters = _read_parameters(archive, header, f"load: {str(model.path)!r}")
+    return model.in_dim, list(model.layers), parameters.astype(np.float64)
 
 
 def _describe(in_dim: int, layers: list[FullyConnected]) -> str:
@@ -255,7 +209,9 @@ def load(path: object, target: Factory | InferenceNetwork) -> InferenceNetwork:
 
     ``load(path, factory)`` builds a new network on ``factory`` (in its dtype); ``load(path,
     network)`` loads the parameters into an existing network, which must have the file's
-    architecture. Nothing is allocated or changed unless the whole file is valid.
+    architecture. Nothing is allocated or changed unless the whole file is valid: the
+    architecture, and whether the network fits the device, are checked before the parameters
+    are read.
     """
     if not isinstance(target, (Factory, InferenceNetwork)):
         raise NnfsTypeError(
@@ -263,26 +219,32 @@ def load(path: object, target: Factory | InferenceNetwork) -> InferenceNetwork:
             f"inference network (to load into), got {type(target).__name__}"
         )
     check.live(target, "load: target")
-    in_dim, layers, parameters = read_model(path)
-    dtype = target.numpy_dtype if isinstance(target, Factory) else target.factory.numpy_dtype
+    factory = target if isinstance(target, Factory) else target.factory
+    with _open_model(path) as (model, archive, header):
+        where = f"load: {str(model.path)!r}"
+        in_dim, layers = model.in_dim, list(model.layers)
+        if isinstance(target, InferenceNetwork):
+            ours = (target.in_dim, [(layer.out_dim, layer.activation.kind)
+                                    for layer in target.layers])
+            theirs = (in_dim, [(layer.units, layer.activation.kind) for layer in layers])
+            if ours != theirs:
+                raise ModelFileError(
+                    f"{where} holds a network {_describe(in_dim, layers)}, but the network to "
+                    f"load into is {_describe(target.in_dim, target.architecture)}")
+        else:
+            nbytes = model.parameter_count * factory.itemsize
+            factory.check_fits(nbytes, nbytes, f"load: the network of {str(model.path)!r} "
+                               f"({model.parameter_count} parameters)")
+        parameters = _read_parameters(archive, header, where)
+    dtype = factory.numpy_dtype
     too_large = np.abs(parameters) > np.finfo(dtype).max
     if too_large.any():
         index = int(np.argmax(too_large))
-        raise ModelFileError(f"load: {str(path)!r}: parameter {index} is {float(parameters[index])!r}, "
+        raise ModelFileError(f"{where}: parameter {index} is {float(parameters[index])!r}, "
                              f"too large for {dtype} (the dtype of the network it would go into)")
-    if isinstance(target, Factory):
-        network = inference_network(target, in_dim, layers)
-    else:
-        network = target
-        ours = (network.in_dim, [(layer.out_dim, layer.activation.kind) for layer in network.layers])
-        theirs = (in_dim, [(layer.units, layer.activation.kind) for layer in layers])
-        if ours != theirs:
-            raise ModelFileError(
-                f"load: {str(path)!r} holds a network {_describe(in_dim, layers)}, but the network "
-                f"to load into is {_describe(network.in_dim, network.architecture)}"
-            )
+    network = inference_network(target, in_dim, layers) if isinstance(target, Factory) else target
     try:
-        network.factory.from_host(parameters, network.parameters)
+        factory.from_host(parameters, network.parameters)
     except BaseException:
         if network is not target:
             network.release()

@@ -1,22 +1,34 @@
 """Finding backends: entry points, in-process registration, and selection by name.
 
-Nothing here runs when ``nnfs`` is imported. The first call that needs the list of backends
-(``nnfs.backend``, ``nnfs.backends``, ``nnfs backends``) imports the plugin modules named by the
-entry points of group ``nnfs`` and calls their ``nnfs_backends`` hooks, one plugin at a time:
-a plugin that fails to import, whose hook raises, has the wrong signature or is missing, that
-claims a name another plugin claims, or that was written for another plugin API version is
-recorded with its error and left out. Everything else keeps working, and the error is shown by
-``nnfs backends`` and raised (as ``BackendUnavailable``) when somebody selects that backend.
+Nothing here runs when ``nnfs`` is imported. Plugins are imported when a backend is asked for,
+and only those needed: ``nnfs.backend(NAME)`` imports the plugins whose entry point is named
+``NAME`` (a backend distribution names its entry point after its backend, as the bundled ones
+do), and every plugin only if none of those declares it; ``nnfs.backends()`` and ``nnfs
+backends`` import them all.
+
+Plugin code never takes nnfs down: each import, hook call and probe runs with a time bound
+(:data:`ENV_TIMEOUT`, :data:`DEFAULT_TIMEOUT` seconds), with what it prints sent to stderr
+(so that ``nnfs predict``'s CSV and ``nnfs backends --json`` stay clean), and whatever it
+raises, ``SystemExit`` included, is caught (``KeyboardInterrupt`` goes through to the user).
+A plugin that fails to import, whose hook raises, hangs or returns junk, has the wrong
+signature or is missing, that was written for another plugin API version, or that claims a
+name it may not (one of the bundled backends' names, a name another plugin claims as well, a
+name it declares twice) is recorded with its error and left out. Everything else keeps
+working, and the error is shown by ``nnfs backends`` and raised (as ``BackendUnavailable``)
+when somebody selects that backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from importlib import metadata
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +41,7 @@ from .errors import (
     BackendUnavailable,
     NnfsError,
     NnfsTypeError,
+    NnfsValueError,
     PluginError,
     UnsupportedOperation,
 )
@@ -50,9 +63,14 @@ log = logging.getLogger("nnfs")
 ENV_BACKEND = "NNFS_BACKEND"
 #: Environment variable that, set to 1, stops nnfs from loading third-party plugins.
 ENV_DISABLE_AUTOLOAD = "NNFS_DISABLE_PLUGIN_AUTOLOAD"
+#: Environment variable: seconds a plugin's import, hook call or probe may take.
+ENV_TIMEOUT = "NNFS_PLUGIN_TIMEOUT"
+#: Seconds a plugin's import, hook call or probe may take when ENV_TIMEOUT is not set.
+DEFAULT_TIMEOUT = 30.0
 #: The backend used when neither a name nor NNFS_BACKEND is given.
 DEFAULT_BACKEND = "cpu"
-#: Backends maintained with nnfs, and the distribution that provides each.
+#: Backends maintained with nnfs, and the distribution that provides each: their names are
+#: theirs alone.
 BUNDLED = {"cpu": "nnfs-cpu", "cuda": "nnfs-cuda", "opencl": "nnfs-opencl"}
 #: The entry-point group plugins declare.
 ENTRY_POINT_GROUP = "nnfs"
@@ -60,7 +78,12 @@ ENTRY_POINT_GROUP = "nnfs"
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """One row of ``nnfs backends``: a backend (or a broken plugin) and what it can do here."""
+    """One row of ``nnfs backends``: a backend (or a broken plugin) and what it can do here.
+
+    ``refused`` is True for a plugin nnfs left out because it breaks the contract (it failed
+    to import, its hook failed, it claims a name it may not...); ``notes`` lists what the
+    plugin declares inconsistently without being refused (dtypes its spec, probe and factory
+    do not agree on)."""
 
     name: str
     distribution: str
@@ -70,17 +93,22 @@ class BackendInfo:
     devices: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ()
     description: str = ""
+    refused: bool = False
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
 class _Plugin:
-    """A plugin module or object and where it came from."""
+    """A plugin module or object, where it came from, and what importing it gave."""
 
     name: str
     distribution: str
     version: str
+    module: object | None = None
     error: BaseException | None = None
     error_text: str = ""
+    refused: bool = True  # False for a plugin that was not loaded on purpose (autoload off)
+    declared: list | None = None  # what its hook declared: specs and _Entry errors
 
     @property
     def key(self) -> str:
@@ -90,13 +118,15 @@ class _Plugin:
 
 @dataclass
 class _Entry:
-    """What the registry knows about one backend name."""
+    """What the registry knows about one backend name, as one plugin declared it."""
 
     name: str
     plugin: _Plugin
     spec: BackendSpec | None = None
     error: BaseException | None = None
     error_text: str = ""
+    refused: bool = True
+    notes: list[str] = field(default_factory=list)
 
 
 def _describe_error(error: BaseException) -> str:
@@ -109,53 +139,154 @@ def _autoload_disabled() -> bool:
     return os.environ.get(ENV_DISABLE_AUTOLOAD, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _timeout() -> float:
+    """Seconds a plugin's import, hook call or probe may take: NNFS_PLUGIN_TIMEOUT, else the
+    default. The only reader of that variable."""
+    text = os.environ.get(ENV_TIMEOUT, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise NnfsValueError(f"the environment variable {ENV_TIMEOUT}={text!r} must be a "
+                             "positive number of seconds")
+    return seconds
+
+
+# --- running plugin code ------------------------------------------------------------------------
+
+class PluginTimeout(PluginError):
+    """A plugin's import, hook or probe did not return within the time bound."""
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what plugin code prints to stderr, at the level of Python and of the file
+    descriptor (C libraries): standard output belongs to the command's results."""
+    with contextlib.suppress(Exception):
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    saved = None
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:
+        if saved is not None:
+            os.close(saved)
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr if sys.stderr is not None else io.StringIO()):
+            yield
+    finally:
+        _flush_c_stdio()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    """Flush the C library's stdout buffer, into the descriptor it was meant for now."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except Exception:
+        pass
+
+
+def run_plugin_code(what: str, function: Callable[[], Any], timeout: float) -> Any:
+    """``function()``, the code of a plugin, bounded and quiet: it runs in a thread of its own,
+    for at most ``timeout`` seconds (then :class:`PluginTimeout`), with what it prints sent to
+    stderr. Whatever it raises is raised here, ``SystemExit`` included, for the caller to
+    record; ``KeyboardInterrupt`` (from the user, while we wait) goes through."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:
+            outcome["error"] = error
+
+    with _stdout_to_stderr():
+        thread = threading.Thread(target=target, name=f"nnfs plugin: {what}", daemon=True)
+        thread.start()
+        thread.join(timeout)
+    if thread.is_alive():
+        raise PluginTimeout(f"{what} did not finish within {timeout:g} s (it hangs?); "
+                            f"{ENV_TIMEOUT} sets the bound")
+    if "error" in outcome:
+        error = outcome["error"]
+        raise error
+    return outcome.get("value")
+
+
+def _plugin_failure(error: BaseException) -> bool:
+    """Whether ``error``, raised by plugin code, is the plugin's failure to record (anything
+    but the user's Ctrl-C)."""
+    return not isinstance(error, KeyboardInterrupt)
+
+
+# --- the registry -------------------------------------------------------------------------------
+
 class Registry:
     """The backends of this process. ``nnfs`` keeps one; tests may make their own."""
 
     def __init__(self) -> None:
-        self._in_process: list[tuple[object, _Plugin]] = []
-        self._plugins: list[_Plugin] | None = None
-        self._entries: dict[str, _Entry] = {}
+        self._in_process: list[_Plugin] = []
+        self._entry_point_plugins: dict[tuple[str, str, str], _Plugin] = {}
+        self._all_imported = False
         self._manager: pluggy.PluginManager | None = None
-        self._factories: dict[tuple, Factory] = {}
+        self._entries: dict[str, _Entry] | None = None
+        self._others: list[_Entry] = []  # claims refused in favour of another, for the rows
+        self._factories: dict[tuple, tuple[BackendSpec, Factory]] = {}
         self._trace: Callable[[str], Any] | None = None
 
     # --- loading ----------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Forget what was discovered; the next call scans the entry points again."""
-        self._plugins = None
-        self._entries = {}
+        """Forget what was discovered; the next call scans the entry points again. Factories
+        already made stay the ones ``backend()`` returns while their backend is declared the
+        same way, so matrices made on them keep working."""
+        self._entry_point_plugins = {}
+        self._all_imported = False
         self._manager = None
-        self._factories = {}
+        self._entries = None
+        for plugin in self._in_process:
+            plugin.declared = None
 
-    def _load(self) -> None:
-        if self._plugins is not None:
-            return
-        manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        manager.add_hookspecs(hookspecs)
-        plugins: list[tuple[object | None, _Plugin]] = []
-        for entry_point in self._entry_points():
-            plugins.append(self._import(entry_point))
-        plugins.extend(self._in_process)
-        for module, plugin in plugins:
-            if module is None:
-                continue
-            try:
-                manager.register(module, name=plugin.key)
-            except Exception as error:  # pluggy.PluginValidationError: a hook of wrong signature
-                self._fail(plugin, error)
-        self._manager = manager
-        self._plugins = [plugin for _, plugin in plugins]
-        self._entries = self._collect(manager, [p for _, p in plugins])
+    def _pluggy(self) -> pluggy.PluginManager:
+        if self._manager is None:
+            self._manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+            self._manager.add_hookspecs(hookspecs)
+            for plugin in self._in_process:  # registered in process: they outlive a reload
+                plugin.error = None
+                self._register_with_pluggy(plugin)
+        return self._manager
 
-    def _entry_points(self) -> Iterable[metadata.EntryPoint]:
+    def _entry_points(self) -> list[metadata.EntryPoint]:
         found = metadata.entry_points(group=ENTRY_POINT_GROUP)
         # one entry point per (distribution, name), in a stable order
         unique = {(getattr(ep.dist, "name", ""), ep.name, ep.value): ep for ep in found}
         return [unique[key] for key in sorted(unique)]
 
-    def _import(self, entry_point: metadata.EntryPoint) -> tuple[object | None, _Plugin]:
+    def _import_entry_points(self, name: str | None) -> None:
+        """Import the entry points named ``name`` (all of them for None) not imported yet."""
+        if self._all_imported:
+            return
+        for entry_point in self._entry_points():
+            key = (getattr(entry_point.dist, "name", ""), entry_point.name, entry_point.value)
+            if key in self._entry_point_plugins:
+                continue
+            if name is not None and self._safe_name(entry_point.name) != name:
+                continue
+            self._entry_point_plugins[key] = self._import(entry_point)
+            self._entries = None
+        if name is None:
+            self._all_imported = True
+
+    def _import(self, entry_point: metadata.EntryPoint) -> _Plugin:
         dist = entry_point.dist
         plugin = _Plugin(
             name=entry_point.name,
@@ -166,16 +297,26 @@ class Registry:
             self._fail(plugin, PluginError(
                 f"not loaded: {ENV_DISABLE_AUTOLOAD} is set, so only the backends bundled "
                 "with nnfs load; register this one in process with nnfs.register_plugin()"))
-            return None, plugin
+            plugin.refused = False
+            return plugin
         self._say(f"importing {entry_point.value} ({plugin.distribution} {plugin.version})")
         try:
-            module = entry_point.load()
+            plugin.module = run_plugin_code(f"importing {entry_point.value}", entry_point.load,
+                                            _timeout())
         except BaseException as error:  # a plugin must not take nnfs down, whatever it raises
-            if isinstance(error, KeyboardInterrupt):
+            if not _plugin_failure(error):
                 raise
-            self._fail(plugin, error, context=f"importing {entry_point.value}")
-            return None, plugin
-        return module, plugin
+            context = "" if isinstance(error, PluginTimeout) else f"importing {entry_point.value}"
+            self._fail(plugin, error, context=context)
+            return plugin
+        self._register_with_pluggy(plugin)
+        return plugin
+
+    def _register_with_pluggy(self, plugin: _Plugin) -> None:
+        try:
+            self._pluggy().register(plugin.module, name=plugin.key)
+        except Exception as error:  # pluggy.PluginValidationError: a hook of wrong signature
+            self._fail(plugin, error)
 
     def _fail(self, plugin: _Plugin, error: BaseException, context: str = "") -> None:
         self._say(f"{plugin.name} ({plugin.distribution}) refused: {context or ''} "
@@ -186,77 +327,85 @@ class Registry:
         log.debug("nnfs plugin %s (%s) refused: %s", plugin.name, plugin.distribution,
                   plugin.error_text)
 
-    def _collect(self, manager: pluggy.PluginManager, plugins: list[_Plugin]) -> dict[str, _Entry]:
-        entries: dict[str, _Entry] = {}
-        claims: dict[str, list[_Entry]] = {}
-        for plugin in plugins:
-            if plugin.error is not None:
-                # the entry point's name stands for the backend(s) the plugin would have given
-                name = self._safe_name(plugin.name)
-                claims.setdefault(name, []).append(
-                    _Entry(name, plugin, error=plugin.error, error_text=plugin.error_text))
-                continue
-            for spec_or_error in self._call_hook(manager, plugin):
-                if isinstance(spec_or_error, _Entry):
-                    claims.setdefault(spec_or_error.name, []).append(spec_or_error)
-                else:
-                    entry = _Entry(spec_or_error.name, plugin, spec=spec_or_error)
-                    self._check_version(entry)
-                    claims.setdefault(entry.name, []).append(entry)
-        for name, claimants in claims.items():
-            working = [c for c in claimants if c.error is None]
-            if len(working) > 1:
-                owners = " and ".join(
-                    f"{c.plugin.distribution} {c.plugin.version} (plugin {c.plugin.name!r})"
-                    for c in working
-                )
-                error = PluginError(f"the backend name {name!r} is claimed by {owners}; "
-                                    "uninstall one of them")
-                for c in working:
-                    c.error, c.error_text = error, _describe_error(error)
-                entries[name] = working[0]
-            elif working:
-                entries[name] = working[0]
-            else:
-                entries[name] = claimants[0]
-        return entries
+    def _plugins(self) -> list[_Plugin]:
+        return [*self._entry_point_plugins.values(), *self._in_process]
 
-    def _call_hook(self, manager: pluggy.PluginManager, plugin: _Plugin) -> list:
+    def _load(self, name: str | None = None) -> dict[str, _Entry]:
+        """The entries, with the plugins ``name`` needs imported (every plugin for None)."""
+        self._import_entry_points(name)
+        if self._entries is None:
+            for plugin in self._plugins():
+                if plugin.declared is None:
+                    plugin.declared = self._declare(plugin)
+            self._entries, self._others = self._resolve(self._plugins())
+        return self._entries
+
+    def _declare(self, plugin: _Plugin) -> list:
+        """What ``plugin`` declares: its specs, or _Entry records of what went wrong."""
+        if plugin.error is not None:
+            # the entry point's name stands for the backend(s) the plugin would have given
+            return [_Entry(self._safe_name(plugin.name), plugin, error=plugin.error,
+                           error_text=plugin.error_text, refused=plugin.refused)]
+        return self._call_hook(plugin)
+
+    def _call_hook(self, plugin: _Plugin) -> list:
+        manager = self._pluggy()
         module = manager.get_plugin(plugin.key)
         implementations = [impl for impl in manager.hook.nnfs_backends.get_hookimpls()
                            if impl.plugin is module]
+        fallback = self._safe_name(plugin.name)
         if not implementations:
             error = PluginError(f"{getattr(module, '__name__', module)!s} has no nnfs_backends "
-                                "function marked @nnfs.backend_api.hookimpl, so it declares no backend")
+                                "function marked @nnfs.backend_api.hookimpl, so it declares no "
+                                "backend")
             self._fail(plugin, error)
-            return [_Entry(self._safe_name(plugin.name), plugin, error=error,
-                           error_text=plugin.error_text)]
+            return [_Entry(fallback, plugin, error=error, error_text=plugin.error_text)]
         arguments: dict[str, object] = {}  # the hook's keyword arguments (none in API 1)
-        try:
-            specs = []
-            for impl in implementations:  # one plugin at a time, so one failure stays its own
-                self._say(f"calling nnfs_backends() of {plugin.name} ({plugin.distribution})")
+        specs: list = []
+        for impl in implementations:  # one plugin at a time, so one failure stays its own
+            self._say(f"calling nnfs_backends() of {plugin.name} ({plugin.distribution})")
+
+            def call(impl=impl):
                 result = impl.function(**{name: arguments[name] for name in impl.argnames})
-                specs.extend(result or ())
-                self._say(f"{plugin.name} declared "
-                          f"{[getattr(spec, 'name', spec) for spec in (result or ())]}")
-        except BaseException as error:
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            self._fail(plugin, error, context="its nnfs_backends hook")
-            return [_Entry(self._safe_name(plugin.name), plugin, error=error,
-                           error_text=plugin.error_text)]
-        good = []
+                if result is None:
+                    return None
+                if isinstance(result, (BackendSpec, str, bytes)) \
+                        or not isinstance(result, Iterable):
+                    raise PluginError(f"its nnfs_backends hook returned {result!r}, expected a "
+                                      "list of nnfs.backend_api.BackendSpec records")
+                return list(result)  # a generator runs here, within the bound
+
+            try:
+                result = run_plugin_code(f"the nnfs_backends hook of {plugin.name}", call,
+                                         _timeout())
+            except BaseException as error:
+                if not _plugin_failure(error):
+                    raise
+                context = "" if isinstance(error, (PluginTimeout, PluginError)) \
+                    else "its nnfs_backends hook"
+                self._fail(plugin, error, context=context)
+                return [_Entry(fallback, plugin, error=error, error_text=plugin.error_text)]
+            self._say(f"{plugin.name} declared "
+                      f"{[getattr(spec, 'name', spec) for spec in (result or ())]}")
+            specs.extend(result or ())
+        if not specs:
+            reason = ("declares no backend here: its nnfs_backends hook returned "
+                      f"{'None' if result is None else 'an empty list'}")
+            return [_Entry(fallback, plugin, error=PluginError(reason), error_text=reason,
+                           refused=False)]
+        declared = []
         for spec in specs:
             if isinstance(spec, BackendSpec):
-                good.append(spec)
+                entry = _Entry(spec.name, plugin, spec=spec)
+                self._check_version(entry)
+                self._check_dtypes(entry)
+                declared.append(entry)
             else:
                 error = PluginError(f"its nnfs_backends hook returned {spec!r}, "
                                     "expected nnfs.backend_api.BackendSpec records")
                 self._fail(plugin, error)
-                good.append(_Entry(self._safe_name(plugin.name), plugin, error=error,
-                                   error_text=plugin.error_text))
-        return good
+                declared.append(_Entry(fallback, plugin, error=error, error_text=plugin.error_text))
+        return declared
 
     def _check_version(self, entry: _Entry) -> None:
         version = entry.spec.api_version
@@ -277,6 +426,74 @@ class Registry:
         entry.error, entry.error_text = error, _describe_error(error)
 
     @staticmethod
+    def _check_dtypes(entry: _Entry) -> None:
+        """Note where the factory class's declared dtypes differ from the spec's."""
+        spec = entry.spec
+        declared = getattr(spec.factory, "dtypes", None) if isinstance(spec.factory, type) else None
+        if declared is not None and tuple(declared) != spec.dtypes:
+            entry.notes.append(f"its BackendSpec declares the dtypes {', '.join(spec.dtypes)} but "
+                               f"its factory {spec.factory.__name__} declares "
+                               f"{', '.join(declared) or 'none'}")
+
+    def _resolve(self, plugins: list[_Plugin]) -> tuple[dict[str, _Entry], list[_Entry]]:
+        """One entry per backend name, and the claims refused in favour of another.
+
+        A name claimed more than once goes, in this order, to the distribution bundled with
+        nnfs that owns it, then to the one plugin whose entry point has that name; claimants
+        of the same rank are all refused, named together."""
+        claims: dict[str, list[_Entry]] = {}
+        for plugin in plugins:
+            mine: dict[str, list[_Entry]] = {}
+            for entry in plugin.declared or ():
+                mine.setdefault(entry.name, []).append(entry)
+            for name, entries in mine.items():
+                if len(entries) > 1 and all(e.error is None for e in entries):
+                    error = PluginError(f"its nnfs_backends hook declares the backend name "
+                                        f"{name!r} {len(entries)} times; a plugin declares each "
+                                        "name once")
+                    entries = [_Entry(name, plugin, spec=entries[0].spec, error=error,
+                                      error_text=_describe_error(error))]
+                claims.setdefault(name, []).extend(entries)
+        entries: dict[str, _Entry] = {}
+        others: list[_Entry] = []
+        for name, claimants in claims.items():
+            owner = BUNDLED.get(name)
+            if owner is not None:
+                for c in claimants:
+                    if c.plugin.distribution != owner and c.error is None:
+                        error = PluginError(
+                            f"the backend name {name!r} belongs to {owner}, bundled with nnfs; "
+                            f"{c.plugin.distribution} {c.plugin.version} may not claim it "
+                            "(give its backend a name of its own)")
+                        c.error, c.error_text = error, _describe_error(error)
+            working = [c for c in claimants if c.error is None]
+            if len(working) > 1:
+                named = [c for c in working if self._safe_name(c.plugin.name) == name]
+                if len(named) == 1:
+                    winner = named[0]
+                    for c in working:
+                        if c is not winner:
+                            error = PluginError(
+                                f"the backend name {name!r} belongs to "
+                                f"{winner.plugin.distribution} {winner.plugin.version}, whose "
+                                f"entry point is named {name!r}; {c.plugin.distribution} "
+                                f"{c.plugin.version} (plugin {c.plugin.name!r}) declares it too")
+                            c.error, c.error_text = error, _describe_error(error)
+                else:
+                    owners = " and ".join(
+                        f"{c.plugin.distribution} {c.plugin.version} (plugin {c.plugin.name!r})"
+                        for c in working)
+                    error = PluginError(f"the backend name {name!r} is claimed by {owners}; "
+                                        "uninstall one of them")
+                    for c in working:
+                        c.error, c.error_text = error, _describe_error(error)
+            working = [c for c in claimants if c.error is None]
+            chosen = working[0] if working else claimants[0]
+            entries[name] = chosen
+            others.extend(c for c in claimants if c is not chosen)
+        return entries, others
+
+    @staticmethod
     def _safe_name(name: str) -> str:
         try:
             return normalize_backend_name(name)
@@ -288,30 +505,37 @@ class Registry:
     def register_plugin(self, plugin: object, name: str | None = None) -> Callable[[], None]:
         """Register a plugin object or module holding ``nnfs_backends`` hookimpls.
 
-        Returns a function that unregisters it again.
+        Returns a function that unregisters it again. Factories already made stay valid.
         """
         if plugin is None or isinstance(plugin, (str, bytes, int, float)):
             raise NnfsTypeError(
-                "register_plugin: plugin must be a module or object with @nnfs.backend_api.hookimpl "
+                "register_plugin: plugin must be a module or object with "
+                "@nnfs.backend_api.hookimpl "
                 f"functions, got {type(plugin).__name__}"
             )
         name = name or getattr(plugin, "__name__", None) or f"plugin-{id(plugin):x}"
-        for registered, info in self._in_process:
-            if registered is plugin or info.name == name:
+        for registered in self._in_process:
+            if registered.module is plugin or registered.name == name:
                 raise PluginError(f"register_plugin: the plugin {name!r} is already registered")
         if not any(getattr(getattr(plugin, attr, None), "nnfs_impl", None) is not None
                    for attr in ("nnfs_backends",)):
             raise PluginError(
-                f"register_plugin: {name!r} has no nnfs_backends function marked @nnfs.backend_api.hookimpl"
+                f"register_plugin: {name!r} has no nnfs_backends function marked "
+                "@nnfs.backend_api.hookimpl"
             )
-        record = (plugin, _Plugin(name=name, distribution="(registered in process)", version=""))
+        record = _Plugin(name=name, distribution="(registered in process)", version="",
+                         module=plugin)
+        self._pluggy()
+        self._register_with_pluggy(record)
         self._in_process.append(record)
-        self.reload()
+        self._entries = None
 
         def unregister() -> None:
             if record in self._in_process:
                 self._in_process.remove(record)
-                self.reload()
+                with contextlib.suppress(Exception):
+                    self._pluggy().unregister(name=record.key)
+                self._entries = None
 
         return unregister
 
@@ -319,7 +543,8 @@ class Registry:
         """Register one backend in process; returns a function that unregisters it."""
         if not isinstance(spec, BackendSpec):
             raise NnfsTypeError(
-                f"register_backend: expected an nnfs.backend_api.BackendSpec, got {type(spec).__name__}"
+                f"register_backend: expected an nnfs.backend_api.BackendSpec, got "
+                f"{type(spec).__name__}"
             )
 
         @hookspecs.hookimpl
@@ -330,11 +555,14 @@ class Registry:
         return self.register_plugin(plugin, name=f"backend:{spec.name}")
 
     def enable_tracing(self, write: Callable[[str], Any] | None = None) -> Callable[[], None]:
-        """Report every plugin import and hook call, with what it returned or raised (to
-        stderr, or to ``write``); returns a function that stops. The plugins are found again,
-        so that their loading is traced too."""
+        """Report every plugin import and hook call from now on, with what it returned or
+        raised (to stderr, or to ``write``); returns a function that stops. Plugins already
+        loaded are not loaded again (that would orphan the matrices of factories already
+        made): the trace says so."""
         self._trace = write or (lambda text: sys.stderr.write(text))
-        self.reload()
+        if self._entry_point_plugins or self._entries is not None:
+            self._say("plugins loaded before tracing began are not loaded again; their "
+                      "loading is not in this trace")
 
         def undo() -> None:
             self._trace = None
@@ -348,24 +576,31 @@ class Registry:
     # --- queries ----------------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        self._load()
-        return sorted(name for name, entry in self._entries.items() if entry.error is None)
+        entries = self._load()
+        return sorted(name for name, entry in entries.items() if entry.error is None)
 
     def infos(self) -> list[BackendInfo]:
         """Every backend and broken plugin found, with availability (runs each probe)."""
-        self._load()
+        entries = self._load()
         rows = []
-        for name in sorted(self._entries):
-            entry = self._entries[name]
+        for entry in sorted([*entries.values(), *self._others],
+                            key=lambda e: (e.name, e.error is not None, e.plugin.distribution)):
             plugin = entry.plugin
             if entry.error is not None:
-                rows.append(BackendInfo(name, plugin.distribution, plugin.version, False,
-                                        entry.error_text))
+                rows.append(BackendInfo(entry.name, plugin.distribution, plugin.version, False,
+                                        entry.error_text, refused=entry.refused,
+                                        notes=tuple(entry.notes)))
                 continue
             status = self._probe(entry)
+            notes = list(entry.notes)
+            extra = [d for d in status.dtypes if d not in entry.spec.dtypes]
+            if extra:
+                notes.append(f"its probe reports the dtypes {', '.join(status.dtypes)}, but its "
+                             f"BackendSpec declares {', '.join(entry.spec.dtypes)}")
             rows.append(BackendInfo(
-                name, plugin.distribution, plugin.version, status.available, status.reason,
+                entry.name, plugin.distribution, plugin.version, status.available, status.reason,
                 status.devices, status.dtypes or entry.spec.dtypes, entry.spec.description,
+                notes=tuple(notes),
             ))
         return rows
 
@@ -374,9 +609,12 @@ class Registry:
         if spec.probe is None:
             return BackendStatus(True, dtypes=spec.dtypes)
         try:
-            status = spec.probe()
-        except Exception as error:
-            return BackendStatus(False, f"its probe failed: {_describe_error(error)}")
+            status = run_plugin_code(f"the probe of {entry.name}", spec.probe, _timeout())
+        except BaseException as error:
+            if not _plugin_failure(error):
+                raise
+            text = str(error) if isinstance(error, PluginTimeout) else _describe_error(error)
+            return BackendStatus(False, f"its probe failed: {text}")
         if not isinstance(status, BackendStatus):
             return BackendStatus(False, f"its probe returned {status!r}, not a BackendStatus")
         return status
@@ -386,11 +624,11 @@ class Registry:
         name, source = _requested_name(name)
         dtype = dtype_name(dtype)
         key = (name, dtype, tuple(sorted(options.items())))
-        cached = self._factories.get(key)
-        if cached is not None and not cached.released:
-            return cached
         entry = self._find(name, source)
         spec = entry.spec
+        cached = self._factories.get(key)
+        if cached is not None and not cached[1].released and cached[0] == spec:
+            return cached[1]
         if dtype not in spec.dtypes:
             raise UnsupportedOperation(
                 f"the {name} backend does not support {dtype}; it supports {', '.join(spec.dtypes)}"
@@ -399,12 +637,28 @@ class Registry:
         if not status.available:
             raise BackendUnavailable(f"the {name} backend is installed but cannot be used here: "
                                      f"{status.reason}")
+        if status.dtypes and dtype not in status.dtypes:
+            raise UnsupportedOperation(
+                f"the {name} backend supports {dtype}, but not on this machine: its device "
+                f"supports {', '.join(status.dtypes)}")
         self._check_options(spec, name, dtype, options)
+        factory = self._make_factory(entry, name, dtype, options)
+        self._factories[key] = (spec, factory)
+        return factory
+
+    @staticmethod
+    def _make_factory(entry: _Entry, name: str, dtype: str, options: dict) -> Factory:
+        """The factory of ``spec.factory(dtype=..., **options)``, the backend made in this
+        thread (devices may be bound to it), with what it prints sent to stderr and whatever
+        it raises made an nnfs error."""
         try:
-            backend = spec.factory(dtype=dtype, **options)
+            with _stdout_to_stderr():
+                backend = entry.spec.factory(dtype=dtype, **options)
         except NnfsError:
             raise
-        except Exception as error:
+        except BaseException as error:
+            if not _plugin_failure(error):
+                raise
             raise BackendUnavailable(
                 f"the {name} backend ({entry.plugin.distribution}) failed to start: "
                 f"{_describe_error(error)}"
@@ -413,12 +667,16 @@ class Registry:
             raise PluginError(f"the {name} backend returned {backend!r}, not an "
                               "nnfs.contract.Backend")
         factory = Factory(backend)
-        self._factories[key] = factory
+        if factory.dtype != dtype:
+            raise PluginError(f"the {name} backend was asked for a {dtype} factory and made a "
+                              f"{factory.dtype} one")
         return factory
 
     def _find(self, name: str, source: str) -> _Entry:
-        self._load()
-        entry = self._entries.get(name)
+        entries = self._load(name)
+        if name not in entries:
+            entries = self._load()
+        entry = entries.get(name)
         if entry is None:
             installed = ", ".join(self.names()) or "none"
             if name in BUNDLED:
@@ -430,9 +688,10 @@ class Registry:
                 f"{source} names no installed backend (installed: {installed}); {hint}"
             )
         if entry.error is not None:
+            verb = "was refused" if entry.refused else "is not usable"
             raise BackendUnavailable(
-                f"the {name} backend ({entry.plugin.distribution} {entry.plugin.version}) was "
-                f"refused: {entry.error_text}"
+                f"the {name} backend ({entry.plugin.distribution} {entry.plugin.version}) "
+                f"{verb}: {entry.error_text}"
             ) from entry.error
         return entry
 

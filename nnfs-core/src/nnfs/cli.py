@@ -3,12 +3,23 @@
 Every nnfs error becomes one line on stderr and a non-zero exit status (1 for an nnfs error,
 2 for a command line that argparse refuses, 130 for Ctrl-C); ``--debug`` shows tracebacks and
 traces the plugin hooks.
+
+Standard output holds the command's results and nothing else, and failing to write them is an
+error like any other: a closed standard output is refused before any work, and a write that
+fails (a full disk, ``> /dev/full``) is reported once the command has done its work (a model
+it trained is saved), as one line and exit status 1. A reader that stops reading (``| head``)
+ends the output quietly. With a closed standard error, errors have nowhere to go: the exit
+status still says what happened.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import io
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -41,20 +52,23 @@ def _backends_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _backends(args: argparse.Namespace) -> int:
+    """The table (or JSON) of backends; exit status 1 when a plugin was refused."""
     infos = nnfs.backends()
-    warnings = registry.default().conflicts()
+    warnings = registry.default().conflicts() + [f"{i.name} ({i.distribution}): {note}"
+                                            for i in infos for note in i.notes]
+    refused = [i for i in infos if i.refused]
     if args.json:
         print(json.dumps({
             "backends": [
                 {"name": i.name, "distribution": i.distribution, "version": i.version,
                  "available": i.available, "reason": i.reason, "devices": list(i.devices),
-                 "dtypes": list(i.dtypes), "description": i.description}
+                 "dtypes": list(i.dtypes), "description": i.description,
+                 "refused": i.refused, "notes": list(i.notes)}
                 for i in infos
             ],
             "warnings": warnings,
         }, indent=2))
-        return 0
-    if not infos:
+    elif not infos:
         print("No backends are installed. Install one, for example: pip install nnfs-cpu")
     else:
         rows = [(i.name, i.distribution, i.version, "yes" if i.available else "no",
@@ -64,6 +78,11 @@ def _backends(args: argparse.Namespace) -> int:
                             "dtypes", "reason")))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if refused:
+        names = ", ".join(f"{i.name} ({i.distribution})" for i in refused)
+        print(f"nnfs backends: {len(refused)} plugin{'s were' if len(refused) > 1 else ' was'} "
+              f"refused: {names}; the reason column says why", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -192,7 +211,110 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Output(io.TextIOBase):
+    """The command's standard output. Writes go to ``stream`` (None when standard output was
+    closed); the first that fails is kept and the rest are dropped, so that the command
+    finishes its work (saves what it trained) before :func:`main` reports the failure."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.failure: str | None = None
+        self.broken_pipe = False
+
+    def _attempt(self, action) -> None:
+        if self.failure is not None or self.broken_pipe:
+            return
+        if self.stream is None:
+            self.failure = "it is closed"
+            return
+        try:
+            action()
+        except BrokenPipeError:
+            self.broken_pipe = True  # the reader stopped reading: not an error of ours
+        except (OSError, ValueError) as error:
+            code = getattr(error, "errno", None)
+            self.failure = (f"[Errno {code}] {os.strerror(code)}" if code
+                            else str(error) or type(error).__name__)
+
+    def write(self, text: str) -> int:
+        if text:
+            self._attempt(lambda: self.stream.write(text))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.stream is not None:
+            self._attempt(self.stream.flush)
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.failure is None and self.stream.isatty()
+
+    def fileno(self) -> int:
+        if self.stream is None:
+            raise io.UnsupportedOperation("standard output is closed")
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def finish(self) -> str | None:
+        """Flush; the failure to report, if any. The real stream is closed after a failure,
+        so that Python does not fail to flush it again at exit."""
+        self.flush()
+        if (self.failure is not None or self.broken_pipe) and self.stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.close()
+        return self.failure
+
+
+def _open_closed_descriptors() -> set[int]:
+    """Put /dev/null on standard descriptors 0, 1 and 2 where they are closed, and return
+    those: otherwise the next file nnfs opened (a model it writes) would get the number, and
+    anything printed to stdout or stderr would go into it."""
+    closed = set()
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError as error:
+            if error.errno != errno.EBADF:
+                continue
+            closed.add(descriptor)
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != descriptor:
+                os.dup2(opened, descriptor)
+                os.close(opened)
+    return closed
+
+
+def _writes_to_stdout(args: argparse.Namespace) -> bool:
+    """Whether the command's results go to standard output (all but predict --output)."""
+    return not (args.command == "predict" and getattr(args, "output", None))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _open_closed_descriptors()
+    if sys.stderr is None:  # closed: errors have nowhere to go, the exit status tells
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
+    output = _Output(sys.stdout)
+    sys.stdout = output
+    command = None
+    try:
+        status, command = _main(argv, output)
+    except SystemExit as leaving:  # argparse: --help, --version, refused options
+        code = leaving.code
+        status = code if isinstance(code, int) else (0 if code is None else 1)
+    failure = output.finish()
+    if failure is not None:
+        prefix = f"nnfs {command}" if command else "nnfs"
+        print(f"{prefix}: error: cannot write to standard output: {failure}", file=sys.stderr)
+        status = status or 1
+    return status
+
+
+def _main(argv: Sequence[str] | None, output: _Output) -> tuple[int, str | None]:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named by the command they were given to, with its --help
@@ -200,21 +322,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
-        return 2
+        return 2, None
+    if output.stream is None and _writes_to_stdout(args):
+        print(f"nnfs {args.command}: error: standard output is closed, and nnfs {args.command} "
+              "writes its results there: redirect it to a file or to /dev/null", file=sys.stderr)
+        return 1, args.command
     if args.debug:
         registry.default().enable_tracing()
-        return args.run(args)
+        return args.run(args), args.command
     try:
-        return args.run(args)
+        return args.run(args), args.command
     except NnfsError as error:
         print(f"nnfs {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return 1, args.command
     except KeyboardInterrupt as interrupt:
         detail = f": {interrupt}" if str(interrupt) else ""
         print(f"nnfs {args.command}: interrupted{detail}", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+        return 130, args.command
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -20,15 +20,19 @@ DEFAULT_BATCH = 16
 DEFAULT_ETA = "30:0.05,20:0.01"  # over DEFAULT_EPOCHS; scaled to --epochs (default_schedule)
 
 
+#: One item of --layers: units in ASCII digits (not "²", which str.isdigit takes), an activation.
+_LAYER = re.compile(r"\s*([0-9]+)\s*:\s*([^\s:,]+)\s*")
+
+
 def parse_layers(text: str) -> list[FullyConnected]:
     """``"64:tanh,10:softmax"`` as layers; the last one is the output layer."""
     layers = []
     for item in text.split(","):
-        units, _, activation = item.strip().partition(":")
-        if not units.strip().isdigit() or not activation.strip():
+        match = _LAYER.fullmatch(item)
+        if match is None:
             raise NnfsValueError(f"--layers: {item.strip()!r} must be UNITS:ACTIVATION, as in "
                                  f"{DEFAULT_LAYERS!r}")
-        layers.append(fully_connected(int(units), activation.strip()))
+        layers.append(fully_connected(int(match.group(1)), match.group(2)))
     return layers
 
 
@@ -199,15 +203,34 @@ def run_train(args: argparse.Namespace) -> int:
         raise
 
 
+#: Bytes a model file holds beyond its parameters (the zip and .npy headers, the small entries).
+MODEL_FILE_OVERHEAD = 4096
+#: Bytes a cost plot takes, about (a PNG of 700×400 pixels).
+PLOT_FILE_SIZE = 100_000
+
+
+def _check_outputs(args: argparse.Namespace, parameters: int | None = None,
+                   itemsize: int = 4) -> None:
+    """Refuse, before any training, the files train would fail to write: --save (a model of
+    ``parameters``, once they are known) and --plot."""
+    from .io import check_writable
+
+    if args.save:
+        size = None if parameters is None else parameters * itemsize + MODEL_FILE_OVERHEAD
+        check_writable(args.save, "--save", size)
+    if args.plot:
+        check_writable(args.plot, "--plot", None if parameters is None else PLOT_FILE_SIZE)
+
+
 def _train(args: argparse.Namespace, layers, eta, epochs, world) -> int:
     from .fit import fit
-    from .io import check_writable, save
+    from .io import save
 
     root = world is None or world.is_root  # the one rank that prints, plots and writes
     if args.seed < 0:
         raise NnfsValueError(f"--seed must be non-negative, got {args.seed}")
-    if args.save and root:  # before the training, not after it
-        check_writable(Path(args.save), "--save")
+    if root:  # before the training, not after it
+        _check_outputs(args)
     if args.plot and root:
         from .plot import require_matplotlib
 
@@ -232,6 +255,8 @@ def _train(args: argparse.Namespace, layers, eta, epochs, world) -> int:
     say(f"data: {args.data or 'digits (scikit-learn)'}: {len(train)} training and {len(test)} test samples, "
         f"{train.X.shape[1]} features, {classes} classes")
     with nnfs.inference_network(factory, train.X.shape[1], layers, seed=args.seed) as network:
+        if root:  # the model's size is known: is there room for it?
+            _check_outputs(args, network.parameter_count, factory.itemsize)
         say(f"network: {network.in_dim} → "
             + " → ".join(f"{layer.out_dim} {layer.activation.kind}" for layer in network.layers)
             + f", {network.parameter_count} parameters, on {factory.describe()}")
@@ -310,15 +335,15 @@ def run_predict(args: argparse.Namespace) -> int:
     import io as text_io
 
     from . import data
-    from .io import check_writable, load, read_model, write_whole
+    from .io import check_writable, inspect_model, load, write_whole
 
     if nnfs.mpi.launched_size() > 1 and nnfs.mpi.launched_rank() != 0:
         # predicting is not shared out: under mpiexec rank 0 does all of it and is the only
         # one to print and write, so that --output is not written once per rank
         return 0
     if args.output:
-        check_writable(Path(args.output), "--output")
-    in_dim, _, _ = read_model(args.model)
+        check_writable(args.output, "--output")
+    in_dim = inspect_model(args.model).in_dim
     label_column = args.label_column
     dataset = data.read(args.data, "none" if label_column is None else label_column, args.labels)
     if label_column is None and dataset.y is None and dataset.X.shape[1] == in_dim + 1:
@@ -338,7 +363,7 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         text.write("label\n" + "".join(f"{label}\n" for label in labels))
     if args.output:
-        write_whole(Path(args.output), lambda file: file.write(text.getvalue().encode()), "--output")
+        write_whole(args.output, lambda file: file.write(text.getvalue().encode()), "--output")
     else:
         sys.stdout.write(text.getvalue())
     if dataset.y is not None:

@@ -17,10 +17,19 @@ number of cases; ``test_the_readme_counts_the_cases`` keeps it honest.
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import os
 import pickle
+import pwd
 import re
+import resource
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +39,8 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import ROOT, backend_params, diverging, queued, run_nnfs
+from bad_files import DATA_FILES, MODEL_FILES, BadFile, idx_bytes
+from conftest import ROOT, backend_params, diverging, queued
 from nnfs import fully_connected, quadratic_cost, sigmoid, tanh
 
 #: A bad input must not hang: each case fails after this many seconds (pytest-timeout).
@@ -231,8 +241,8 @@ def save_where_writing_is_refused(w: World):
 
 
 def load_where_reading_is_refused(w: World):
-    """As the operating system refuses (simulated: root may read any file)."""
-    with mock.patch("nnfs.io.open", refuse, create=True):
+    """As the operating system refuses (simulated here; SITUATIONS below has the real one)."""
+    with mock.patch("nnfs._files.open", refuse, create=True):
         return nnfs.load(w.model, w.factory)
 
 
@@ -653,6 +663,85 @@ CASES: list[Case] = [
 ]
 
 
+# --- damaged and crafted model files (tests/bad_files.py builds them) ---------------------------
+
+def write_bad_file(bad: BadFile):
+    """A setup that writes the bad file into the world's directory, as ``world.other``."""
+
+    def setup(w: World) -> None:
+        w.other = w.dir / f"{bad.name}{bad.suffix}"
+        w.other.write_bytes(bad.make())
+
+    return setup
+
+
+CASES += [
+    Case(f"load/{bad.name}", lambda w: nnfs.load(w.other, w.factory), M, ValueError, "load",
+         bad.given, bad.expected, setup=write_bad_file(bad), device=False)
+    for bad in MODEL_FILES
+]
+
+
+def special_file(kind: str):
+    """A setup that makes ``world.other`` a file of ``kind``: a named pipe (reading it would
+    block forever), a symbolic link to /dev/zero (endless) or to itself."""
+
+    def setup(w: World) -> None:
+        w.other = w.dir / f"{kind}.npz"
+        if kind == "fifo":
+            os.mkfifo(w.other)
+        elif kind == "device":
+            w.other.symlink_to("/dev/zero")
+        elif kind == "loop":
+            w.other.symlink_to(w.other.name)
+
+    return setup
+
+
+def long_name(length: int):
+    def setup(w: World) -> None:
+        w.other = w.dir / ("m" * (length - 4) + ".npz")
+
+    return setup
+
+
+CASES += [
+    Case("load/a-named-pipe", lambda w: nnfs.load(w.other, w.factory),
+         M, ValueError, "load", "is a named pipe (FIFO)", "not a regular file",
+         setup=special_file("fifo"), device=False),
+    Case("load/a-device-that-never-ends", lambda w: nnfs.load(w.other, w.factory),
+         M, ValueError, "load", "is a character device", "not a regular file",
+         setup=special_file("device"), device=False),
+    Case("load/a-loop-of-symbolic-links", lambda w: nnfs.load(w.other, w.factory),
+         M, ValueError, "load", "loop.npz", "loop of symbolic links",
+         setup=special_file("loop"), device=False),
+    Case("load/a-path-with-a-nul", lambda w: nnfs.load(str(w.model) + "\0.npz", w.factory),
+         V, ValueError, "load: path", "\\x00", "no file name can hold", device=False),
+    Case("load/a-path-through-a-file", lambda w: nnfs.load(w.model / "inner.npz", w.factory),
+         nnfs.NnfsFileNotFoundError, FileNotFoundError, "load", "inner.npz",
+         "a part of its path is not a directory", device=False),
+    Case("save/a-name-longer-than-the-filesystem-allows",
+         lambda w: nnfs.save(w.network, w.other), V, ValueError, "save", "256 bytes long",
+         "allows 255", setup=long_name(256), device=False),
+    Case("save/a-path-with-a-nul", lambda w: nnfs.save(w.network, str(w.dir / "m\0.npz")),
+         V, ValueError, "save: path", "\\x00", "no file name can hold", device=False),
+    Case("save/onto-a-named-pipe", lambda w: nnfs.save(w.network, w.other),
+         V, ValueError, "save", "is a named pipe (FIFO)", "not a regular file",
+         setup=special_file("fifo"), device=False),
+    Case("save/through-a-link-to-a-device", lambda w: nnfs.save(w.network, w.other),
+         V, ValueError, "save", "is a character device", "anything but a regular file",
+         setup=special_file("device"), device=False),
+    Case("save/onto-a-loop-of-symbolic-links", lambda w: nnfs.save(w.network, w.other),
+         V, ValueError, "save", "loop.npz", "loop of symbolic links",
+         setup=special_file("loop"), device=False),
+    Case("save/through-a-link-into-a-missing-directory",
+         lambda w: nnfs.save(w.network, w.other), nnfs.NnfsFileNotFoundError,
+         FileNotFoundError, "save", "gone/model.npz", "does not exist",
+         setup=set_other(lambda w: (w.dir / "link.npz").symlink_to(w.dir / "gone" / "model.npz")
+                         or w.dir / "link.npz"), device=False),
+]
+
+
 def _params(device: bool) -> list:
     params = []
     for case in CASES:
@@ -694,6 +783,8 @@ def run_case(case: Case, world: World) -> None:
                        ("what was expected", case.expected)):
         text = text(world) if callable(text) else text
         assert text.lower() in message.lower(), f"{part} ({text!r}) is not in: {message}"
+    if isinstance(error, nnfs.ModelFileError) and not re.search("object|pickle", case.name):
+        assert "Python objects" not in message, f"a wrong file reported as objects: {message}"
     world.assert_unchanged(before)
     assert not (world.dir / "ran").exists(), "code from a file ran"
 
@@ -829,7 +920,14 @@ def test_fit_stops_at_divergence_with_the_weights_of_the_last_finite_batch(facto
 class Command:
     """A bad command line: one line on stderr naming ``argument``, ``given`` and ``expected``,
     exit status ``status`` (1: nnfs refused, 2: argparse refused), no file changed. ``{dir}``
-    in the arguments is the directory of the world's files."""
+    in the arguments is the directory of the world's files.
+
+    Some bad situations need more than arguments: ``files`` are written into the world first
+    (under their own names); ``user`` runs the command as that user (for the refusals root
+    never meets: unreadable files, directories it may not write in); ``file_size_limit``
+    sets RLIMIT_FSIZE; ``mount`` puts a filesystem on ``{dir}/mnt`` ("tmpfs": 4 KiB;
+    "read-only": the directory itself, read-only) in a mount namespace of the command alone;
+    ``stdin`` is fed through a pipe (else standard input is /dev/null)."""
 
     name: str
     arguments: tuple[str, ...]
@@ -838,6 +936,11 @@ class Command:
     expected: str
     status: int = 1
     env: tuple[tuple[str, str], ...] = ()
+    files: tuple[BadFile, ...] = ()
+    user: str | None = None
+    file_size_limit: int | None = None
+    mount: str | None = None
+    stdin: bytes | None = None
 
 
 TRAIN = ("train", "--quiet", "--epochs", "1", "--data", "{dir}/train.csv", "--layers",
@@ -891,9 +994,9 @@ COMMANDS = [
     Command("train/csv-with-nan", (*TRAIN, "--data", "{dir}/nan.csv"),
             "line 2: column 0 ('a')", "'nan'", "a finite number"),
     Command("train/data-a-pickle", (*TRAIN, "--data", "{dir}/pickled.npz"),
-            "data file", "pickled.npz", "not a readable .npz archive of arrays"),
+            "pickled.npz", "pickled Python objects", "never loads"),
     Command("train/data-with-an-object-array", (*TRAIN, "--data", "{dir}/objects.npz"),
-            "data file", "objects.npz", "not a readable .npz archive of arrays"),
+            "objects.npz", "holds Python objects", "never loads"),
     Command("train/unknown-label-column", (*TRAIN, "--label-column", "colour"),
             "label column", "'colour'", "the header has"),
     Command("train/unknown-backend", (*TRAIN, "--backend", "nosuch"),
@@ -930,48 +1033,489 @@ COMMANDS = [
 ]
 
 
+# --- the same refusals on every path a file takes into the command line ------------------------
+
+#: The good files of the world, next to which the bad ones go.
+GOOD = {"csv": "{dir}/train.csv", "model": "{dir}/model.npz",
+        "images": "{dir}/good-images-idx3-ubyte"}
+PREDICT = ("predict", "--model", GOOD["model"])
+
+
+def bad_name(bad: BadFile) -> str:
+    """The file name a bad file gets in the world: IDX files as MNIST names them."""
+    if bad.suffix.startswith("-"):
+        return f"{bad.name}{bad.suffix}"
+    return f"{bad.name}{bad.suffix}"
+
+
+def data_slots(bad: BadFile) -> list[tuple[str, tuple[str, ...]]]:
+    """Every option through which a command reads a data file, with the bad file in it."""
+    path = "{dir}/" + bad_name(bad)
+    return [("train--data", (*TRAIN[:-4], "--layers", "8:tanh,2:softmax", "--data", path)),
+            ("train--test-data", (*TRAIN, "--test-data", path)),
+            ("predict--data", (*PREDICT, "--data", path))]
+
+
+#: Labels files of MNIST's IDX format that are wrong for the good 4 images beside them.
+LABELS_FILES = [
+    BadFile("labels-of-the-wrong-count", lambda: idx_bytes(np.zeros(5)),
+            "hold shape (5,)", "expected 4 labels", "-labels-idx1-ubyte"),
+    BadFile("labels-holding-images", lambda: idx_bytes(np.zeros((4, 2, 2))),
+            "holds an array of shape (4, 2, 2)", "expected labels", "-labels-idx1-ubyte"),
+    BadFile("labels-gz-damaged", lambda: gzip.compress(idx_bytes(np.zeros(4)))[:-9] + b"\xff" * 9,
+            "IDX file", "damaged", "-labels-idx1-ubyte.gz"),
+    BadFile("labels-beyond-the-header", lambda: idx_bytes(np.zeros(4)) + b"\x01",
+            "promises 4 bytes of data for shape (4,)", "the file has 5", "-labels-idx1-ubyte"),
+]
+
+
+def labels_slots(bad: BadFile) -> list[tuple[str, tuple[str, ...]]]:
+    path = "{dir}/" + bad_name(bad)
+    layers = ("--layers", "8:tanh,2:softmax")
+    return [("train--labels", ("train", "--quiet", "--epochs", "1", *layers, "--data",
+                               GOOD["images"], "--labels", path)),
+            ("train--test-labels", (*TRAIN, "--test-data", GOOD["images"], "--test-labels", path)),
+            ("predict--labels", (*PREDICT, "--data", GOOD["images"], "--labels", path))]
+
+
+def idx_labels_beside(bad: BadFile) -> tuple[BadFile, ...]:
+    """An IDX images file needs its labels file beside it, named after it: 4 good labels."""
+    if "-images-idx3-ubyte" not in bad.suffix:
+        return ()
+    suffix = bad.suffix.replace("images-idx3", "labels-idx1")
+    raw = idx_bytes(np.zeros(4))
+    good = raw if not suffix.endswith(".gz") else gzip.compress(raw)
+    return (BadFile(bad.name, lambda good=good: good, "", "", suffix),)
+
+
+COMMANDS += [
+    Command(f"{slot}/{bad.name}", arguments, bad.name, bad.given, bad.expected,
+            files=(bad, *idx_labels_beside(bad)))
+    for bad in DATA_FILES for slot, arguments in data_slots(bad)
+]
+COMMANDS += [
+    Command(f"{slot}/{bad.name}", arguments, bad.name, bad.given, bad.expected, files=(bad,))
+    for bad in LABELS_FILES for slot, arguments in labels_slots(bad)
+]
+COMMANDS += [
+    Command(f"predict--model/{bad.name}", ("predict", "--model", "{dir}/" + bad_name(bad),
+                                           "--data", GOOD["csv"]),
+            bad.name, bad.given, bad.expected, files=(bad,))
+    for bad in MODEL_FILES
+]
+
+#: --layers that str.isdigit or int() would take, or that are no layers at all.
+BAD_LAYERS = {"a-superscript-two": "²:relu,2:softmax", "arabic-indic-digits": "٣:relu,2:softmax",
+              "units-in-e-notation": "1e3:relu,2:softmax", "no-units": ":relu,2:softmax",
+              "no-activation": "8:,2:softmax", "three-parts": "8:tanh:x,2:softmax",
+              "an-empty-layer": "8:tanh,,2:softmax", "nothing": ""}
+COMMANDS += [
+    Command(f"train--layers/{name}", (*TRAIN, "--layers", text), "--layers", repr(
+        text.split(",")[0] if name != "an-empty-layer" else ""), "UNITS:ACTIVATION")
+    for name, text in BAD_LAYERS.items()
+]
+
+
+def outputs(path: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """Every option through which a command writes a file, with ``path`` there."""
+    return [("train--save", (*TRAIN, "--save", path), "--save"),
+            ("train--plot", (*TRAIN, "--plot", path), "--plot"),
+            ("predict--output", (*PREDICT, "--data", GOOD["csv"], "--output", path), "--output")]
+
+
+#: Where no file can be written, and what the refusal says.
+BAD_DESTINATIONS = {
+    "a-directory": ("{dir}", "is a directory", "expected a file name"),
+    "a-link-to-a-device": ("{dir}/null.npz", "is a character device", "not a regular file"),
+    "a-named-pipe": ("{dir}/pipe.npz", "is a named pipe (FIFO)", "not a regular file"),
+    "a-loop-of-links": ("{dir}/loop.npz", "loop.npz", "loop of symbolic links"),
+    "a-name-of-256-bytes": ("{dir}/" + "m" * 252 + ".npz", "256 bytes long", "allows 255"),
+    "a-link-into-a-missing-directory": ("{dir}/dangling.npz", "gone", "does not exist"),
+}
+COMMANDS += [
+    Command(f"{slot}/{name}", arguments, option, given, expected)
+    for name, (path, given, expected) in BAD_DESTINATIONS.items()
+    for slot, arguments, option in outputs(path)
+]
+
+#: A model of 12,002 parameters: more than a 4 KiB filesystem or a 2000-byte file can hold.
+WIDE = ("--layers", "2000:tanh,2:softmax")
+COMMANDS += [
+    Command(f"{slot}/into-a-read-only-filesystem", arguments, option, "mnt",
+            "filesystem is read-only", mount="read-only")
+    for slot, arguments, option in outputs("{dir}/mnt/new.file")
+] + [
+    Command(f"{slot}/into-a-directory-the-user-may-not-write", arguments, option,
+            "locked", "permission denied", user="nobody")
+    for slot, arguments, option in outputs("{dir}/locked/new.file")
+] + [
+    Command("train--save/larger-than-the-free-space", (*TRAIN, *WIDE, "--save",
+                                                       "{dir}/mnt/model.npz"),
+            "--save", "would be about", "free", mount="tmpfs"),
+    Command("train--save/larger-than-the-file-size-limit",
+            (*TRAIN, *WIDE, "--save", "{dir}/new.npz"), "--save", "would be about",
+            "may write files of at most 2000 bytes", file_size_limit=2000),
+    Command("predict--output/filling-the-disk",
+            (*PREDICT, "--data", "{dir}/many.csv", "--output", "{dir}/mnt/p.csv"),
+            "--output", "the disk is full", "no space left", mount="tmpfs"),
+    Command("predict--output/beyond-the-file-size-limit",
+            (*PREDICT, "--data", "{dir}/many.csv", "--output", "{dir}/p.csv"),
+            "--output", "file would be larger", "file-size limit", file_size_limit=2000),
+    Command("train--data/a-file-the-user-may-not-read", (*TRAIN[:-4], "--data", "{dir}/secret.csv"),
+            "secret.csv", "cannot be read", "permission denied", user="nobody"),
+    Command("predict--data/a-file-the-user-may-not-read",
+            (*PREDICT, "--data", "{dir}/secret.csv"), "secret.csv", "cannot be read",
+            "permission denied", user="nobody"),
+    Command("predict--model/a-file-the-user-may-not-read",
+            ("predict", "--model", "{dir}/secret.npz", "--data", GOOD["csv"]), "secret.npz",
+            "cannot be read", "permission denied", user="nobody"),
+    Command("train--data/in-a-directory-the-user-may-not-enter",
+            (*TRAIN[:-4], "--data", "{dir}/private/train.csv"), "private/train.csv",
+            "cannot be reached", "permission denied", user="nobody"),
+    Command("predict--model/in-a-directory-the-user-may-not-enter",
+            ("predict", "--model", "{dir}/private/model.npz", "--data", GOOD["csv"]),
+            "private/model.npz", "cannot be reached", "permission denied", user="nobody"),
+    Command("predict--model/standard-input-a-pipe",
+            ("predict", "--model", "/dev/stdin", "--data", GOOD["csv"]), "/dev/stdin",
+            "is a named pipe (FIFO)", "not a regular file", stdin=b"PK\x03\x04" + bytes(100)),
+    Command("predict--model/standard-input-a-device",
+            ("predict", "--model", "/dev/stdin", "--data", GOOD["csv"]), "/dev/stdin",
+            "is a character device", "not a regular file"),
+    Command("predict--data/a-named-pipe", (*PREDICT, "--data", "{dir}/pipe.csv"), "pipe.csv",
+            "is a named pipe (FIFO)", "not a regular file"),
+    Command("train--data/a-link-to-an-endless-device", (*TRAIN[:-4], "--data",
+                                                        "{dir}/zero.csv"),
+            "zero.csv", "is a character device", "not a regular file"),
+    Command("train--data/a-directory", (*TRAIN[:-4], "--data", "{dir}/folder.csv"),
+            "folder.csv", "is a directory", "not a data file"),
+]
+
+
 @pytest.fixture
-def command_world(tmp_path) -> Path:
-    """The files the bad command lines name: data sets, a model, files that are no model."""
+def command_world(tmp_path_factory) -> Path:
+    """The files the bad command lines name: data sets, a model, files that are no model, and
+    the special ones (a pipe, links to a device, to nowhere and to themselves, a directory
+    nobody may write in, one nobody may enter, files nobody may read). It lies in a
+    directory every user may enter (pytest's own are root's alone), for the commands run as
+    another user."""
+    root = Path(tempfile.mkdtemp(prefix="nnfs-bad-commands-"))
+    root.chmod(0o755)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
     labels = (X[:, 0] > 0).astype(int)
     for name, scale in (("train.csv", 1.0), ("large.csv", 1e3)):
         rows = [",".join(f"{value * scale:.4f}" for value in row) + f",{label}"
                 for row, label in zip(X, labels, strict=True)]
-        (tmp_path / name).write_text("\n".join(["a,b,c,label", *rows]) + "\n")
-    (tmp_path / "word.csv").write_text("a,b,label\n1,2,0\n3,oops,1\n")
-    (tmp_path / "nan.csv").write_text("a,b,label\nnan,2,0\n3,4,1\n")
-    (tmp_path / "five.csv").write_text("1,2,3,4,5\n6,7,8,9,10\n")
-    (tmp_path / "notes.txt").write_text("hello")
-    (tmp_path / "pickled.npz").write_bytes(pickle.dumps(Exploit(tmp_path / "ran")))
-    np.savez(tmp_path / "objects.npz", X=np.array([Exploit(tmp_path / "ran")], object),
+        (root / name).write_text("\n".join(["a,b,c,label", *rows]) + "\n")
+    (root / "many.csv").write_text("\n".join(f"{i % 7},{i % 5},{i % 3}" for i in range(3000)))
+    (root / "word.csv").write_text("a,b,label\n1,2,0\n3,oops,1\n")
+    (root / "nan.csv").write_text("a,b,label\nnan,2,0\n3,4,1\n")
+    (root / "five.csv").write_text("1,2,3,4,5\n6,7,8,9,10\n")
+    (root / "notes.txt").write_text("hello")
+    (root / "pickled.npz").write_bytes(pickle.dumps(Exploit(root / "ran")))
+    np.savez(root / "objects.npz", X=np.array([Exploit(root / "ran")], object),
              y=np.zeros(1))
     with nnfs.inference_network(nnfs.backend("cpu"), 3, [fully_connected(2, "softmax")]) as net:
-        nnfs.save(net, tmp_path / "model.npz")
-    return tmp_path
+        nnfs.save(net, root / "model.npz")
+    (root / "good-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((4, 1, 3))))
+    (root / "good-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(4)))
+    os.mkfifo(root / "pipe.npz")
+    os.mkfifo(root / "pipe.csv")
+    (root / "null.npz").symlink_to("/dev/null")
+    (root / "zero.csv").symlink_to("/dev/zero")
+    (root / "loop.npz").symlink_to("loop.npz")
+    (root / "dangling.npz").symlink_to(root / "gone" / "model.npz")
+    (root / "folder.csv").mkdir()
+    for name in ("locked", "mnt"):
+        (root / name).mkdir()
+        (root / name).chmod(0o555)
+    (root / "private").mkdir(mode=0o700)
+    for source, name in (("train.csv", "private/train.csv"), ("model.npz", "private/model.npz"),
+                         ("train.csv", "secret.csv"), ("model.npz", "secret.npz")):
+        shutil.copy(root / source, root / name)
+    (root / "secret.csv").chmod(0)
+    (root / "secret.npz").chmod(0)
+    yield root
+    (root / "locked").chmod(0o755)
+    shutil.rmtree(root)
 
 
 def files(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
-            if p.is_file()}
+    """Every regular file under ``directory`` and its bytes (special files as their kind)."""
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_symlink():
+            found[str(path.relative_to(directory))] = os.readlink(path).encode()
+        elif path.is_file():
+            found[str(path.relative_to(directory))] = path.read_bytes()
+        elif not path.is_dir():
+            kind = oct(path.lstat().st_mode).encode()
+            found[str(path.relative_to(directory))] = b"special " + kind
+    return found
+
+
+#: How each mount of Command.mount is made, in the command's own mount namespace: $1 is the
+#: directory, and the rest the command.
+MOUNTS = {
+    "tmpfs": 'mount -t tmpfs -o size=4k nnfs-test "$1" && shift && exec "$@"',
+    "read-only": 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"',
+}
+
+
+def _cannot_run(command: Command) -> str | None:
+    """Why this machine cannot set up the command's situation, or None."""
+    if command.user is not None:
+        if os.geteuid() != 0:
+            return None  # already a user: the refusals happen as they are
+        if shutil.which("setpriv") is None:
+            return "running as another user needs setpriv (util-linux), which is not here"
+    if command.mount is not None:
+        if os.geteuid() != 0:
+            return f"a {command.mount} mount needs root (to mount in a namespace of its own)"
+        probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                MOUNTS[command.mount], "sh", tempfile.gettempdir(), "true"],
+                               capture_output=True, text=True, timeout=60)
+        if probe.returncode != 0:
+            return f"this machine cannot mount {command.mount} here: {probe.stderr.strip()}"
+    return None
+
+
+def in_situation(argv: list[str], world: Path, *, user: str | None = None,
+                 mount: str | None = None, file_size_limit: int | None = None,
+                 stdin: bytes | None = None, env: dict | None = None,
+                 **popen) -> subprocess.CompletedProcess:
+    """Run ``argv`` as ``user``, with ``mount`` on ``world``/mnt in a mount namespace of its
+    own, under RLIMIT_FSIZE ``file_size_limit``, with ``stdin`` through a pipe (else
+    /dev/null), and NNFS_* variables only from ``env``."""
+    if user is not None and os.geteuid() == 0:
+        entry = pwd.getpwnam(user)
+        argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
+                "--clear-groups", *argv]
+    if mount is not None:
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", MOUNTS[mount],
+                "sh", str(world / "mnt"), *argv]
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("NNFS_")}
+    environment.update(env or {}, HOME=str(world), MPLCONFIGDIR=str(world / "mpl"))
+
+    then = popen.pop("preexec_fn", None)
+
+    def prepare() -> None:
+        if file_size_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+        if then is not None:
+            then()
+
+    popen.setdefault("capture_output", "stdout" not in popen and "stderr" not in popen)
+    return subprocess.run(argv, input=stdin, env=environment, timeout=120,
+                          stdin=subprocess.DEVNULL if stdin is None else None,
+                          preexec_fn=prepare, **popen)
+
+
+def run_command(command: Command, world: Path) -> subprocess.CompletedProcess:
+    """Run ``nnfs`` with the command's arguments, in its situation."""
+    argv = [sys.executable, "-m", "nnfs",
+            *[argument.format(dir=world) for argument in command.arguments]]
+    return in_situation(argv, world, user=command.user, mount=command.mount,
+                        file_size_limit=command.file_size_limit, stdin=command.stdin,
+                        env=dict(command.env))
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda command: command.name)
 def test_bad_command_line(command: Command, command_world: Path) -> None:
+    reason = _cannot_run(command)
+    if reason:
+        pytest.skip(reason)
+    for bad in command.files:
+        (command_world / bad_name(bad)).write_bytes(bad.make())
     before = files(command_world)
-    arguments = [argument.format(dir=command_world) for argument in command.arguments]
-    result = run_nnfs(*arguments, env=dict(command.env))
-    assert result.returncode == command.status, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    assert lines[0].startswith(f"nnfs {arguments[0]}: error: "), lines[0]
+    result = run_command(command, command_world)
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == command.status, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert lines[0].startswith(f"nnfs {command.arguments[0]}: error: "), lines[0]
     for part, text in (("the argument", command.argument), ("what was given", command.given),
                        ("what was expected", command.expected)):
         assert text.lower() in lines[0].lower(), f"{part} ({text!r}) is not in: {lines[0]}"
     assert not (command_world / "ran").exists(), "code from a file ran"
     assert files(command_world) == before, "the command changed, made or removed files"
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null is no device any more"
+
+
+# --- standard output and standard error closed or full, for every command ---------------------
+
+#: Command lines of every command on each of its paths: "ok" (results on stdout), "quiet"
+#: (nothing on stdout: predict --output), "error" (nnfs refuses: exit 1), "usage" (argparse
+#: refuses: exit 2).
+STREAM_COMMANDS = [
+    ("backends", ("backends",), "ok"),
+    ("backends-json", ("backends", "--json"), "ok"),
+    ("backends-usage", ("backends", "--colour"), "usage"),
+    ("train", (*TRAIN, "--save", "{dir}/new.npz"), "ok"),
+    ("train-error", (*TRAIN[:-4], "--data", "{dir}/absent.csv"), "error"),
+    ("train-usage", (*TRAIN, "--epochs", "x"), "usage"),
+    ("predict", (*PREDICT, "--data", GOOD["csv"]), "ok"),
+    ("predict-output", (*PREDICT, "--data", GOOD["csv"], "--output", "{dir}/p.csv"), "quiet"),
+    ("predict-error", (*PREDICT, "--data", "{dir}/absent.csv"), "error"),
+    ("predict-usage", ("predict", "--data", GOOD["csv"]), "usage"),
+    ("bench", ("bench", "tiny", "--epochs", "2", "--repeats", "1"), "ok"),
+    ("bench-error", ("bench", "tiny", "--repeats", "0"), "error"),
+    ("bench-usage", ("bench", "huge"), "usage"),
+    ("demo", ("demo",), "ok"),
+    ("demo-error", ("demo", "--backend", "nosuch"), "error"),
+    ("demo-usage", ("demo", "--colour", "red"), "usage"),
+    ("version", ("--version",), "ok"),
+    ("help", ("--help",), "ok"),
+]
+#: What standard output or error is: closed (the descriptor is not open), or /dev/full.
+STREAMS = ("stdout-closed", "stdout-full", "stderr-closed")
+
+
+def _expected_status(kind: str, stream: str) -> int:
+    if kind == "usage":
+        return 2
+    if kind == "error":
+        return 1
+    return 1 if stream.startswith("stdout") and kind == "ok" else 0
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("name, arguments, kind", STREAM_COMMANDS,
+                         ids=[name for name, _, _ in STREAM_COMMANDS])
+def test_standard_streams_closed_or_full(name, arguments, kind, stream, command_world):
+    """Every command, on each of its paths, with stdout closed or full, or stderr closed: the
+    right exit status; on stderr one line (no traceback), saying so when the results could
+    not be written; stdout never holds an error; and the work done (a model saved) stands."""
+    argv = [sys.executable, "-m", "nnfs", *[a.format(dir=command_world) for a in arguments]]
+    descriptor = 1 if stream.startswith("stdout") else 2
+    full = open("/dev/full", "w") if stream == "stdout-full" else None  # noqa: SIM115
+    try:
+        popen = {"stderr": subprocess.PIPE, "stdout": subprocess.PIPE}
+        if full is not None:
+            popen["stdout"] = full
+        if stream.endswith("closed"):
+            popen["preexec_fn"] = lambda: os.close(descriptor)
+        result = in_situation(argv, command_world, **popen)
+    finally:
+        if full is not None:
+            full.close()
+    stdout = (result.stdout or b"").decode(errors="replace")
+    stderr = (result.stderr or b"").decode(errors="replace")
+    assert result.returncode == _expected_status(kind, stream), stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    assert "error" not in stdout.lower() or name.startswith("help"), stdout
+    lines = stderr.splitlines()
+    if stream == "stderr-closed":
+        assert lines == []
+        assert bool(stdout) == (kind == "ok"), stdout
+    elif result.returncode != 0:
+        reports = [line for line in lines if not line.startswith("accuracy:")]  # predict's
+        assert len(reports) == 1, stderr
+        if kind == "ok":
+            words = ("standard output is closed" if stream == "stdout-closed"
+                     and name not in ("version", "help") else "cannot write to standard output")
+            assert words in reports[0], reports[0]
+    else:
+        assert all(line.startswith("accuracy:") for line in lines), stderr
+    if name == "train" and stream != "stdout-closed":
+        with nnfs.load(command_world / "new.npz", nnfs.backend("cpu")) as network:
+            assert network.in_dim == 3  # the model was saved, whatever became of stdout
+    if name == "predict-output":
+        assert (command_world / "p.csv").read_text().startswith("label\n")
+
+
+# --- the API's files in bad situations: a full disk, a read-only filesystem, limits, users ----
+
+@dataclass(frozen=True)
+class Situation:
+    """``code`` (Python, ``{dir}`` the world's directory, ``net`` a network of 12,002
+    parameters) must raise ``error``, also a ``builtin``, whose message holds ``given`` and
+    ``expected``, when run in the situation (see :func:`in_situation`). ``after`` (Python)
+    then prints what must hold afterwards, as ``after_result``."""
+
+    name: str
+    code: str
+    error: str
+    builtin: str
+    given: str
+    expected: str
+    user: str | None = None
+    mount: str | None = None
+    file_size_limit: int | None = None
+    before: str = ""
+    after: str = "sorted(os.listdir({dir!r} + '/mnt'))"
+    after_result: object = None
+
+
+SAVE_BIG = "nnfs.save(net, {dir!r} + '/mnt/model.npz')"
+SITUATIONS = [
+    Situation("save/into-a-read-only-filesystem", SAVE_BIG, "NnfsOSError", "OSError", "mnt",
+              "filesystem is read-only", mount="read-only", after_result=[]),
+    Situation("save/onto-a-full-disk-over-an-old-model", SAVE_BIG, "NnfsOSError", "OSError",
+              "the disk is full", "no space left on the device", mount="tmpfs",
+              before="nnfs.save(small, {dir!r} + '/mnt/model.npz')",
+              after="[sorted(os.listdir({dir!r} + '/mnt')), "
+                    "nnfs.load({dir!r} + '/mnt/model.npz', cpu).parameter_count]",
+              after_result=[["model.npz"], 6]),
+    Situation("save/beyond-the-file-size-limit", "nnfs.save(net, {dir!r} + '/new.npz')",
+              "NnfsOSError", "OSError", "new.npz", "file-size limit", file_size_limit=4000,
+              after="[n for n in os.listdir({dir!r}) if 'new.npz' in n]", after_result=[]),
+    Situation("save/into-a-directory-the-user-may-not-write",
+              "nnfs.save(net, {dir!r} + '/locked/model.npz')", "NnfsPermissionError",
+              "PermissionError", "locked", "permission denied", user="nobody",
+              after="os.listdir({dir!r} + '/locked')", after_result=[]),
+    Situation("load/a-file-the-user-may-not-read", "nnfs.load({dir!r} + '/secret.npz', cpu)",
+              "NnfsPermissionError", "PermissionError", "secret.npz",
+              "cannot be read (permission denied)", user="nobody", after="None"),
+    Situation("load/in-a-directory-the-user-may-not-enter",
+              "nnfs.load({dir!r} + '/private/model.npz', cpu)", "NnfsPermissionError",
+              "PermissionError", "private/model.npz", "cannot be reached", user="nobody",
+              after="None"),
+]
+
+_SITUATION_SCRIPT = """
+import json, os, nnfs
+cpu = nnfs.backend("cpu")
+small = nnfs.inference_network(cpu, 2, [nnfs.fully_connected(2, "tanh")], seed=0)
+net = nnfs.inference_network(cpu, 3, [nnfs.fully_connected(2000, "tanh"),
+                                      nnfs.fully_connected(2, "softmax")], seed=0)
+{before}
+try:
+    {code}
+    raised = None
+except Exception as error:
+    raised = {{"type": type(error).__name__, "message": str(error),
+              "bases": [kind.__name__ for kind in type(error).__mro__]}}
+print(json.dumps({{"raised": raised, "after": {after}}}))
+"""
+
+
+@pytest.mark.parametrize("situation", SITUATIONS, ids=lambda situation: situation.name)
+def test_files_in_bad_situations(situation: Situation, command_world: Path) -> None:
+    reason = _cannot_run(Command(situation.name, (), "", "", "", user=situation.user,
+                                 mount=situation.mount))
+    if reason:
+        pytest.skip(reason)
+    where = str(command_world)
+    script = _SITUATION_SCRIPT.format(before=situation.before.format(dir=where),
+                                      code=situation.code.format(dir=where),
+                                      after=situation.after.format(dir=where))
+    before = files(command_world)
+    result = in_situation([sys.executable, "-c", script], command_world, user=situation.user,
+                          mount=situation.mount, file_size_limit=situation.file_size_limit)
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout.decode().splitlines()[-1])
+    raised = report["raised"]
+    assert raised is not None, "nothing was raised"
+    assert raised["type"] == situation.error and situation.builtin in raised["bases"], raised
+    assert "NnfsError" in raised["bases"]
+    for part, text in (("what was given", situation.given), ("what was expected",
+                                                             situation.expected)):
+        assert text.lower() in raised["message"].lower(), f"{part} ({text!r}): {raised}"
+    assert report["after"] == situation.after_result
+    assert files(command_world) == before
 
 
 def test_the_readme_counts_the_cases():

@@ -32,7 +32,7 @@ from .errors import (
     NnfsTypeError,
     NnfsValueError,
 )
-from .factory import format_bytes
+from ._args import format_bytes
 
 try:
     import resource  # file-size limits; not on Windows

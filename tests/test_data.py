@@ -4,12 +4,17 @@ the line (issue #6)."""
 from __future__ import annotations
 
 import gzip
+import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import nnfs
+from bad_files import csv_rows, idx_gzip_bomb, npz_data
 from nnfs import data
+from test_io import mutate
 
 
 def write(path, text):
@@ -38,6 +43,9 @@ def test_csv_without_header_label_last_or_by_index(tmp_path):
     ("1,2,0\n3,4\n", "line 2: 2 values, expected 3"),
     ("1,2,0.5\n", r"label 0.5 .* is not a class number"),
     ("1,2,-1\n", r"label -1.0 in column 2 is not a class number"),
+    ("1,2,1e20\n", r"line 1: the label 1e\+20 in column 2 is not a class number"),
+    ("a,b,c\n1,2,0\n3,\"4\n5\",1\n", r"line 3: column 1 \('b'\) holds '4\\n5'"),
+    ("a,b,c\n1,2,0\n3,\"4,1\n5,6,0\n", r"line 3: a quote opens a field that never closes"),
     ("1,2,nan\n", "holds 'nan', which is not a finite number"),
     ("", "is empty"),
     ("a,b\n", "header but no data"),
@@ -64,7 +72,7 @@ def test_npz(tmp_path):
     with pytest.raises(nnfs.DataFileError, match="no array 'X'"):
         data.read(tmp_path / "noX.npz")
     np.savez(tmp_path / "objects.npz", X=np.array([object()], dtype=object))
-    with pytest.raises(nnfs.DataFileError, match="not a readable .npz"):
+    with pytest.raises(nnfs.DataFileError, match="holds Python objects"):
         data.read(tmp_path / "objects.npz")
     np.savez(tmp_path / "short.npz", X=np.ones((4, 3)), y=np.array([0, 1]))
     with pytest.raises(nnfs.DataFileError, match="4 samples but 2 labels"):
@@ -100,8 +108,11 @@ def test_idx_errors(tmp_path):
     idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(3))
     with pytest.raises(nnfs.DataFileError, match="3 labels|hold shape \\(3,\\)"):
         data.read(images)
-    (tmp_path / "bad-images-idx3-ubyte").write_bytes(b"\x00\x00\x0d\x03" + bytes(12))
+    (tmp_path / "bad-images-idx3-ubyte").write_bytes(b"\x00\x01\x08\x03" + bytes(12))
     with pytest.raises(nnfs.DataFileError, match="IDX magic"):
+        data.read(tmp_path / "bad-images-idx3-ubyte")
+    (tmp_path / "bad-images-idx3-ubyte").write_bytes(b"\x00\x00\x0d\x03" + bytes(12))
+    with pytest.raises(nnfs.DataFileError, match=r"holds floats \(IDX type 0x0D\)"):
         data.read(tmp_path / "bad-images-idx3-ubyte")
     raw = (tmp_path / "t10k-images-idx3-ubyte").read_bytes()
     (tmp_path / "cut-images-idx3-ubyte").write_bytes(raw[:-1])
@@ -124,3 +135,139 @@ def test_stratified_split():
     assert set(map(tuple, train.X)) | set(map(tuple, test.X)) == set(map(tuple, dataset.X))
     with pytest.raises(nnfs.NnfsValueError, match="between 0 and 1"):
         data.split(dataset, 1.5, 0)
+
+
+# --- what Excel and others write ----------------------------------------------------------------
+
+@pytest.mark.parametrize("header", [True, False], ids=["header", "no-header"])
+def test_a_byte_order_mark_keeps_the_first_sample(tmp_path, header):
+    """Excel's "CSV UTF-8" starts with a byte-order mark; it is no part of the first cell, so
+    the first line is read as what it is (it used to be taken for a header, losing a sample)."""
+    text = ("a,b,label\n" if header else "") + "1,2,0\n3,4,1\n"
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    dataset = data.read(path)
+    assert dataset.X.tolist() == [[1, 2], [3, 4]] and dataset.y.tolist() == [0, 1]
+    if header:
+        assert data.read(path, "label").y.tolist() == [0, 1]  # the header's first name is 'a'
+        assert data.read(path, "a").y.tolist() == [1, 3]
+
+
+def test_a_first_line_mixing_names_and_numbers_is_a_sample_to_refuse_not_a_header(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("1,?,0\n3,4,1\n")
+    with pytest.raises(nnfs.DataFileError, match=r"line 1: column 1 holds '\?'.*header's names"):
+        data.read(path)
+
+
+def test_a_label_column_named_twice_is_ambiguous(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("x,label,label\n1,0,1\n")
+    with pytest.raises(nnfs.DataFileError, match="names 2 columns 'label'.*ambiguous"):
+        data.read(path, "label")
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array([0, 2**63], dtype=np.uint64), "the label 9223372036854775808 in row 1"),
+    (np.array([0.0, 1e20]), r"the label 1e\+20 in row 1"),
+    (np.array([0.0, np.inf]), "the label inf in row 1"),
+    (np.array([0, 2**31]), "the label 2147483648 in row 1"),
+])
+def test_labels_beyond_the_class_numbers_are_named_as_given(tmp_path, labels, message):
+    path = tmp_path / "d.npz"
+    path.write_bytes(npz_data(X=np.zeros((2, 3)), y=labels))
+    with pytest.raises(nnfs.DataFileError, match=message):
+        data.read(path)
+
+
+def test_labels_of_any_integer_or_boolean_dtype_are_read(tmp_path):
+    for labels in (np.array([0, 1], np.uint8), np.array([True, False]), np.array([1.0, 0.0])):
+        (tmp_path / "d.npz").write_bytes(npz_data(X=np.zeros((2, 3)), y=labels))
+        assert data.read(tmp_path / "d.npz").y.tolist() == labels.astype(int).tolist()
+
+
+# --- damaged data files: refused whole, never a raw exception, never a huge allocation ---------
+
+def _read_all(path):
+    dataset = data.read(path)
+    return dataset.X, dataset.y
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz", "idx-gz"])
+def test_random_damage_to_a_data_file_is_refused_or_harmless(tmp_path, kind):
+    """Damaged copies of a data file (CSV, npz, gzip IDX) are each read to the same data, to
+    other data that is valid, or refused with an nnfs error naming the file: never a raw
+    exception. (A CSV can be damaged into another valid CSV; that is no error to find.)"""
+    rng = np.random.default_rng(1)
+    if kind == "csv":
+        original = csv_rows(12).encode()
+        path = tmp_path / "d.csv"
+    elif kind == "npz":
+        original = npz_data(X=rng.normal(size=(12, 3)), y=rng.integers(0, 3, 12))
+        path = tmp_path / "d.npz"
+    else:
+        original = gzip.compress(bytes([0, 0, 8, 3, 0, 0, 0, 12, 0, 0, 0, 2, 0, 0, 0, 2])
+                                 + rng.integers(0, 256, 48).astype(np.uint8).tobytes())
+        path = tmp_path / "t-images-idx3-ubyte.gz"
+        (tmp_path / "t-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
+            bytes([0, 0, 8, 1, 0, 0, 0, 12]) + bytes(12)))
+    path.write_bytes(original)
+    expected = _read_all(path)
+    generator = random.Random(7 + len(kind))
+    refused = 0
+    for number in range(300):
+        path.write_bytes(mutate(original, generator))
+        try:
+            X, y = _read_all(path)
+        except (nnfs.DataFileError, nnfs.NnfsFileNotFoundError) as error:
+            assert str(path) in str(error) or "labels" in str(error), error
+            refused += 1
+            continue
+        except Exception as error:
+            raise AssertionError(f"mutation {number} raised {type(error).__name__}: {error}") \
+                from error
+        if kind != "csv":  # a checksum guards npz and gzip: what is read is what was written
+            assert np.array_equal(X, expected[0]) and np.array_equal(y, expected[1]), number
+    assert refused > 100
+
+
+def _peak_memory(code: str) -> int:
+    script = ("import resource, nnfs\n" + code + "\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[-1])
+
+
+def test_an_idx_bomb_is_refused_before_it_is_decompressed(tmp_path):
+    """A gzip IDX file of a few hundred kilobytes declaring 10 images but holding 300 MB: the
+    header is read first and the data only as far as it declares, so the file is refused
+    (it holds more than its header says) in the memory of reading a good file."""
+    bomb = tmp_path / "b-images-idx3-ubyte.gz"
+    bomb.write_bytes(idx_gzip_bomb(10, 300 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    (tmp_path / "b-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
+        bytes([0, 0, 8, 1, 0, 0, 0, 10]) + bytes(10)))
+    good = tmp_path / "g-images-idx3-ubyte.gz"
+    good.write_bytes(idx_gzip_bomb(10, 0))
+    (tmp_path / "g-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
+        bytes([0, 0, 8, 1, 0, 0, 0, 10]) + bytes(10)))
+    read = ("from nnfs import data\ntry:\n    data.read({!r})\n"
+            "except nnfs.DataFileError as error:\n    assert 'more data than' in str(error)\n")
+    baseline = _peak_memory(read.format(str(good)))
+    peak = _peak_memory(read.format(str(bomb)))
+    assert peak - baseline < 32 << 20, f"{(peak - baseline) >> 20} MiB more than a good file"
+    with pytest.raises(nnfs.DataFileError, match="more data than the 7840 bytes"):
+        data.read(bomb)
+
+
+def test_idx_headers_are_compared_before_the_images_are_read(tmp_path, monkeypatch):
+    """Images and labels that do not match are refused from their headers alone."""
+    images = tmp_path / "t-images-idx3-ubyte.gz"
+    images.write_bytes(idx_gzip_bomb(1000, 0))
+    (tmp_path / "t-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
+        bytes([0, 0, 8, 1, 0, 0, 0, 10]) + bytes(10)))
+    monkeypatch.setattr(data, "_read_idx_data", lambda idx: pytest.fail("data was read"))
+    with pytest.raises(nnfs.DataFileError, match="expected 1000 labels"):
+        data.read(images)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import random
+import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import pytest
 
 import nnfs
+from bad_files import good_model, model_bomb, model_entries, zip_of
 from nnfs import fully_connected
 
 
@@ -122,7 +128,7 @@ def _archive(path, **changes):
     ({"units": np.array([4.0, 2.0])}, "list of integers"),
     ({"in_dim": np.array([3, 3])}, "must be a single integer"),
     ({"dtype": np.array("float16")}, "unknown dtype"),
-    ({"parameters": np.zeros(10**6)}, "far more than"),
+    ({"parameters": np.zeros(10**6)}, r"must be 26 floats .* got float64 of shape \(1000000,\)"),
 ])
 def test_invalid_files(tmp_path, cpu, changes, text):
     path = _archive(tmp_path / "model.npz", **changes)
@@ -164,19 +170,36 @@ def test_unreadable_file_is_a_permission_error(tmp_path, cpu, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("nnfs.io.open", refuse, raising=False)
+    monkeypatch.setattr("nnfs._files.open", refuse, raising=False)
     with pytest.raises(nnfs.NnfsPermissionError, match="cannot be read"):
         nnfs.load(path, cpu)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file, so chmod 0 cannot stop it")
-def test_unreadable_file(tmp_path, cpu):
-    path = tmp_path / "model.npz"
-    with network(cpu) as original:
-        nnfs.save(original, path)
-    path.chmod(0)
-    with pytest.raises(nnfs.NnfsPermissionError):
-        nnfs.load(path, cpu)
+def test_unreadable_file(cpu):
+    """A file its user may not read, for real: as root, the load runs as the user nobody (root
+    reads any file), in a directory nobody may enter."""
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="nnfs-unreadable-")
+    try:
+        os.chmod(directory, 0o755)
+        path = os.path.join(directory, "model.npz")
+        with network(cpu) as original:
+            nnfs.save(original, path)
+        os.chmod(path, 0)
+        code = ("import nnfs\ntry:\n    nnfs.load({!r}, nnfs.backend('cpu'))\n"
+                "except nnfs.NnfsPermissionError as error:\n    print('refused:', error)\n")
+        command = [sys.executable, "-c", code.format(path)]
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as another user needs setpriv (util-linux)")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.stdout.startswith("refused: load: "), result.stdout + result.stderr
+        assert "cannot be read (permission denied)" in result.stdout
+    finally:
+        shutil.rmtree(directory)
 
 
 def test_bad_arguments(tmp_path, cpu):
@@ -188,3 +211,210 @@ def test_bad_arguments(tmp_path, cpu):
         nnfs.save(original, tmp_path / "m.npz")
     with pytest.raises(nnfs.NnfsTypeError, match="factory .* or an inference network"):
         nnfs.load(tmp_path / "m.npz", "cpu")
+
+
+# --- damaged files: refused whole, never a raw exception, never a huge allocation ---------------
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """``data`` changed the ways a disk, a network or an attacker changes files: flipped bits,
+    overwritten bytes and runs, cut, grown, shortened, with a piece of itself copied in."""
+    data = bytearray(data)
+    kind = rng.choice(["flip", "byte", "run", "cut", "insert", "delete", "copy"])
+    for _ in range(rng.choice([1, 1, 2, 4])):
+        i = rng.randrange(len(data)) if data else 0
+        if kind == "flip" and data:
+            data[i] ^= 1 << rng.randrange(8)
+        elif kind == "byte" and data:
+            data[i] = rng.randrange(256)
+        elif kind == "run":
+            data[i:i + rng.randint(1, 16)] = rng.randbytes(rng.randint(1, 16))
+        elif kind == "cut":
+            return bytes(data[:i])
+        elif kind == "insert":
+            data[i:i] = rng.randbytes(rng.randint(1, 8))
+        elif kind == "delete":
+            del data[i:i + rng.randint(1, 8)]
+        elif kind == "copy" and data:
+            j = rng.randrange(len(data))
+            data[i:i] = data[j:j + rng.randint(1, 64)]
+    return bytes(data)
+
+
+#: Mutated files per run: fixed seeds, so every run tries the same ones.
+MUTATIONS = 400
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED],
+                         ids=["stored", "deflated"])
+def test_random_damage_to_a_model_file_is_refused_or_harmless(tmp_path, cpu, method):
+    """Each of MUTATIONS damaged copies of a model file loads to the very same network, or is
+    refused with a ModelFileError naming the file: never another exception."""
+    original = zip_of({f"{k}.npy": v for k, v in _members().items()}, method)
+    path = tmp_path / "model.npz"
+    path.write_bytes(original)
+    with nnfs.load(path, cpu) as network:
+        expected = nnfs.transfer(network.parameters)
+    rng = random.Random(16 + method)
+    outcomes = {"same": 0, "refused": 0}
+    for number in range(MUTATIONS):
+        damaged = mutate(original, rng)
+        path.write_bytes(damaged)
+        try:
+            with nnfs.load(path, cpu) as network:
+                assert network.in_dim == 3 and [l.out_dim for l in network.layers] == [4, 2]
+                assert np.array_equal(nnfs.transfer(network.parameters), expected), number
+            outcomes["same"] += 1
+        except nnfs.ModelFileError as error:
+            assert str(path) in str(error), error
+            outcomes["refused"] += 1
+        except Exception as error:  # the test fails: say which mutation, reproducibly
+            raise AssertionError(f"mutation {number} raised {type(error).__name__}: {error}") \
+                from error
+    assert outcomes["refused"] > MUTATIONS // 2, outcomes  # the damage is found, mostly
+
+
+def _members() -> dict[str, bytes]:
+    from bad_files import npy
+
+    return {name: npy(value) for name, value in model_entries().items()}
+
+
+def _peak_memory_of(code: str) -> tuple[int, str]:
+    """Run ``code`` in a fresh Python; its peak resident memory (bytes) and what it printed."""
+    script = ("import resource, nnfs\n" + code + "\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    *printed, peak = result.stdout.splitlines()
+    return int(peak), "\n".join(printed)
+
+
+def test_a_small_file_declaring_a_huge_entry_is_refused_in_little_memory(tmp_path):
+    """A model file of a few hundred kilobytes whose 'activations' entry declares 200 MB
+    (deflated): the header is refused before the data is read, so loading it takes about
+    the memory of loading a good model, not 200 MB more (numpy's reader takes it all)."""
+    bomb = tmp_path / "bomb.npz"
+    bomb.write_bytes(model_bomb(200 << 20))
+    assert bomb.stat().st_size < 2 << 20
+    good = tmp_path / "good.npz"
+    good.write_bytes(good_model())
+    load = ("try:\n    nnfs.load({!r}, nnfs.backend('cpu'))\n"
+            "except nnfs.ModelFileError as error:\n    print(error)\n")
+    baseline, _ = _peak_memory_of(load.format(str(good)))
+    peak, printed = _peak_memory_of(load.format(str(bomb)))
+    assert "'activations' must be 2 names, one per layer, got <U4 of shape" in printed
+    assert peak - baseline < 32 << 20, f"{(peak - baseline) >> 20} MiB more than a good model"
+
+
+def test_the_parameters_are_read_only_once_the_network_fits(tmp_path, cpu, monkeypatch):
+    """Loading checks that the network fits the device before it reads the parameters: a
+    file declaring a network too large for the device is refused with OutOfDeviceMemory, its
+    parameters never read (here they are damaged, and that is not what is reported)."""
+    from bad_files import _flip_in_member, model_members
+
+    count = 3 * 400 + 400 + 400 * 2 + 2  # parameters.npy of 9.6 KB: more than zip reads ahead
+    members = model_members(units=np.array([400, 2]),
+                            parameters=np.ones(count, dtype=np.float32))
+    path = tmp_path / "model.npz"  # inside parameters.npy: a bad CRC, if anyone read it all
+    path.write_bytes(_flip_in_member(zip_of(members), "parameters.npy", back=40))
+    with pytest.raises(nnfs.ModelFileError, match="Bad CRC"):
+        nnfs.load(path, cpu)
+    monkeypatch.setattr(type(cpu), "memory_limits",
+                        lambda self: nnfs.MemoryLimits(total_bytes=64, max_allocation_bytes=64))
+    with pytest.raises(nnfs.OutOfDeviceMemory, match=f"{count} parameters"):
+        nnfs.load(path, cpu)
+
+
+# --- saving as users expect of a tool that writes files -----------------------------------------
+
+def test_a_new_file_gets_the_mode_the_umask_gives(tmp_path, cpu):
+    with network(cpu) as original:
+        for umask, mode in ((0o022, 0o644), (0o027, 0o640), (0o077, 0o600)):
+            old = os.umask(umask)
+            try:
+                path = nnfs.save(original, tmp_path / f"model-{umask:o}.npz")
+            finally:
+                os.umask(old)
+            assert oct(path.stat().st_mode & 0o777) == oct(mode)
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path, cpu):
+    path = tmp_path / "model.npz"
+    with network(cpu) as original:
+        for mode in (0o600, 0o644, 0o664, 0o400):
+            if path.exists():
+                path.chmod(0o644)
+                path.unlink()
+            nnfs.save(original, path)
+            path.chmod(mode)
+            nnfs.save(original, path)
+            assert oct(path.stat().st_mode & 0o777) == oct(mode)
+
+
+def test_saving_through_a_symbolic_link_writes_its_target(tmp_path, cpu):
+    target = tmp_path / "models" / "current.npz"
+    target.parent.mkdir()
+    link = tmp_path / "model.npz"
+    link.symlink_to(os.path.relpath(target, tmp_path))
+    with network(cpu, seed=1) as first, network(cpu, seed=2) as second:
+        nnfs.save(first, target)
+        nnfs.save(second, link)
+        assert link.is_symlink() and os.readlink(link) == "models/current.npz"
+        with nnfs.load(target, cpu) as loaded:
+            assert np.array_equal(nnfs.transfer(loaded.parameters),
+                                  nnfs.transfer(second.parameters))
+    assert sorted(os.listdir(target.parent)) == ["current.npz"]  # no temporary file left
+
+
+def test_saving_through_a_dangling_link_creates_its_target(tmp_path, cpu):
+    link = tmp_path / "model.npz"
+    link.symlink_to(tmp_path / "made.npz")
+    with network(cpu) as original:
+        nnfs.save(original, link)
+    assert link.is_symlink() and (tmp_path / "made.npz").is_file()
+
+
+@pytest.mark.parametrize("length", [250, 255])
+def test_the_longest_names_the_filesystem_allows_can_be_saved(tmp_path, cpu, length):
+    """The temporary file's name is shortened to fit NAME_MAX, however long the name."""
+    path = tmp_path / ("m" * (length - 4) + ".npz")
+    with network(cpu) as original:
+        nnfs.save(original, path)
+        nnfs.save(original, path)  # and replaced
+    assert os.listdir(tmp_path) == [path.name]
+    with nnfs.load(path, cpu) as loaded:
+        assert loaded.in_dim == 3
+
+
+def test_a_path_given_as_bytes_is_a_path(tmp_path, cpu):
+    with network(cpu) as original:
+        nnfs.save(original, os.fsencode(tmp_path / "model.npz"))
+    assert (tmp_path / "model.npz").is_file()
+
+
+def test_save_never_replaces_a_device(tmp_path, cpu):
+    """As root, os.replace over /dev/null would make it a regular file for the whole system."""
+    link = tmp_path / "null.npz"
+    link.symlink_to("/dev/null")
+    with network(cpu) as original, pytest.raises(nnfs.NnfsValueError, match="character device"):
+        nnfs.save(original, link)
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def test_the_writers_find_a_full_file_size_limit_in_a_child_process(tmp_path):
+    """RLIMIT_FSIZE in a child process: saving past it is an NnfsOSError naming the limit,
+    and no temporary file stays."""
+    code = f"""
+import json, os, resource, nnfs
+resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+net = nnfs.inference_network(nnfs.backend("cpu"), 30, [nnfs.fully_connected(30, "tanh")])
+try:
+    nnfs.save(net, {str(tmp_path / "m.npz")!r})
+except OSError as error:
+    print(json.dumps([type(error).__name__, str(error), os.listdir({str(tmp_path)!r})]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    kind, message, left = json.loads(result.stdout)
+    assert kind == "NnfsOSError" and "file-size limit" in message and left == []

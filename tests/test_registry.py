@@ -240,9 +240,8 @@ def test_disabling_autoload_keeps_the_bundled_backends():
 
 def test_tracing_is_opt_in_and_can_be_undone(registry):
     lines = []
-    registry.names()  # loaded without tracing: nothing written
     undo = registry.enable_tracing(lines.append)
-    registry.names()  # found again, traced
+    registry.names()  # found, traced
     assert any("importing nnfs_cpu.plugin" in line for line in lines), lines
     assert any("calling nnfs_backends() of" in line and "nnfs-cpu" in line for line in lines)
     assert any("declared ['cpu']" in line for line in lines)
@@ -253,9 +252,190 @@ def test_tracing_is_opt_in_and_can_be_undone(registry):
     assert len(lines) == count
 
 
+def test_tracing_after_loading_does_not_load_again_or_orphan_factories(registry):
+    """Tracing used to reload the plugins: every factory made before was then "another
+    factory" to the networks made after, and their matrices could not be used together."""
+    factory = registry.backend("cpu")
+    x = factory.matrix(3, 2)
+    lines = []
+    registry.enable_tracing(lines.append)
+    assert registry.backend("cpu") is factory
+    assert lines == ["nnfs plugins: plugins loaded before tracing began are not loaded again; "
+                     "their loading is not in this trace\n"]
+    network = nnfs.inference_network(registry.backend("cpu"), 3, [nnfs.fully_connected(2, "tanh")])
+    assert nnfs.transfer(network(x)).shape == (2, 2)
+    network.release()
+    x.release()
+
+
+def test_registering_a_plugin_keeps_the_factories_already_made(registry):
+    factory = registry.backend("cpu")
+    unregister = registry.register_backend(spec("another"))
+    assert registry.backend("cpu") is factory
+    unregister()
+    registry.reload()  # even a full reload: the cpu backend is declared the same way
+    assert registry.backend("cpu") is factory
+
+
 def test_debug_option_traces_on_stderr():
     from conftest import run_nnfs
 
     result = run_nnfs("--debug", "backends")
     assert result.returncode == 0
     assert "nnfs plugins: calling nnfs_backends() of cpu (nnfs-cpu)" in result.stderr
+
+
+# --- plugins that break the registry's rules, registered in process -------------------------
+
+def test_the_bundled_name_cpu_cannot_be_taken(registry):
+    class Impostor(CpuFactory):
+        pass
+
+    registry.register_backend(spec("cpu", factory=Impostor))
+    assert type(registry.backend("cpu")) is CpuFactory
+    rows = [row for row in registry.infos() if row.name == "cpu"]
+    assert [(row.distribution, row.available, row.refused) for row in rows] == [
+        ("nnfs-cpu", True, False), ("(registered in process)", False, True)]
+    assert "belongs to nnfs-cpu, bundled with nnfs" in rows[1].reason
+
+
+def test_one_plugin_declaring_a_name_twice_is_told_so(registry):
+    registry.register_plugin(_plugin_returning([spec("double"), spec("double")]), "doubler")
+    row = next(row for row in registry.infos() if row.name == "double")
+    assert row.refused and "declares the backend name 'double' 2 times" in row.reason
+    assert "uninstall" not in row.reason
+
+
+@pytest.mark.parametrize("value, said", [(None, "None"), ([], "an empty list")])
+def test_a_hook_declaring_nothing_keeps_a_row(registry, value, said):
+    registry.register_plugin(_plugin_returning(value), "quiet-one")
+    row = next(row for row in registry.infos() if row.name == "quiet-one")
+    assert not row.available and not row.refused
+    assert row.reason == f"declares no backend here: its nnfs_backends hook returned {said}"
+    with pytest.raises(nnfs.BackendUnavailable, match="is not usable: declares no backend"):
+        registry.backend("quiet-one")
+
+
+@pytest.mark.parametrize("value", [spec("single"), "cpu", 42])
+def test_a_hook_returning_no_list_is_refused(registry, value):
+    registry.register_plugin(_plugin_returning(value), "odd")
+    row = next(row for row in registry.infos() if row.name == "odd")
+    assert row.refused and "expected a list of nnfs.BackendSpec records" in row.reason
+
+
+def test_a_hook_whose_generator_fails_is_refused(registry):
+    def generate():
+        yield spec("first")
+        raise RuntimeError("the second spec could not be made")
+
+    registry.register_plugin(_plugin_returning(generate()), "generating")
+    row = next(row for row in registry.infos() if row.name == "generating")
+    assert row.refused and "RuntimeError: the second spec could not be made" in row.reason
+    assert "first" not in registry.names()
+
+
+def test_plugin_code_that_leaves_the_process_is_caught(registry):
+    """SystemExit from a hook, a probe or a factory is the plugin's failure, not the end of
+    the program; KeyboardInterrupt is the user's and goes through."""
+    registry.register_plugin(_plugin_returning(raises=SystemExit(3)), "exiting-hook")
+
+    def exiting_probe():
+        raise SystemExit("probe leaves")
+
+    def exiting_factory(dtype="float32"):
+        raise SystemExit(5)
+
+    registry.register_backend(spec("exiting-probe", probe=exiting_probe))
+    registry.register_backend(spec("exiting-factory", factory=exiting_factory))
+    rows = {row.name: row for row in registry.infos()}
+    assert "SystemExit: 3" in rows["exiting-hook"].reason
+    assert rows["exiting-probe"].reason == "its probe failed: SystemExit: probe leaves"
+    with pytest.raises(nnfs.BackendUnavailable, match="failed to start: SystemExit: 5") as raised:
+        registry.backend("exiting-factory")
+    assert isinstance(raised.value.__cause__, SystemExit)
+
+    def interrupted_probe():
+        raise KeyboardInterrupt
+
+    registry.register_backend(spec("interrupted", probe=interrupted_probe))
+    with pytest.raises(KeyboardInterrupt):
+        registry.backend("interrupted")
+
+
+def test_plugin_code_that_hangs_is_bounded(registry, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("NNFS_PLUGIN_TIMEOUT", "0.5")
+    release = threading.Event()
+
+    @nnfs.hookimpl
+    def nnfs_backends():
+        release.wait(30)
+        return [spec("late")]
+
+    import types
+
+    registry.register_plugin(types.SimpleNamespace(nnfs_backends=nnfs_backends), "hanging")
+    registry.register_backend(spec("slow-probe", probe=lambda: release.wait(30)))
+    try:
+        rows = {row.name: row for row in registry.infos()}
+        assert "did not finish within 0.5 s" in rows["hanging"].reason
+        assert rows["slow-probe"].reason.startswith("its probe failed: the probe of slow-probe "
+                                                    "did not finish within 0.5 s")
+        assert registry.backend("cpu").name == "cpu"
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_a_bad_time_bound_is_refused(registry, monkeypatch, value):
+    monkeypatch.setenv("NNFS_PLUGIN_TIMEOUT", value)
+    with pytest.raises(nnfs.NnfsValueError, match=f"NNFS_PLUGIN_TIMEOUT={value!r} must be a "
+                                                  "positive number of seconds"):
+        registry.backend("cpu")
+
+
+def test_what_plugin_code_prints_goes_to_stderr(registry, capfd):
+    import os
+
+    def probe():
+        print("probe says hello")
+        os.write(1, b"and so does C\n")
+        return nnfs.BackendStatus(True, dtypes=("float32",))
+
+    class Chatty(CpuFactory):
+        def __init__(self, dtype="float32"):
+            print("factory says hello")
+            super().__init__(dtype)
+
+    registry.register_backend(spec("chatty", probe=probe, factory=Chatty))
+    registry.backend("chatty")
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "probe says hello" in err and "and so does C" in err and "factory says hello" in err
+
+
+def test_dtypes_of_the_device_and_of_the_factory_are_checked_when_selected(registry):
+    registry.register_backend(spec("only64", dtypes=("float32", "float64"),
+                                   probe=lambda: nnfs.BackendStatus(True, dtypes=("float64",))))
+    with pytest.raises(nnfs.UnsupportedOperation, match="not on this machine: its device "
+                                                        "supports float64"):
+        registry.backend("only64")
+    assert registry.backend("only64", "float64").dtype == "float64"
+
+    def wrong_dtype(dtype="float32"):
+        return CpuFactory("float64")
+
+    registry.register_backend(spec("liar", factory=wrong_dtype))
+    with pytest.raises(nnfs.PluginError, match="asked for a float32 factory and made a float64"):
+        registry.backend("liar")
+
+
+def test_a_factory_class_that_declares_fewer_dtypes_than_its_spec_is_noted(registry):
+    class Single(CpuFactory):
+        dtypes = ("float32",)
+
+    registry.register_backend(spec("fewer", factory=Single, dtypes=("float32", "float64")))
+    row = next(row for row in registry.infos() if row.name == "fewer")
+    assert row.notes == ("its BackendSpec declares the dtypes float32, float64 but its factory "
+                         "Single declares float32",)

@@ -36,6 +36,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from ._args import dtype_name
 from .errors import (
     BackendNotFound,
     BackendUnavailable,
@@ -299,10 +300,11 @@ class Registry:
                 "with nnfs load; register this one in process with nnfs.register_plugin()"))
             plugin.refused = False
             return plugin
+        timeout = _timeout()
         self._say(f"importing {entry_point.value} ({plugin.distribution} {plugin.version})")
         try:
             plugin.module = run_plugin_code(f"importing {entry_point.value}", entry_point.load,
-                                            _timeout())
+                                            timeout)
         except BaseException as error:  # a plugin must not take nnfs down, whatever it raises
             if not _plugin_failure(error):
                 raise
@@ -361,6 +363,7 @@ class Registry:
             self._fail(plugin, error)
             return [_Entry(fallback, plugin, error=error, error_text=plugin.error_text)]
         arguments: dict[str, object] = {}  # the hook's keyword arguments (none in API 1)
+        timeout = _timeout()
         specs: list = []
         for impl in implementations:  # one plugin at a time, so one failure stays its own
             self._say(f"calling nnfs_backends() of {plugin.name} ({plugin.distribution})")
@@ -377,7 +380,7 @@ class Registry:
 
             try:
                 result = run_plugin_code(f"the nnfs_backends hook of {plugin.name}", call,
-                                         _timeout())
+                                         timeout)
             except BaseException as error:
                 if not _plugin_failure(error):
                     raise
@@ -427,10 +430,11 @@ class Registry:
 
     @staticmethod
     def _check_dtypes(entry: _Entry) -> None:
-        """Note where the factory class's declared dtypes differ from the spec's."""
+        """Note the dtypes the spec declares that its factory class does not (a spec may
+        declare fewer: what it promises, the factory must be able to do)."""
         spec = entry.spec
         declared = getattr(spec.factory, "dtypes", None) if isinstance(spec.factory, type) else None
-        if declared is not None and tuple(declared) != spec.dtypes:
+        if declared is not None and not set(spec.dtypes) <= set(declared):
             entry.notes.append(f"its BackendSpec declares the dtypes {', '.join(spec.dtypes)} but "
                                f"its factory {spec.factory.__name__} declares "
                                f"{', '.join(declared) or 'none'}")
@@ -608,8 +612,9 @@ class Registry:
         spec = entry.spec
         if spec.probe is None:
             return BackendStatus(True, dtypes=spec.dtypes)
+        timeout = _timeout()
         try:
-            status = run_plugin_code(f"the probe of {entry.name}", spec.probe, _timeout())
+            status = run_plugin_code(f"the probe of {entry.name}", spec.probe, timeout)
         except BaseException as error:
             if not _plugin_failure(error):
                 raise

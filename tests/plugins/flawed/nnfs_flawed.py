@@ -62,6 +62,85 @@ class Float64Mishandled(ReferenceBackend):
         return np.zeros(size, dtype=np.float32)  # the flaw: should be self.numpy_dtype
 
 
+class GemmLetsNanThrough(ReferenceBackend):
+    """gemm computes α·op(a)·op(b) + β·c even for β = 0: NaN already in c survives (0·NaN)."""
+
+    name = "gemm-nan-through"
+
+    def gemm(self, alpha, a, b, beta, c, trans_a, trans_b):
+        def run():
+            op_a = a.handle.T if trans_a else a.handle
+            op_b = b.handle.T if trans_b else b.handle
+            with np.errstate(invalid="ignore"):
+                c.handle[...] = alpha * (op_a @ op_b) + beta * c.handle  # the flaw: c read at β 0
+
+        return run
+
+
+class GemvLetsNanThrough(ReferenceBackend):
+    """gemv, the same: y's old NaN survives β = 0."""
+
+    name = "gemv-nan-through"
+
+    def gemv(self, alpha, a, x, beta, y, trans):
+        def run():
+            op_a = a.handle.T if trans else a.handle
+            with np.errstate(invalid="ignore"):
+                y.handle[...] = alpha * (op_a @ x.handle) + beta * y.handle  # the flaw
+
+        return run
+
+
+class ReadSharesMemory(ReferenceBackend):
+    """read returns a view of the device buffer, not a copy: nnfs.transfer(m) is no copy."""
+
+    name = "read-shares-memory"
+
+    def read(self, x):
+        return x.handle  # the flaw: a view of the device's memory
+
+
+class ReadInFortranOrder(ReferenceBackend):
+    """read returns a copy, but in the device's column-major (Fortran) order."""
+
+    name = "read-fortran-order"
+
+    def read(self, x):
+        return np.array(x.handle, order="F")  # the flaw: nnfs's host arrays are C-ordered
+
+
+def _categorical_without_clipping(y, a):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(-np.sum(y * np.log(a)))  # the flaw: 0·ln 0 = NaN
+
+
+class CategoricalNanAtZero(ReferenceBackend):
+    """Categorical cross-entropy as −Σ y·ln a without clipping: NaN at an output of exactly 0."""
+
+    name = "categorical-nan-at-0"
+
+    def cost_sum(self, kind, y, a):
+        if kind == api.CostKind.CATEGORICAL_CROSS_ENTROPY:
+            return partial(_categorical_without_clipping, y.handle, a.handle)
+        return super().cost_sum(kind, y, a)
+
+
+class Nrm2NotAFloat(ReferenceBackend):
+    """nrm2 returns a numpy float32 scalar, not a Python float."""
+
+    name = "nrm2-not-a-float"
+
+    def nrm2(self, x):
+        return lambda: np.float32(np.linalg.norm(x.handle))  # the flaw: not a float
+
+
+class PartlySupported(ReferenceBackend):
+    """No nrm2, declared: the vector operations' check runs the others and names nrm2."""
+
+    name = "partly-supported"
+    capabilities = api.Capabilities(unsupported=frozenset({api.Operation.NRM2}))
+
+
 class InferenceOnly(ReferenceBackend):
     """No float64 (inherited), no backward pass, no ger: declared, so it conforms."""
 
@@ -71,7 +150,9 @@ class InferenceOnly(ReferenceBackend):
 
 
 FLAWED = [WrongSigmoidDerivative, GemmIgnoresBeta, SilentUnsupported, UndeclaredGap,
-          Float64Mishandled, InferenceOnly]
+          Float64Mishandled, GemmLetsNanThrough, GemvLetsNanThrough, ReadSharesMemory,
+          ReadInFortranOrder, CategoricalNanAtZero, Nrm2NotAFloat, PartlySupported,
+          InferenceOnly]
 
 
 @api.hookimpl

@@ -24,8 +24,11 @@ row, one column, non-square, both transposes, alpha and beta other than 0 and 1,
 transfer and views; the allocation counter; release and ``with``; synchronize and the training
 loop's synchronisation cadence; no allocation during epochs; the article's example; gradients
 against finite differences; training against a numpy reference and against the cpu backend;
-errors for bad input; and that whatever the backend declares unsupported (operations, dtypes)
-raises :class:`nnfs.UnsupportedOperation` rather than failing some other way.
+errors for bad input; outputs that ignore what they held (NaN included), host copies that
+are private and C-ordered, costs at saturated outputs; and that whatever the backend declares
+unsupported (operations, dtypes) raises :class:`nnfs.UnsupportedOperation` rather than failing
+some other way. A check of an operation declared unsupported is reported as skipped
+(:class:`DeclaredUnsupported`, "skipped (declared unsupported)"), not as passed.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 
 import nnfs
 
-from .checks import CHECKS, Check, CheckSkipped
+from .checks import CHECKS, Check, CheckSkipped, DeclaredUnsupported
 
 
 @dataclass(frozen=True)
@@ -46,22 +49,24 @@ class Result:
     outcome: str  # "pass", "fail", "error" or "skip"
     message: str = ""
     seconds: float = 0.0
+    declared_unsupported: bool = False  # a skip: what it checks is declared unsupported
 
 
 def run_check(check: Check, factory: nnfs.Factory) -> Result:
     """Run one check on ``factory``; never raises for a failing backend."""
     start = time.perf_counter()
     try:
-        check.function(factory)
+        note = check.function(factory)
     except CheckSkipped as reason:
-        return Result(check.name, factory.dtype, "skip", str(reason), time.perf_counter() - start)
+        return Result(check.name, factory.dtype, "skip", str(reason), time.perf_counter() - start,
+                      isinstance(reason, DeclaredUnsupported))
     except AssertionError as failure:
         return Result(check.name, factory.dtype, "fail", str(failure) or "assertion failed",
                       time.perf_counter() - start)
     except Exception as error:  # the backend raised something the contract does not allow
         text = "".join(traceback.format_exception_only(type(error), error)).strip()
         return Result(check.name, factory.dtype, "error", text, time.perf_counter() - start)
-    return Result(check.name, factory.dtype, "pass", "", time.perf_counter() - start)
+    return Result(check.name, factory.dtype, "pass", note or "", time.perf_counter() - start)
 
 
 def declared_dtypes(name: str) -> tuple[str, ...]:
@@ -92,4 +97,5 @@ def run(name: str, dtypes: tuple[str, ...] | None = None, select: str | None = N
     return results
 
 
-__all__ = ["CHECKS", "Check", "CheckSkipped", "Result", "declared_dtypes", "run", "run_check"]
+__all__ = ["CHECKS", "Check", "CheckSkipped", "DeclaredUnsupported", "Result", "declared_dtypes",
+           "run", "run_check"]

@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     bad = [r for r in results if r.outcome in ("fail", "error")]
     skipped = [r for r in results if r.outcome == "skip"]
+    declared = sum(r.declared_unsupported for r in skipped)
+    detail = f" ({declared} declared unsupported)" if declared else ""
     print(f"\n{args.name}: {len(results) - len(bad) - len(skipped)} passed, {len(bad)} failed, "
-          f"{len(skipped)} skipped")
+          f"{len(skipped)} skipped{detail}")
     if bad:
         print(f"{args.name} does not conform:", file=sys.stderr)
         for result in bad:

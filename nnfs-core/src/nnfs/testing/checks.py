@@ -25,10 +25,23 @@ class CheckSkipped(Exception):  # noqa: N818 - reads as "the check was skipped"
     """The check cannot run here; the message says why."""
 
 
+class DeclaredUnsupported(CheckSkipped):
+    """What the check is about is declared unsupported by the backend, and raises
+    UnsupportedOperation as declared: skipped, not passed."""
+
+    def __init__(self, what: str):
+        super().__init__(f"skipped (declared unsupported): {what} raises UnsupportedOperation, "
+                         "as declared")
+        self.what = what
+
+
 @dataclass(frozen=True)
 class Check:
+    """A check: ``function(factory)`` raises when the backend does not conform; it may
+    return a note on what it passed (operations it skipped as declared unsupported)."""
+
     name: str
-    function: Callable[[Factory], None]
+    function: Callable[[Factory], str | None]
 
     @property
     def description(self) -> str:
@@ -87,10 +100,12 @@ def supported(factory: Factory, operation: str) -> bool:
 
 
 def expect_unsupported(call: Callable[[], object], what: str) -> None:
+    """``call()`` must raise UnsupportedOperation; then the check is skipped, as declared
+    unsupported (:class:`DeclaredUnsupported`)."""
     try:
         call()
     except nnfs.UnsupportedOperation:
-        return
+        raise DeclaredUnsupported(what) from None
     raise AssertionError(f"{what} is declared unsupported but did not raise UnsupportedOperation")
 
 
@@ -319,7 +334,7 @@ def check_rank1_update(factory: Factory) -> None:
 
 
 @_check
-def check_vector_operations(factory: Factory) -> None:
+def check_vector_operations(factory: Factory) -> str | None:
     """axpy, scal, copy, fill, nrm2, sub and mul on matrices, column views and vectors."""
     rng = np.random.default_rng(5)
     for number, (rows, cols) in enumerate(SHAPES):
@@ -373,10 +388,17 @@ def check_vector_operations(factory: Factory) -> None:
     with factory.matrix(1, 1) as a, factory.matrix(1, 1) as b, factory.matrix(1, 1) as c:
         calls = {"axpy": (1.0, a, b), "scal": (1.0, a), "copy": (a, b), "fill": (a, 1.0),
                  "nrm2": (a,), "sub": (a, b, c), "mul": (a, b, c)}
+        skipped = []
         for operation, arguments in calls.items():
             if not supported(factory, operation):
                 method = getattr(factory, operation)
-                expect_unsupported(lambda m=method, args=arguments: m(*args), operation)
+                try:
+                    expect_unsupported(lambda m=method, args=arguments: m(*args), operation)
+                except DeclaredUnsupported:
+                    skipped.append(operation)
+    if skipped:
+        return f"skipped (declared unsupported): {', '.join(skipped)}"
+    return None
 
 
 @_check
@@ -851,3 +873,141 @@ def check_declarations(factory: Factory) -> None:
         text = repr(m)
         assert "2×3" in text and factory.dtype in text and factory.name in text, (
             f"repr of a matrix should give shape, dtype and backend: {text!r}")
+
+
+# --- what the host gets back, old contents, saturated costs -------------------------------------
+
+def _place_nan(factory: Factory, x) -> bool:
+    """Make every entry of ``x`` NaN with the backend's own operations (nnfs refuses NaN as
+    data): the largest number, doubled to infinity, times zero. False if the backend's
+    operations cannot make one (then there is nothing to check)."""
+    if not (supported(factory, "fill") and supported(factory, "scal")):
+        return False
+    with np.errstate(all="ignore"):
+        factory.fill(x, float(np.finfo(factory.numpy_dtype).max))
+        factory.scal(2.0, x)
+        factory.scal(0.0, x)
+    return bool(np.isnan(nnfs.transfer(x)).all())
+
+
+@_check
+def check_outputs_ignore_what_they_held(factory: Factory) -> None:
+    """gemm and gemv with beta 0, activations, cost deltas, sub, mul and copy write their
+    output whole: what it held before, NaN included, never shows through (BLAS: beta 0 means
+    the old contents are not read). After one divergence, a network could never train
+    again otherwise."""
+    rng = np.random.default_rng(14)
+    with factory.matrix(3, 4) as probe:
+        if not _place_nan(factory, probe):
+            raise CheckSkipped("the backend's fill and scal cannot place a NaN on the device "
+                               "to see whether outputs ignore it")
+    host_a = rounded(factory, _uniform(rng, (3, 5)))
+    host_b = rounded(factory, _uniform(rng, (5, 4)))
+    with factory.matrix(3, 5, host_a) as a, factory.matrix(5, 4, host_b) as b, \
+            factory.matrix(3, 4) as out, factory.vector(5, host_a[0]) as v, \
+            factory.vector(3) as w, factory.matrix(3, 4, host_a[:, :4]) as y:
+        cases = {
+            "gemm with beta 0": ("gemm", lambda: factory.gemm(1.0, a, b, 0.0, out),
+                                 host_a @ host_b, out),
+            "gemv with beta 0": ("gemv", lambda: factory.gemv(1.0, a, v, 0.0, w),
+                                 host_a @ host_a[0], w),
+            "activation into out": ("activation", lambda: factory.activation("tanh", y, out),
+                                    np.tanh(host_a[:, :4]), out),
+            "cost_delta into out": ("cost_delta", lambda: factory.cost_delta(
+                "quadratic", "linear", 1.0, y, y, out), np.zeros((3, 4)), out),
+            "sub into out": ("sub", lambda: factory.sub(y, y, out), np.zeros((3, 4)), out),
+            "mul into out": ("mul", lambda: factory.mul(y, y, out), host_a[:, :4] ** 2, out),
+            "copy": ("copy", lambda: factory.copy(y, out), host_a[:, :4], out),
+        }
+        tested = 0
+        for what, (operation, call, expected, target) in cases.items():
+            if not supported(factory, operation):
+                continue
+            assert _place_nan(factory, target), "could not place NaN in the output again"
+            call()
+            result = nnfs.transfer(target).astype(np.float64)
+            assert not np.isnan(result).any(), (
+                f"{what} on {factory.describe()}: NaN the output held before came through at "
+                f"{tuple(int(i) for i in np.argwhere(np.isnan(result))[0])}; the output's old "
+                "contents must be ignored")
+            assert_close(result, expected, factory, what)
+            tested += 1
+    if not tested:
+        raise DeclaredUnsupported(", ".join(operation for operation, *_ in cases.values()))
+
+
+@_check
+def check_host_copies_are_private(factory: Factory) -> None:
+    """transfer (to_host) gives a new C-ordered numpy array of the factory's dtype that shares
+    no memory with the device: changing either afterwards leaves the other as it was. nrm2
+    gives a Python float."""
+    rng = np.random.default_rng(15)
+    host = rounded(factory, _uniform(rng, (4, 3)))
+    with factory.matrix(4, 3, host) as m:
+        sources = {"a matrix": (m, host), "a column view": (m.columns(1, 3), host[:, 1:]),
+                   "a column": (m.column(2), host[:, 2]), "as_vector": (m.as_vector(),
+                                                                     host.T.ravel())}
+        for what, (source, expected) in sources.items():
+            copy = nnfs.transfer(source)
+            assert isinstance(copy, np.ndarray) and type(copy) is np.ndarray, (
+                f"transfer of {what} gave {type(copy).__name__}, not a numpy array")
+            assert copy.dtype == factory.numpy_dtype and copy.shape == expected.shape, (
+                f"transfer of {what} gave {copy.dtype} {copy.shape}, expected "
+                f"{factory.dtype} {expected.shape}")
+            assert copy.flags.writeable, f"transfer of {what} gave a read-only array"
+            assert np.array_equal(copy, expected), f"transfer of {what}"
+            copy[...] = 7.0  # the host copy changed: the device must not see it
+            assert np.array_equal(nnfs.transfer(source), expected), (
+                f"writing into the array transfer({what}) returned changed the device: it "
+                "shares the device's memory instead of being a copy")
+            copy = nnfs.transfer(source)
+            nnfs.transfer(np.full(host.shape, 0.5), m)  # the device changed after the read
+            assert np.array_equal(copy, expected), (
+                f"the array transfer({what}) returned changed when the device did: it shares "
+                "the device's memory instead of being a copy")
+            nnfs.transfer(host, m)
+            assert copy.flags.c_contiguous, (
+                f"transfer of {what} gave an array in Fortran (or no) order; nnfs's host "
+                "arrays are C-ordered, rows × cols as on the host")
+    with factory.vector(5, rng.uniform(-1, 1, 5)) as v:
+        if supported(factory, "nrm2"):
+            norm = factory.nrm2(v)
+            assert isinstance(norm, float), (
+                f"nrm2 returned {type(norm).__module__}.{type(norm).__name__} {norm!r}, not a "
+                "Python float")
+
+
+@_check
+def check_costs_at_saturated_outputs(factory: Factory) -> None:
+    """Both cross-entropies and their deltas at outputs of exactly 0 and 1, where a target
+    is 0 and where it is 1: finite, and what numpy gives with the outputs clipped to
+    [eps, 1 − eps] (0·log 0 is 0, not NaN)."""
+    eps = float(np.finfo(factory.numpy_dtype).eps)
+    y_host = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    a_host = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # exact 0s and 1s
+    tested = []
+    with factory.matrix(3, 3, y_host) as y, factory.matrix(3, 3, a_host) as a, \
+            factory.matrix(3, 3) as out:
+        if supported(factory, "cost_sum"):
+            for kind in ("categorical_cross_entropy", "binary_cross_entropy"):
+                value = factory.cost_sum(kind, y, a)
+                expected = ref.cost_sum(kind, y_host, a_host, eps)
+                assert math.isfinite(value), (
+                    f"cost_sum {kind} at outputs of exactly 0 and 1 on {factory.describe()} is "
+                    f"{value}; expected {expected} (0·log 0 is 0, and outputs are clipped to "
+                    "[eps, 1 − eps] inside the logarithm)")
+                assert_close(value, expected, factory, f"cost_sum {kind} at outputs 0 and 1",
+                             factor=100)
+            tested.append("cost_sum")
+        if supported(factory, "cost_delta"):
+            for activation in ("sigmoid", "softmax"):
+                factory.cost_delta("cross_entropy", activation, 1.0, y, a, out)
+                result = nnfs.transfer(out).astype(np.float64)
+                assert np.isfinite(result).all(), (
+                    f"cost_delta cross_entropy with {activation} at outputs 0 and 1 holds "
+                    f"{result[~np.isfinite(result)][0]}")
+                assert_close(result, a_host - y_host, factory,
+                             f"cost_delta cross_entropy with {activation} at outputs 0 and 1")
+            tested.append("cost_delta")
+    if not tested:
+        raise DeclaredUnsupported("cost_sum, cost_delta")

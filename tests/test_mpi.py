@@ -193,6 +193,8 @@ def test_cuda_factory_sums_on_the_device_through_its_nccl_layer(dtype, layer, tm
     ("dtype", "rank 1 has dtype 'float64' where rank 0 has 'float32'"),
     ("data", "rank 1 has data checksum"),
     ("bad-x", "fit failed on rank 1 of 2: NnfsValueError: fit: X holds nan in row 3, column 2"),
+    ("validation", "rank 1 has validation checksum"),
+    ("validation-labels", "rank 1 has validation checksum"),
 ])
 def test_ranks_that_differ_are_refused_on_every_rank_before_training(fault, words, tmp_path):
     result, reports = run_job(tmp_path, "--fault", fault)
@@ -270,6 +272,55 @@ def test_an_uncaught_exception_in_a_script_ends_the_whole_job(tmp_path):
     assert result.returncode != 0
     assert "ValueError: rank 1 is done for" in result.stderr  # the traceback, as usual
     assert "nnfs: rank 1 of 2 failed during the script" in result.stderr
+
+
+#: How a rank's script may end early: sys.exit at any status, SystemExit, or simply its end.
+EARLY_ENDS = {"sys.exit()": "import sys\n    sys.exit()",
+              "sys.exit(3)": "import sys\n    sys.exit(3)",
+              "SystemExit": "raise SystemExit('rank 1 has had enough')",
+              "the end of its script": "pass"}
+
+
+@requires_mpi
+@pytest.mark.parametrize("waits_in", ["world.barrier()", "fit", "world.save()"])
+@pytest.mark.parametrize("how", sorted(EARLY_ENDS))
+def test_a_rank_that_ends_its_script_early_ends_the_job(tmp_path, how, waits_in):
+    """After nnfs.mpi.world(), rank 1 leaves its script (SystemExit bypasses the exception
+    hook) while rank 0 goes on into a call that needs it: rank 0 hears that rank 1 ended and
+    ends the job, naming both, instead of waiting forever."""
+    calls = {
+        "world.barrier()": "world.barrier()",
+        "fit": "nnfs.fit(network, np.zeros((8, 2)), np.zeros(8), epochs=1, batch_size=2, "
+               "quiet=True, data_parallel=world)",
+        "world.save()": f"world.save(network, {str(tmp_path / 'm.npz')!r})",
+    }
+    script = tmp_path / "early.py"
+    script.write_text(
+        "import numpy as np\nimport nnfs\nworld = nnfs.mpi.world()\n"
+        "network = nnfs.inference_network(nnfs.backend('cpu'), 2,\n"
+        "                                 [nnfs.fully_connected(1, 'sigmoid')], seed=0)\n"
+        f"if world.rank == 1:\n    {EARLY_ENDS[how]}\nelse:\n    {calls[waits_in]}\n")
+    result = run_mpi(2, str(script), timeout=60)
+    assert result.returncode != 0
+    assert ("nnfs: rank 0 of 2 failed during " in result.stderr
+            and "DataParallelError: rank 1 of 2 ended its script (sys.exit(), or its end) "
+                "while rank 0 waits for it in" in result.stderr), result.stderr
+    assert "aborting the MPI job" in result.stderr
+
+
+@requires_mpi
+def test_ranks_that_end_at_different_times_end_normally(tmp_path):
+    """No false alarm: rank 1 ends its script at once, rank 0 works on for longer than the
+    grace period, needing nobody, and ends too; both call sys.exit(0), as sys.exit(main())
+    does. The job succeeds."""
+    script = tmp_path / "uneven.py"
+    script.write_text(
+        "import sys, time\nimport nnfs\nworld = nnfs.mpi.world()\nworld.barrier()\n"
+        f"if world.rank == 0:\n    time.sleep({nnfs.mpi.EXIT_NOTICE_GRACE_SECONDS + 1})\n"
+        "    print('rank 0 done')\nsys.exit(0)\n")
+    result = run_mpi(2, str(script), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("rank 0 done") == 1 and "aborting" not in result.stderr
 
 
 @requires_mpi

@@ -21,7 +21,7 @@ import nnfs
 from nnfs import fully_connected
 
 FAULTS = ("none", "layers", "dtype", "data", "raise", "drift", "save-nowhere", "bad-x",
-          "diverge")
+          "diverge", "validation", "validation-labels")
 
 
 def data(samples: int, seed: int, features: int = 5, classes: int = 3):
@@ -86,7 +86,10 @@ def main() -> int:
     X, y = data(args.samples, args.data_seed + (1 if args.fault == "data" and faulty else 0))
     if args.fault == "bad-x" and faulty:
         X[3, 2] = np.nan
-    Xv, yv = data(args.validation, 99)
+    Xv, yv = data(args.validation, 99 + (1 if args.fault == "validation" and faulty else 0))
+    if args.fault == "validation-labels" and faulty:  # the same samples, one label changed
+        yv = yv.copy()
+        yv[-1] = (yv[-1] + 1) % 3
     architecture = [fully_connected(int(units), kind)
                     for units, kind in (item.split(":") for item in layers.split(","))]
     # a different seed on every rank: fit must start them all from rank 0's weights

@@ -19,12 +19,18 @@ on every rank, naming the rank, instead of leaving the others waiting for it. A 
 alone in the middle of training (an exception in a callback, Ctrl-C) cannot be waited for:
 it prints what happened, naming itself, and aborts the whole job (``MPI_Abort``).
 
+A rank whose script ends (``sys.exit()``, at any status, or its last line) tells the others
+so, then waits for them to end theirs. A rank that waits for it in a call of the
+:class:`World` (``barrier``, ``save``, the start of ``fit``...) hears it, and ends the job
+naming both, instead of waiting forever.
+
 Importing this module does not import mpi4py (importing ``mpi4py.MPI`` starts MPI);
 :func:`world` does.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import time
@@ -45,6 +51,12 @@ MPI_EXTRA = "pip install 'nnfs-core[mpi]'"
 #: Seconds a failing rank waits, after printing why, before it aborts the job: MPICH's
 #: launcher was seen to drop the end of a traceback that the abort overtook.
 ABORT_GRACE_SECONDS = 0.2
+
+#: The message tag of the notice a rank sends every other rank when its script ends.
+EXIT_TAG = 0x6E66
+#: Seconds a rank waiting in a call of the World gives a rank whose script has ended to be
+#: seen arriving there too (it may have arrived just before it ended) before it ends the job.
+EXIT_NOTICE_GRACE_SECONDS = 2.0
 
 #: Environment variables in which MPI launchers give the number of processes of the job:
 #: Open MPI's mpiexec, the PMI of MPICH's and Intel MPI's Hydra, MVAPICH.
@@ -153,6 +165,9 @@ class World:
         self._calls = 0
         self._seconds = 0.0
         self._bytes = 0
+        # a communicator of its own for the notices of ranks whose script ended, and for the
+        # barrier at the end: neither may match a collective call of the script's
+        self._exits = comm.Dup() if self.size > 1 else None
 
     @property
     def is_root(self) -> bool:
@@ -168,8 +183,52 @@ class World:
         return CommunicationStats(self._calls, self._seconds, self._bytes)
 
     def barrier(self) -> None:
-        """Wait until every rank got here."""
-        self.comm.Barrier()
+        """Wait until every rank got here (or end the job if a rank ended its script)."""
+        self._rendezvous("world.barrier()")
+
+    # --- a rank whose script ended ----------------------------------------------------------
+
+    def _rendezvous(self, what: str) -> None:
+        """Wait, polling, until every rank got here; meanwhile listen for the notice of a rank
+        whose script has ended, and if that rank does not arrive, end the job (MPI_Abort)
+        naming it: it never will. Every collective call of the World starts with this, so
+        that the blocking call after it finds every rank there."""
+        if self.size == 1:
+            return
+        request = self.comm.Ibarrier()
+        status = self._mpi.Status()
+        noticed, delay = None, 1e-5
+        while not request.Test():
+            if noticed is None and self._exits.Iprobe(source=self._mpi.ANY_SOURCE,
+                                                      tag=EXIT_TAG, status=status):
+                noticed = (status.Get_source(), time.monotonic())
+            if noticed is not None and time.monotonic() - noticed[1] > EXIT_NOTICE_GRACE_SECONDS:
+                gone = noticed[0]
+                self.abort(what, DataParallelError(
+                    f"rank {gone} of {self.size} ended its script (sys.exit(), or its end) "
+                    f"while rank {self.rank} waits for it in {what}", [gone]))
+            time.sleep(delay)
+            delay = min(2 * delay, 0.01)
+
+    def _script_ended(self) -> None:
+        """At the end of this rank's script (atexit): tell every other rank, then wait for all
+        of them to end theirs, as MPI_Finalize would, and take their notices."""
+        mpi = self._mpi
+        if mpi.Is_finalized() or self._exits is None:
+            return
+        nothing = np.zeros(0, dtype=np.uint8)
+        sent = [self._exits.Isend([nothing, mpi.BYTE], dest=rank, tag=EXIT_TAG)
+                for rank in range(self.size) if rank != self.rank]
+        request = self._exits.Ibarrier()
+        delay = 1e-4
+        while not request.Test():
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
+        for _ in range(self.size - 1):  # every notice was sent before the barrier: take them
+            self._exits.Recv([nothing, mpi.BYTE], source=mpi.ANY_SOURCE, tag=EXIT_TAG)
+        mpi.Request.Waitall(sent)
+        self._exits.Free()
+        self._exits = None
 
     # --- all or none ------------------------------------------------------------------------
 
@@ -184,6 +243,7 @@ class World:
             result, failure = action(), None
         except Exception as error:
             result, failure = None, error
+        self._rendezvous(what)
         texts = self.comm.allgather(
             None if failure is None else f"{type(failure).__name__}: {failure}")
         failed = [rank for rank, text in enumerate(texts) if text is not None]
@@ -200,6 +260,7 @@ class World:
         """Raise :class:`nnfs.DataParallelError` on every rank unless every rank has the same
         ``facts`` (small values: shapes, dtypes, settings); the message names each rank that
         differs from rank 0, and how."""
+        self._rendezvous(what)
         everyone = self.comm.allgather(facts)
         reference = everyone[0]
         differences, ranks = [], []
@@ -340,6 +401,8 @@ def world(comm: Any = None) -> World:
                             f"{type(comm).__name__}")
     made = World(comm, mpi)
     made._abort_on_uncaught_exceptions()
+    if made.size > 1:
+        atexit.register(made._script_ended)
     return made
 
 

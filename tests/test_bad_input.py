@@ -1,5 +1,6 @@
-"""The catalogue of bad input (issue #8): every argument of the public API that can be wrong,
-one test each.
+"""The catalogue of bad input (issues #8 and #16): every argument of the public API that can be
+wrong, every file a user or an attacker can hand to nnfs, every path it takes into the command
+line, one test each.
 
 Each case states the call, the nnfs error and the built-in it must also be, and three pieces
 of its message: the argument it names, what was given and what was expected. The test runs the
@@ -9,10 +10,27 @@ weights, the device matrices, the host arrays, every file of the world's directo
 factory's allocation counter and bytes in use.
 
 Cases that touch device memory run on every installed backend and dtype (``backend_params``);
-the others (layer declarations, backend names, model files) once. The command line has its own
-table below: each bad command line must give one line on stderr, no traceback, and a non-zero
-exit status, and leave the files alone. The README's "What nnfs promises" section quotes the
-number of cases; ``test_the_readme_counts_the_cases`` keeps it honest.
+the others (layer declarations, backend names, model files) once. The tables:
+
+* ``CASES``: calls of the API, damaged and crafted model files among them (built by
+  ``tests/bad_files.py``, which also holds the damaged data files);
+* ``COMMANDS``: bad command lines, and every bad file on every option that reads one (``--data``,
+  ``--test-data``, ``--labels``, ``--test-labels``, ``--model``) and every bad destination on
+  every option that writes one (``--save``, ``--plot``, ``--output``), some run as another user,
+  under a file-size limit or on a full or read-only filesystem: one line on stderr, no
+  traceback, a non-zero exit status, no file changed;
+* ``STREAM_COMMANDS`` × ``STREAMS``: every command on each of its paths with standard output
+  closed or full, or standard error closed;
+* ``SITUATIONS``: ``nnfs.save`` and ``nnfs.load`` on a full disk, a read-only filesystem, past
+  the file-size limit, as a user the system refuses.
+
+Bad plugins are catalogued next to this file, in ``tests/test_plugin_loading.py`` (the plugins
+of ``tests/plugins/`` and ``tests/plugins/hostile/``) and ``tests/test_registry.py``; flawed
+backends that the conformance kit must fail in ``tests/test_kit_catches_flaws.py`` (the
+backends of ``tests/plugins/flawed/``); ranks that disagree or leave in ``tests/test_mpi.py``;
+randomly damaged files in ``tests/test_io.py`` and ``tests/test_data.py``. The README's "What
+nnfs promises" section quotes the size of the tables here; ``test_the_readme_counts_the_cases``
+keeps it honest, and ``python tests/test_bad_input.py`` prints it.
 """
 
 from __future__ import annotations
@@ -1163,6 +1181,9 @@ COMMANDS += [
             "--output", "file would be larger", "file-size limit", file_size_limit=2000),
     Command("train--data/a-file-the-user-may-not-read", (*TRAIN[:-4], "--data", "{dir}/secret.csv"),
             "secret.csv", "cannot be read", "permission denied", user="nobody"),
+    Command("train--test-data/a-file-the-user-may-not-read",
+            (*TRAIN, "--test-data", "{dir}/secret.csv"), "secret.csv", "cannot be read",
+            "permission denied", user="nobody"),
     Command("predict--data/a-file-the-user-may-not-read",
             (*PREDICT, "--data", "{dir}/secret.csv"), "secret.csv", "cannot be read",
             "permission denied", user="nobody"),
@@ -1518,6 +1539,13 @@ def test_files_in_bad_situations(situation: Situation, command_world: Path) -> N
     assert files(command_world) == before
 
 
+#: What the catalogue holds, by table: each entry is one distinct bad input or situation.
+def catalogue_size() -> dict[str, int]:
+    return {"calls": len(CASES), "device": sum(case.device for case in CASES),
+            "commands": len(COMMANDS), "streams": len(STREAM_COMMANDS) * len(STREAMS),
+            "situations": len(SITUATIONS)}
+
+
 def test_the_readme_counts_the_cases():
     """The README's "What nnfs promises" quotes the size of this catalogue."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -1526,13 +1554,23 @@ def test_the_readme_counts_the_cases():
         "calls": r"\*\*(\d+) calls of the API\*\*",
         "device": r"\*\*(\d+) of them run on every\s+backend and dtype\*\*",
         "commands": r"\*\*(\d+) command lines\*\*",
+        "streams": r"\*\*(\d+) runs of every command with\s+its standard output or error "
+                   r"closed or full\*\*",
+        "situations": r"\*\*(\d+) file operations in bad situations\*\*",
     }
     found = {}
     for key, pattern in quoted.items():
         match = re.search(pattern, readme)
         assert match, f"the README does not quote the number of {key} ({pattern})"
         found[key] = int(match.group(1))
-    actual = {"cases": len(CASES) + len(COMMANDS), "calls": len(CASES),
-              "device": sum(case.device for case in CASES), "commands": len(COMMANDS)}
+    actual = catalogue_size()
+    actual["cases"] = actual["calls"] + actual["commands"] + actual["streams"] \
+        + actual["situations"]
     assert found == actual
     assert actual["cases"] >= 40
+
+
+if __name__ == "__main__":  # python tests/test_bad_input.py: the size of the catalogue
+    sizes = catalogue_size()
+    print(", ".join(f"{key}: {value}" for key, value in sizes.items()),
+          f"(in all {sizes['calls'] + sizes['commands'] + sizes['streams'] + sizes['situations']})")

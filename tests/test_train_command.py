@@ -144,3 +144,40 @@ def test_epochs_scale_the_default_schedule_and_must_agree_with_an_explicit_one()
     assert result.returncode == 1 and "--epochs 4 contradicts the schedule" in result.stderr
     result = run_nnfs("train", "--quiet", "--epochs", "3")
     assert result.returncode == 0 and "after 3 epochs" in result.stdout
+
+
+def test_a_destination_that_cannot_take_the_model_is_refused_before_training(tmp_path):
+    """--save into a file larger than the process may write (RLIMIT_FSIZE, as ulimit -f sets
+    it): refused once the network's size is known, before the first epoch (no progress line),
+    with one line on stderr; and the same for --checkpoint-every's file."""
+    import resource
+    import subprocess
+    import sys
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    for extra in ([], ["--checkpoint-every", "1"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "nnfs", "train", "--epochs", "3", "--eta", "0.05",
+             "--save", str(tmp_path / "model.npz"), *extra],
+            capture_output=True, text=True, timeout=120, preexec_fn=limited)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stdout.startswith("data: digits")  # it got as far as the data
+        assert "epoch" not in result.stdout, "it trained before finding out"
+        assert result.stderr.count("\n") == 1
+        assert "(79.0 KiB), but this process may write files of at most 20000 bytes" \
+            in result.stderr, result.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bom_csv_from_excel_trains_on_every_sample(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(int)
+    text = "x1,x2,label\r\n" + "".join(f"{a:.4f},{b:.4f},{k}\r\n" for (a, b), k in zip(X, y))
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    result = run_nnfs("train", "--data", str(tmp_path / "excel.csv"), "--layers",
+                      "4:tanh,2:softmax", "--epochs", "2", "--eta", "0.1")
+    assert result.returncode == 0, result.stderr
+    assert "data: " in result.stdout and "48 training and 12 test samples" in result.stdout

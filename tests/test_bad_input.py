@@ -1120,6 +1120,11 @@ COMMANDS += [
                                            "--data", GOOD["csv"]),
             bad.name, bad.given, bad.expected, files=(bad,))
     for bad in MODEL_FILES
+] + [
+    Command(f"export--model/{bad.name}", ("export", "--model", "{dir}/" + bad_name(bad),
+                                          "--onnx", "{dir}/m.onnx"),
+            bad.name, bad.given, bad.expected, files=(bad,))
+    for bad in MODEL_FILES
 ]
 
 #: --layers that str.isdigit or int() would take, or that are no layers at all.
@@ -1138,7 +1143,8 @@ def outputs(path: str) -> list[tuple[str, tuple[str, ...], str]]:
     """Every option through which a command writes a file, with ``path`` there."""
     return [("train--save", (*TRAIN, "--save", path), "--save"),
             ("train--plot", (*TRAIN, "--plot", path), "--plot"),
-            ("predict--output", (*PREDICT, "--data", GOOD["csv"], "--output", path), "--output")]
+            ("predict--output", (*PREDICT, "--data", GOOD["csv"], "--output", path), "--output"),
+            ("export--onnx", ("export", "--model", GOOD["model"], "--onnx", path), "--onnx")]
 
 
 #: Where no file can be written, and what the refusal says.
@@ -1381,6 +1387,10 @@ STREAM_COMMANDS = [
     ("predict-output", (*PREDICT, "--data", GOOD["csv"], "--output", "{dir}/p.csv"), "quiet"),
     ("predict-error", (*PREDICT, "--data", "{dir}/absent.csv"), "error"),
     ("predict-usage", ("predict", "--data", GOOD["csv"]), "usage"),
+    ("export", ("export", "--model", GOOD["model"], "--onnx", "{dir}/m.onnx"), "ok"),
+    ("export-error", ("export", "--model", "{dir}/absent.npz", "--onnx", "{dir}/m.onnx"),
+     "error"),
+    ("export-usage", ("export", "--model", GOOD["model"]), "usage"),
     ("bench", ("bench", "tiny", "--epochs", "2", "--repeats", "1"), "ok"),
     ("bench-error", ("bench", "tiny", "--repeats", "0"), "error"),
     ("bench-usage", ("bench", "huge"), "usage"),
@@ -1554,9 +1564,9 @@ def test_the_readme_counts_the_cases():
         "calls": r"\*\*(\d+) calls of the API\*\*",
         "device": r"\*\*(\d+) of them run on every\s+backend and dtype\*\*",
         "commands": r"\*\*(\d+) command lines\*\*",
-        "streams": r"\*\*(\d+) runs of every command with\s+its standard output or error "
-                   r"closed or full\*\*",
-        "situations": r"\*\*(\d+) file operations in bad situations\*\*",
+        "streams": r"\*\*(\d+) runs of\s+every\s+command\s+with\s+its\s+standard\s+output\s+or"
+                   r"\s+error\s+closed\s+or\s+full\*\*",
+        "situations": r"\*\*(\d+) file operations in\s+bad situations\*\*",
     }
     found = {}
     for key, pattern in quoted.items():

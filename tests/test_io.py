@@ -321,8 +321,10 @@ def test_the_parameters_are_read_only_once_the_network_fits(tmp_path, cpu, monke
     path.write_bytes(_flip_in_member(zip_of(members), "parameters.npy", back=40))
     with pytest.raises(nnfs.ModelFileError, match="Bad CRC"):
         nnfs.load(path, cpu)
+    from nnfs.backend_api import MemoryLimits
+
     monkeypatch.setattr(type(cpu), "memory_limits",
-                        lambda self: nnfs.MemoryLimits(total_bytes=64, max_allocation_bytes=64))
+                        lambda self: MemoryLimits(total_bytes=64, max_allocation_bytes=64))
     with pytest.raises(nnfs.OutOfDeviceMemory, match=f"{count} parameters"):
         nnfs.load(path, cpu)
 

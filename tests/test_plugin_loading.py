@@ -255,11 +255,11 @@ def test_selecting_cpu_imports_no_other_plugin(hostile_site):
     never imported, so nothing waits (with no bound at all: the default of 30 s would show)."""
     code = ("import sys, nnfs\n"
             "factory = nnfs.backend('cpu')\n"
-            "print(type(factory).__module__,"
+            "print(type(factory.backend).__module__,"
             " sorted(m for m in sys.modules if m.startswith('nnfs_hostile')))\n")
     result = run_python("-c", code, plugins=hostile_site, timeout=25)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split(" ", 1)[0] == "nnfs_cpu.factory"  # the bundled one, not Impostor
+    assert result.stdout.split(" ", 1)[0] == "nnfs_cpu.backend"  # the bundled one, not Impostor
     assert result.stdout.split(" ", 1)[1].strip() == "['nnfs_hostile_claims_cpu']"
     assert result.stderr == ""
 
@@ -356,7 +356,7 @@ def test_a_backend_that_cannot_be_used_still_has_its_row(listing, name, distribu
 def test_dtypes_that_disagree_are_noted(listing):
     result, rows = listing
     assert row_of(rows, "mixed-dtypes", "dtypes-disagree")["notes"] == [
-        "its BackendSpec declares the dtypes float32, float64 but its factory SingleFactory "
+        "its BackendSpec declares the dtypes float32, float64 but its factory SingleBackend "
         "declares float32"]
     assert row_of(rows, "probe-says-more", "dtypes-disagree")["notes"] == [
         "its probe reports the dtypes float32, float64, but its BackendSpec declares float32"]
@@ -374,7 +374,7 @@ def test_selecting_a_hostile_backend_is_an_error_the_process_survives(hostile_si
         "                    ('double', 'float32'), ('cpu', 'float64')]:\n"
         "    try:\n"
         "        factory = nnfs.backend(name, dtype)\n"
-        "        found[name] = ['made', type(factory).__module__, factory.dtype]\n"
+        "        found[name] = ['made', type(factory.backend).__module__, factory.dtype]\n"
         "    except nnfs.NnfsError as error:\n"
         "        cause = error.__cause__\n"
         "        found[name] = [type(error).__name__, str(error),\n"
@@ -393,7 +393,7 @@ def test_selecting_a_hostile_backend_is_an_error_the_process_survives(hostile_si
     assert "not on this machine: its device supports float64" in found["device-float64"][1]
     assert found["mixed-dtypes"][0] in ("UnsupportedOperation", "PluginError")
     assert found["double"][0] == "BackendUnavailable"
-    assert found["cpu"] == ["made", "nnfs_cpu.factory", "float64"]
+    assert found["cpu"] == ["made", "nnfs_cpu.backend", "float64"]
 
 
 @pytest.mark.parametrize("leave, status, words", [

@@ -288,11 +288,11 @@ def test_debug_option_traces_on_stderr():
 # --- plugins that break the registry's rules, registered in process -------------------------
 
 def test_the_bundled_name_cpu_cannot_be_taken(registry):
-    class Impostor(CpuFactory):
+    class Impostor(CpuBackend):
         pass
 
     registry.register_backend(spec("cpu", factory=Impostor))
-    assert type(registry.backend("cpu")) is CpuFactory
+    assert type(registry.backend("cpu").backend) is CpuBackend
     rows = [row for row in registry.infos() if row.name == "cpu"]
     assert [(row.distribution, row.available, row.refused) for row in rows] == [
         ("nnfs-cpu", True, False), ("(registered in process)", False, True)]
@@ -320,7 +320,7 @@ def test_a_hook_declaring_nothing_keeps_a_row(registry, value, said):
 def test_a_hook_returning_no_list_is_refused(registry, value):
     registry.register_plugin(_plugin_returning(value), "odd")
     row = next(row for row in registry.infos() if row.name == "odd")
-    assert row.refused and "expected a list of nnfs.BackendSpec records" in row.reason
+    assert row.refused and "expected a list of nnfs.backend_api.BackendSpec records" in row.reason
 
 
 def test_a_hook_whose_generator_fails_is_refused(registry):
@@ -368,7 +368,7 @@ def test_plugin_code_that_hangs_is_bounded(registry, monkeypatch):
     monkeypatch.setenv("NNFS_PLUGIN_TIMEOUT", "0.5")
     release = threading.Event()
 
-    @nnfs.hookimpl
+    @api.hookimpl
     def nnfs_backends():
         release.wait(30)
         return [spec("late")]
@@ -401,9 +401,9 @@ def test_what_plugin_code_prints_goes_to_stderr(registry, capfd):
     def probe():
         print("probe says hello")
         os.write(1, b"and so does C\n")
-        return nnfs.BackendStatus(True, dtypes=("float32",))
+        return api.BackendStatus(True, dtypes=("float32",))
 
-    class Chatty(CpuFactory):
+    class Chatty(CpuBackend):
         def __init__(self, dtype="float32"):
             print("factory says hello")
             super().__init__(dtype)
@@ -417,14 +417,14 @@ def test_what_plugin_code_prints_goes_to_stderr(registry, capfd):
 
 def test_dtypes_of_the_device_and_of_the_factory_are_checked_when_selected(registry):
     registry.register_backend(spec("only64", dtypes=("float32", "float64"),
-                                   probe=lambda: nnfs.BackendStatus(True, dtypes=("float64",))))
+                                   probe=lambda: api.BackendStatus(True, dtypes=("float64",))))
     with pytest.raises(nnfs.UnsupportedOperation, match="not on this machine: its device "
                                                         "supports float64"):
         registry.backend("only64")
     assert registry.backend("only64", "float64").dtype == "float64"
 
     def wrong_dtype(dtype="float32"):
-        return CpuFactory("float64")
+        return CpuBackend("float64")
 
     registry.register_backend(spec("liar", factory=wrong_dtype))
     with pytest.raises(nnfs.PluginError, match="asked for a float32 factory and made a float64"):
@@ -432,7 +432,7 @@ def test_dtypes_of_the_device_and_of_the_factory_are_checked_when_selected(regis
 
 
 def test_a_factory_class_that_declares_fewer_dtypes_than_its_spec_is_noted(registry):
-    class Single(CpuFactory):
+    class Single(CpuBackend):
         dtypes = ("float32",)
 
     registry.register_backend(spec("fewer", factory=Single, dtypes=("float32", "float64")))

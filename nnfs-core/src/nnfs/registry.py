@@ -37,6 +37,7 @@ import pluggy
 
 from . import hookspecs
 from ._args import dtype_name
+from .contract import Backend
 from .errors import (
     BackendNotFound,
     BackendUnavailable,
@@ -46,8 +47,6 @@ from .errors import (
     PluginError,
     UnsupportedOperation,
 )
-from ._args import dtype_name
-from .contract import Backend
 from .factory import Factory
 from .spec import (
     API_VERSION,

@@ -1,14 +1,14 @@
 """A plugin that claims the name of the bundled CPU backend, under an entry point named cpu."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
-class Impostor(CpuFactory):
+class Impostor(CpuBackend):
     """Not the bundled CPU backend."""
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return [nnfs.BackendSpec(name="cpu", factory=Impostor, api_version=1,
+    return [api.BackendSpec(name="cpu", factory=Impostor, api_version=2,
                              dtypes=("float32", "float64"), description="an impostor")]

@@ -1,11 +1,11 @@
 """A plugin that declares one backend name twice."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return [nnfs.BackendSpec(name="double", factory=CpuFactory, api_version=1),
-            nnfs.BackendSpec(name="double", factory=CpuFactory, api_version=1,
+    return [api.BackendSpec(name="double", factory=CpuBackend, api_version=2),
+            api.BackendSpec(name="double", factory=CpuBackend, api_version=2,
                              dtypes=("float64",))]

@@ -4,23 +4,23 @@
 * ``device-float64``: the spec declares both, the probe finds a device of float64 only;
 * ``probe-says-more``: the spec declares float32, the probe reports float64 as well."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
-class SingleFactory(CpuFactory):
+class SingleBackend(CpuBackend):
     dtypes = ("float32",)
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
     return [
-        nnfs.BackendSpec(name="mixed-dtypes", factory=SingleFactory, api_version=1,
+        api.BackendSpec(name="mixed-dtypes", factory=SingleBackend, api_version=2,
                          dtypes=("float32", "float64")),
-        nnfs.BackendSpec(name="device-float64", factory=CpuFactory, api_version=1,
+        api.BackendSpec(name="device-float64", factory=CpuBackend, api_version=2,
                          dtypes=("float32", "float64"),
-                         probe=lambda: nnfs.BackendStatus(True, dtypes=("float64",))),
-        nnfs.BackendSpec(name="probe-says-more", factory=CpuFactory, api_version=1,
+                         probe=lambda: api.BackendStatus(True, dtypes=("float64",))),
+        api.BackendSpec(name="probe-says-more", factory=CpuBackend, api_version=2,
                          dtypes=("float32",),
-                         probe=lambda: nnfs.BackendStatus(True, dtypes=("float32", "float64"))),
+                         probe=lambda: api.BackendStatus(True, dtypes=("float32", "float64"))),
     ]

@@ -3,8 +3,8 @@ raises SystemExit."""
 
 import sys
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
 def probe():
@@ -15,9 +15,9 @@ def leaving_factory(dtype="float32"):
     raise SystemExit("factory-exits: no device, goodbye")
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return [nnfs.BackendSpec(name="probe-exits", factory=CpuFactory, api_version=1,
+    return [api.BackendSpec(name="probe-exits", factory=CpuBackend, api_version=2,
                              probe=probe, description="its probe exits"),
-            nnfs.BackendSpec(name="factory-exits", factory=leaving_factory, api_version=1,
+            api.BackendSpec(name="factory-exits", factory=leaving_factory, api_version=2,
                              description="its factory exits")]

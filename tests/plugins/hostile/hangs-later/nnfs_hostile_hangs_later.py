@@ -2,14 +2,14 @@
 
 import time
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
 def probe():
     time.sleep(3600)
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return [nnfs.BackendSpec(name="probe-hangs", factory=CpuFactory, api_version=1, probe=probe)]
+    return [api.BackendSpec(name="probe-hangs", factory=CpuBackend, api_version=2, probe=probe)]

@@ -2,9 +2,9 @@
 
 import time
 
-import nnfs
+from nnfs import backend_api as api
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
     time.sleep(3600)

@@ -1,9 +1,9 @@
 """A plugin whose hook returns a single BackendSpec where a list of them is expected."""
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
-    return nnfs.BackendSpec(name="junk", factory=CpuFactory, api_version=1)
+    return api.BackendSpec(name="junk", factory=CpuBackend, api_version=2)

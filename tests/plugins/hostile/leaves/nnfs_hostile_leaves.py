@@ -8,9 +8,9 @@ if os.environ.get("NNFS_TEST_LEAVE") == "import":
 if os.environ.get("NNFS_TEST_LEAVE") == "interrupt":
     raise KeyboardInterrupt
 
-import nnfs
+from nnfs import backend_api as api
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
     raise SystemExit("leaves-at-import: the hook leaves")

@@ -3,14 +3,14 @@ its factory, from Python and from the file descriptor (as a C library would)."""
 
 import os
 
-import nnfs
-from nnfs_cpu import CpuFactory
+from nnfs import backend_api as api
+from nnfs_cpu import CpuBackend
 
 print("noisy: imported")
 os.write(1, b"noisy: imported, said on descriptor 1\n")
 
 
-class NoisyFactory(CpuFactory):
+class NoisyBackend(CpuBackend):
     def __init__(self, dtype="float32"):
         print("noisy: making a factory")
         super().__init__(dtype)
@@ -18,12 +18,12 @@ class NoisyFactory(CpuFactory):
 
 def probe():
     print("noisy: probing")
-    return nnfs.BackendStatus(True, dtypes=("float32", "float64"))
+    return api.BackendStatus(True, dtypes=("float32", "float64"))
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
     print("noisy: declaring")
-    return [nnfs.BackendSpec(name="noisy", factory=NoisyFactory, api_version=1,
+    return [api.BackendSpec(name="noisy", factory=NoisyBackend, api_version=2,
                              dtypes=("float32", "float64"), probe=probe,
                              description="prints everywhere")]

@@ -1,8 +1,8 @@
 """A plugin whose hook returns None: it declares no backend."""
 
-import nnfs
+from nnfs import backend_api as api
 
 
-@nnfs.hookimpl
+@api.hookimpl
 def nnfs_backends():
     return None

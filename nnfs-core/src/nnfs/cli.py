@@ -298,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _open_closed_descriptors()
     if sys.stderr is None:  # closed: errors have nowhere to go, the exit status tells
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
-    output = _Output(sys.stdout)
+    original = sys.stdout
+    output = _Output(original)
     sys.stdout = output
     command = None
     try:
@@ -306,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as leaving:  # argparse: --help, --version, refused options
         code = leaving.code
         status = code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        sys.stdout = original  # (closed after a failure: Python does not flush it again)
     failure = output.finish()
     if failure is not None:
         prefix = f"nnfs {command}" if command else "nnfs"

@@ -175,7 +175,7 @@ def test_a_bom_csv_from_excel_trains_on_every_sample(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 2))
     y = (X[:, 0] > 0).astype(int)
-    text = "x1,x2,label\r\n" + "".join(f"{a:.4f},{b:.4f},{k}\r\n" for (a, b), k in zip(X, y))
+    text = "x1,x2,label\r\n" + "".join(f"{a:.4f},{b:.4f},{k}\r\n" for (a, b), k in zip(X, y, strict=True))
     (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
     result = run_nnfs("train", "--data", str(tmp_path / "excel.csv"), "--layers",
                       "4:tanh,2:softmax", "--epochs", "2", "--eta", "0.1")

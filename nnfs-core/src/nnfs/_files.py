@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from ._args import format_bytes
 from .errors import (
     NnfsError,
     NnfsFileNotFoundError,
@@ -32,7 +33,6 @@ from .errors import (
     NnfsTypeError,
     NnfsValueError,
 )
-from ._args import format_bytes
 
 try:
     import resource  # file-size limits; not on Windows

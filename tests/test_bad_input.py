@@ -56,6 +56,9 @@ from unittest import mock
 import numpy as np
 import pytest
 
+if __name__ == "__main__":  # run as a script to print the catalogue's size: conftest is above
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import nnfs
 from bad_files import DATA_FILES, MODEL_FILES, BadFile, idx_bytes
 from conftest import ROOT, backend_params, diverging, queued

@@ -123,7 +123,8 @@ def test_nnfs_backends_lists_each_broken_plugin_with_its_error(plugin_site):
     refused = len(BROKEN) + 1  # twin is refused twice, once per distribution
     assert result.stderr.startswith(f"nnfs backends: {refused} plugins were refused: ")
     assert result.stderr.count("\n") == 1
-    rows = result.stdout.splitlines()[2:]  # under the header and its rule
+    table = result.stdout.split("\n\n")[0]  # the default and the options follow a blank line
+    rows = table.splitlines()[2:]  # under the header and its rule
     by_name = {row.split()[0]: row for row in rows if row.split()[1] != "nnfs-twin-b"}
     assert len(by_name) == len(rows) - 1, "a reason broke a row over several lines"
     assert any(row.split()[:2] == ["twin", "nnfs-twin-b"] for row in rows)

@@ -76,9 +76,14 @@ from .training import TrainingNetwork, TrainingStep, training_network
 def backend(name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:
     """The factory of the backend ``name`` for ``dtype`` ("float32" or "float64").
 
-    With no name, the backend named by the environment variable ``NNFS_BACKEND`` is used, else
-    ``cpu``. ``options`` go to the backend (for example ``device=1`` for opencl). Asking twice
-    for the same backend, dtype and options gives the same factory until it is released.
+    ``name`` may carry options as text, ``"opencl:gemm=clblast,device=1"``, as everywhere a
+    backend is named (the command line's ``--backend``, ``NNFS_BACKEND``); ``options`` give them
+    as Python values (``device=1``), checked against what the backend declares (``nnfs
+    backends`` lists them). With no name, the backend named by the environment variable
+    ``NNFS_BACKEND`` is used, else the best available installed backend: the one of the
+    highest priority its plugin declares (cuda, then opencl on a GPU, then cpu), ``cpu`` among
+    equals. Asking twice for the same backend, dtype and options gives the same factory until
+    it is released.
 
     Raises :class:`BackendNotFound` when no installed backend has the name, and
     :class:`BackendUnavailable` when it is installed but cannot run here (no device, a plugin

@@ -27,7 +27,14 @@ from .contract import Backend, Capabilities, MemoryLedger, MemoryLimits, Plan, S
 from .hookspecs import hookimpl
 from .kinds import ActivationKind, CostKind, DeltaKind, Operation
 from .registry import BackendInfo, Registry
-from .spec import API_VERSION, MIN_API_VERSION, BackendSpec, BackendStatus
+from .spec import (
+    API_VERSION,
+    MIN_API_VERSION,
+    BackendOption,
+    BackendSpec,
+    BackendStatus,
+    parse_backend,
+)
 
 
 def register_plugin(plugin: object, name: str | None = None):
@@ -53,6 +60,7 @@ __all__ = [
     "ActivationKind",
     "Backend",
     "BackendInfo",
+    "BackendOption",
     "BackendSpec",
     "BackendStatus",
     "Capabilities",
@@ -65,6 +73,7 @@ __all__ = [
     "Registry",
     "Step",
     "hookimpl",
+    "parse_backend",
     "register_backend",
     "register_plugin",
     "run",

@@ -57,15 +57,21 @@ def _backends(args: argparse.Namespace) -> int:
     warnings = registry.default().conflicts() + [f"{i.name} ({i.distribution}): {note}"
                                             for i in infos for note in i.notes]
     refused = [i for i in infos if i.refused]
+    try:
+        default, why = registry.default().default_backend()
+    except NnfsError as error:
+        default, why = None, str(error)
     if args.json:
         print(json.dumps({
             "backends": [
                 {"name": i.name, "distribution": i.distribution, "version": i.version,
                  "available": i.available, "reason": i.reason, "devices": list(i.devices),
                  "dtypes": list(i.dtypes), "description": i.description,
-                 "refused": i.refused, "notes": list(i.notes)}
+                 "refused": i.refused, "notes": list(i.notes), "priority": i.priority,
+                 "default": i.name == default, "options": list(i.options)}
                 for i in infos
             ],
+            "default": {"name": default, "reason": why},
             "warnings": warnings,
         }, indent=2))
     elif not infos:
@@ -76,6 +82,11 @@ def _backends(args: argparse.Namespace) -> int:
                 for i in infos]
         print(_table(rows, ("name", "distribution", "version", "available", "devices",
                             "dtypes", "reason")))
+        print(f"\ndefault: {default}: {why}" if default else f"\nno default backend: {why}")
+        for i in infos:
+            if i.options:
+                print(f"options of {i.name} (nnfs.backend('{i.name}', key=value) or "
+                      f"--backend {i.name}:key=value,...): " + "; ".join(i.options))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if refused:
@@ -89,7 +100,9 @@ def _backends(args: argparse.Namespace) -> int:
 # --- nnfs demo ----------------------------------------------------------------------------------
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default=None, help="backend name (default: NNFS_BACKEND, else cpu)")
+    parser.add_argument("--backend", default=None,
+                        help="NAME or NAME:key=value,... (default: NNFS_BACKEND, else the best "
+                             "installed backend; nnfs backends lists them)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 
 

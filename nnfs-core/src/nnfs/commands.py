@@ -76,7 +76,9 @@ def learning_rates(eta_text: str | None, epochs: int | None) -> float | list[tup
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default=None, help="backend name (default: NNFS_BACKEND, else cpu)")
+    parser.add_argument("--backend", default=None,
+                        help="NAME or NAME:key=value,... (default: NNFS_BACKEND, else the best "
+                             "installed backend; nnfs backends lists them)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--layers", default=DEFAULT_LAYERS,
                         help=f"UNITS:ACTIVATION,... ending with the output layer (default {DEFAULT_LAYERS})")

@@ -55,6 +55,7 @@ from .spec import (
     BackendSpec,
     BackendStatus,
     normalize_backend_name,
+    parse_backend,
 )
 
 log = logging.getLogger("nnfs")
@@ -67,7 +68,8 @@ ENV_DISABLE_AUTOLOAD = "NNFS_DISABLE_PLUGIN_AUTOLOAD"
 ENV_TIMEOUT = "NNFS_PLUGIN_TIMEOUT"
 #: Seconds a plugin's import, hook call or probe may take when ENV_TIMEOUT is not set.
 DEFAULT_TIMEOUT = 30.0
-#: The backend used when neither a name nor NNFS_BACKEND is given.
+#: The backend preferred among those of equal priority when neither a name nor NNFS_BACKEND
+#: is given (the default is otherwise the available backend of the highest priority).
 DEFAULT_BACKEND = "cpu"
 #: Backends maintained with nnfs, and the distribution that provides each: their names are
 #: theirs alone.
@@ -95,6 +97,12 @@ class BackendInfo:
     description: str = ""
     refused: bool = False
     notes: tuple[str, ...] = ()
+    #: The backend's priority on this machine (its spec's, or its probe's).
+    priority: int = 0
+    #: True for the backend ``nnfs.backend()`` uses when given no name.
+    default: bool = False
+    #: The options it takes, as ``name=kinds (help)``.
+    options: tuple[str, ...] = ()
 
 
 @dataclass
@@ -583,8 +591,11 @@ class Registry:
         return sorted(name for name, entry in entries.items() if entry.error is None)
 
     def infos(self) -> list[BackendInfo]:
-        """Every backend and broken plugin found, with availability (runs each probe)."""
+        """Every backend and broken plugin found, with availability (runs each probe), and
+        which one is the default."""
         entries = self._load()
+        chosen = self._default_choice()
+        default_name = None if chosen is None else chosen[0].name
         rows = []
         for entry in sorted([*entries.values(), *self._others],
                             key=lambda e: (e.name, e.error is not None, e.plugin.distribution)):
@@ -603,9 +614,53 @@ class Registry:
             rows.append(BackendInfo(
                 entry.name, plugin.distribution, plugin.version, status.available, status.reason,
                 status.devices, status.dtypes or entry.spec.dtypes, entry.spec.description,
-                notes=tuple(notes),
+                notes=tuple(notes), priority=_priority(entry.spec, status),
+                default=entry.name == default_name,
+                options=tuple(str(option) for option in entry.spec.options),
             ))
         return rows
+
+    def default_backend(self) -> tuple[str, str]:
+        """The name of the backend ``nnfs.backend()`` uses when given no name, and why; raises
+        :class:`nnfs.BackendNotFound` when no installed backend is available."""
+        from_env = os.environ.get(ENV_BACKEND)
+        if from_env is not None:
+            name, _ = parse_backend(from_env, what=f"the environment variable {ENV_BACKEND}")
+            return name, f"the environment variable {ENV_BACKEND}={from_env!r}"
+        chosen = self._default_choice()
+        if chosen is None:
+            installed = ", ".join(self.names()) or "none"
+            raise BackendNotFound(
+                f"no installed backend can run here (installed: {installed}; nnfs backends says "
+                "why each cannot); install one, for example: pip install nnfs-cpu")
+        entry, priority, others = chosen
+        reason = f"the best available backend (priority {priority}"
+        reason += f"; also available: {others})" if others else ")"
+        return entry.name, reason + f"; set {ENV_BACKEND} to choose another"
+
+    def _default_choice(self) -> tuple[_Entry, int, str] | None:
+        """The available backend of the highest priority (``cpu`` first among equals), its
+        priority, and the others available; None if none is. Probes are run in order of the
+        specs' priorities and stop once no later backend can rank higher (a probe can only
+        lower a backend's rank)."""
+        entries = [entry for entry in self._load().values() if entry.error is None]
+        entries.sort(key=lambda e: (-e.spec.priority, e.name != DEFAULT_BACKEND, e.name))
+        best: tuple[_Entry, int] | None = None
+        available = []
+        for entry in entries:
+            if best is not None and entry.spec.priority < best[1]:
+                break
+            status = self._probe(entry)
+            if not status.available:
+                continue
+            available.append(entry.name)
+            priority = _priority(entry.spec, status)
+            if best is None or priority > best[1]:
+                best = (entry, priority)
+        if best is None:
+            return None
+        others = ", ".join(name for name in available if name != best[0].name)
+        return best[0], best[1], others
 
     def _probe(self, entry: _Entry) -> BackendStatus:
         spec = entry.spec
@@ -625,11 +680,12 @@ class Registry:
 
     def backend(self, name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:
         """See :func:`nnfs.backend`."""
-        name, source = _requested_name(name)
+        name, text_options, source = self._requested(name)
         dtype = dtype_name(dtype)
-        key = (name, dtype, tuple(sorted(options.items())))
         entry = self._find(name, source)
         spec = entry.spec
+        options = _options(spec, name, source, text_options, options)
+        key = (name, dtype, tuple(sorted(options.items(), key=lambda item: item[0])))
         cached = self._factories.get(key)
         if cached is not None and not cached[1].released and cached[0] == spec:
             return cached[1]
@@ -699,8 +755,32 @@ class Registry:
             ) from entry.error
         return entry
 
+    def _requested(self, name: object) -> tuple[str, dict[str, str], str]:
+        """The backend asked for (a name, ``NAME:key=value,...``, NNFS_BACKEND, or the
+        default), its options written as text, and where it came from."""
+        if name is not None:
+            parsed, text = parse_backend(name)
+            return parsed, text, f"the backend name {name!r}"
+        from_env = os.environ.get(ENV_BACKEND)
+        if from_env is not None:
+            parsed, text = parse_backend(from_env, what=f"the environment variable {ENV_BACKEND}")
+            return parsed, text, f"the environment variable {ENV_BACKEND}={from_env!r}"
+        parsed, reason = self.default_backend()
+        return parsed, {}, f"the default backend {parsed!r} ({reason})"
+
     @staticmethod
     def _check_options(spec: BackendSpec, name: str, dtype: str, options: dict) -> None:
+        if spec.options:
+            declared = {option.name for option in spec.options}
+            unknown = [key for key in options if key not in declared]
+            if unknown:
+                raise NnfsTypeError(
+                    f"the {name} backend does not take the option(s) "
+                    f"{', '.join(map(repr, unknown))}; it takes: "
+                    f"{'; '.join(str(option) for option in spec.options)}")
+            for key, value in options.items():
+                spec.option(key).check(value, f"the {name} backend's options")
+            return
         try:
             signature = inspect.signature(spec.factory)
         except (TypeError, ValueError):
@@ -731,16 +811,39 @@ class Registry:
         return warnings
 
 
-def _requested_name(name: object) -> tuple[str, str]:
-    """The backend name asked for and where it came from. The only reader of NNFS_BACKEND."""
-    if name is not None:
-        name = normalize_backend_name(name)
-        return name, f"the backend name {name!r}"
-    from_env = os.environ.get(ENV_BACKEND)
-    if from_env is not None:
-        name = normalize_backend_name(from_env, what=f"the environment variable {ENV_BACKEND}")
-        return name, f"the environment variable {ENV_BACKEND}={from_env!r}"
-    return DEFAULT_BACKEND, f"the default backend {DEFAULT_BACKEND!r}"
+def _priority(spec: BackendSpec, status: BackendStatus) -> int:
+    return spec.priority if status.priority is None else status.priority
+
+
+def _literal(text: str) -> object:
+    """An undeclared option given as text: a bool, an int, a float, or the text itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            pass
+    return text
+
+
+def _options(spec: BackendSpec, name: str, source: str, text: dict[str, str],
+             given: dict[str, Any]) -> dict[str, Any]:
+    """The options of a factory: those written as text (``NAME:key=value``), read as the spec
+    declares, and those given as Python values, which may not repeat them."""
+    twice = sorted(set(text) & set(given))
+    if twice:
+        raise NnfsValueError(f"{source} gives the option(s) {', '.join(map(repr, twice))} as "
+                             "text and again as keyword arguments; give each once")
+    options = {}
+    for key, value in text.items():
+        option = spec.option(key)  # an undeclared one is refused by _check_options, if the
+        # spec declares its options; else the factory's signature decides
+        options[key] = (_literal(value) if option is None
+                        else option.parse(value, f"{source}: the {name} backend's options"))
+    options.update(given)
+    return options
 
 
 def _core_version() -> str:

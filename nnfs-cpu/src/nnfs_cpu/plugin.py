@@ -13,6 +13,19 @@ from nnfs import backend_api as api
 from .backend import CpuBackend
 
 
+#: The default backend's rank: below a GPU's (cuda 30, opencl on a GPU 20).
+PRIORITY = 10
+
+#: The options of ``nnfs.backend("cpu", ...)`` (or ``cpu:threads=2,blas=numpy``).
+OPTIONS = (
+    api.BackendOption("threads", int, "threads for elementwise work; default: the cores, at "
+                      "most 8"),
+    api.BackendOption("blas", str, "which BLAS multiplies", ("auto", "mkl", "numpy")),
+    api.BackendOption("direct_blas", bool, "gemm and gemv with alpha and beta in one BLAS call"),
+    api.BackendOption("vml", bool, "activations in MKL's vector math when MKL multiplies"),
+)
+
+
 def probe() -> api.BackendStatus:
     """The CPU is always there; name the cores and the BLAS that will multiply (by default)."""
     import os
@@ -38,5 +51,7 @@ def nnfs_backends() -> list[api.BackendSpec]:
             dtypes=CpuBackend.dtypes,
             probe=probe,
             description="numpy and its BLAS on the CPU",
+            priority=PRIORITY,
+            options=OPTIONS,
         )
     ]

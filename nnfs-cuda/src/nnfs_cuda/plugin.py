@@ -14,6 +14,13 @@ from .device import DeviceUnavailable, find_devices
 from .backend import CudaBackend
 
 
+#: The default backend's rank: an NVIDIA GPU is preferred to everything else.
+PRIORITY = 30
+
+#: The options of ``nnfs.backend("cuda", ...)`` (or ``cuda:device=1``).
+OPTIONS = (api.BackendOption("device", int, "the CUDA device index; default: 0"),)
+
+
 def probe() -> api.BackendStatus:
     """The CUDA devices here, or why there are none (no CuPy, no driver, no GPU)."""
     try:
@@ -34,5 +41,7 @@ def nnfs_backends() -> list[api.BackendSpec]:
             dtypes=CudaBackend.dtypes,
             probe=probe,
             description="NVIDIA GPUs: cuBLAS and CUDA kernels on one stream, through CuPy",
+            priority=PRIORITY,
+            options=OPTIONS,
         )
     ]

@@ -13,6 +13,17 @@ from nnfs import backend_api as api
 #: What the backend can do on some device; the probe says what the selected device does.
 DTYPES = ("float32", "float64")
 
+#: The default backend's rank with a GPU; with a CPU device only (PoCL), it ranks below the
+#: cpu backend, which is faster there.
+PRIORITY, CPU_ONLY_PRIORITY = 20, 5
+
+#: The options of ``nnfs.backend("opencl", ...)`` (or ``opencl:device=1,gemm=clblast``).
+OPTIONS = (
+    api.BackendOption("device", (int, str), "a number, 'platform:device' or part of a name; "
+                      "default: NNFS_OPENCL_DEVICE, else the first GPU, else the first device"),
+    api.BackendOption("gemm", str, "the matrix product", ("auto", "blocked", "tiled", "clblast")),
+)
+
 
 def make_factory(dtype: object = "float32", device: object = None, gemm: str = "auto"):
     """Create an :class:`nnfs_opencl.backend.OpenclBackend` (see it for the options)."""
@@ -36,7 +47,8 @@ def probe() -> api.BackendStatus:
         return api.BackendStatus(False, str(error))
     names = [device.describe() + (" (selected)" if device.number == chosen.number else "")
              for device in devices]
-    return api.BackendStatus(True, devices=names, dtypes=chosen.dtypes)
+    return api.BackendStatus(True, devices=names, dtypes=chosen.dtypes,
+                             priority=PRIORITY if chosen.is_gpu else CPU_ONLY_PRIORITY)
 
 
 @api.hookimpl
@@ -49,5 +61,7 @@ def nnfs_backends() -> list[api.BackendSpec]:
             dtypes=DTYPES,
             probe=probe,
             description="OpenCL kernels through pyopencl (GPUs, or the CPU with PoCL)",
+            priority=PRIORITY,
+            options=OPTIONS,
         )
     ]

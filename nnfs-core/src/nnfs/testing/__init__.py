@@ -70,7 +70,11 @@ def run_check(check: Check, factory: nnfs.Factory) -> Result:
 
 
 def declared_dtypes(name: str) -> tuple[str, ...]:
-    """The dtypes the installed backend ``name`` says it supports here."""
+    """The dtypes the installed backend ``name`` (``NAME`` or ``NAME:key=value,...``) says it
+    supports here."""
+    from nnfs.spec import parse_backend
+
+    name = parse_backend(name)[0]
     for info in nnfs.backends():
         if info.name == name:
             if not info.available:
@@ -82,8 +86,9 @@ def declared_dtypes(name: str) -> tuple[str, ...]:
 
 def run(name: str, dtypes: tuple[str, ...] | None = None, select: str | None = None,
         report=None) -> list[Result]:
-    """Run the checks (those whose name contains ``select``) for each dtype; ``report`` is
-    called with each result as it comes."""
+    """Run the checks (those whose name contains ``select``) on the backend ``name``
+    (``NAME`` or ``NAME:key=value,...``, options as everywhere a backend is named) for each
+    dtype; ``report`` is called with each result as it comes."""
     results = []
     for dtype in dtypes or declared_dtypes(name):
         factory = nnfs.backend(name, dtype)

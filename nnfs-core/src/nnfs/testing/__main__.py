@@ -14,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nnfs.testing",
         description="Check that an installed nnfs backend conforms to the factory contract.")
-    parser.add_argument("name", nargs="?", help="the backend name, as given to nnfs.backend()")
+    parser.add_argument("name", nargs="?",
+                        help="the backend, as given to nnfs.backend(): NAME or "
+                             "NAME:key=value,... (for example opencl:gemm=clblast)")
     parser.add_argument("--dtype", action="append", choices=["float32", "float64"],
                         help="check only this dtype (repeatable; default: every declared dtype)")
     parser.add_argument("-k", dest="select", default=None,

@@ -194,3 +194,44 @@ def test_nnfs_backends_says_which_is_the_default_and_why():
     assert default["name"] in {row["name"] for row in report["backends"] if row["available"]}
     assert [row["name"] for row in report["backends"] if row["default"]] == [default["name"]]
     assert all(isinstance(row["priority"], int) for row in report["backends"])
+
+
+def test_a_backend_whose_rank_cannot_beat_the_best_is_not_probed(monkeypatch):
+    """A backend's rank (cheap: no device touched) spares its probe when it cannot win: the
+    OpenCL backend's probe starts PoCL, which writes into ~/.cache, for nothing on a machine
+    whose only OpenCL device is a CPU."""
+    monkeypatch.delenv("NNFS_BACKEND", raising=False)
+    probes = []
+
+    def probe() -> api.BackendStatus:
+        probes.append(1)
+        return api.BackendStatus(True, priority=5)
+
+    spec = api.BackendSpec(name="ranked", factory=CpuBackend, api_version=2, priority=20,
+                           probe=probe, rank=lambda: 5)
+    registry = _registry(monkeypatch, {"cpu": "available"})
+    registry.register_backend(spec)
+    assert registry.default_backend()[0] == "cpu" and probes == []
+    alone = _registry(monkeypatch, {})
+    alone.register_backend(spec)
+    assert alone.default_backend()[0] == "ranked" and probes == [1]
+
+
+@pytest.mark.parametrize("libraries, expected", [
+    (["libpocl.so.2"], 5),
+    (["libpocl.so.2", "libnvidia-opencl.so.1"], 20),
+    (["/opt/rocm/lib/libamdocl64.so"], 20),
+])
+def test_the_opencl_rank_reads_the_installed_drivers_without_starting_opencl(
+        tmp_path, monkeypatch, libraries, expected):
+    plugin = pytest.importorskip("nnfs_opencl.plugin", reason="nnfs-opencl is not installed")
+    vendors = tmp_path / "vendors"
+    vendors.mkdir()
+    for i, library in enumerate(libraries):
+        (vendors / f"vendor{i}.icd").write_text(library + "\n")
+    monkeypatch.setattr(plugin, "_icd_libraries", lambda: [
+        (vendors / name).read_text().strip() for name in sorted(p.name for p in vendors.iterdir())])
+    assert plugin.rank() == expected
+    monkeypatch.undo()
+    monkeypatch.setenv("OCL_ICD_VENDORS", str(vendors))
+    assert all(library in plugin._icd_libraries() for library in libraries)

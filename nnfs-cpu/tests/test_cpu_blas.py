@@ -177,8 +177,12 @@ def test_a_library_that_answers_wrongly_is_not_used(monkeypatch):
 def test_bad_blas_options():
     with pytest.raises(nnfs.NnfsTypeError, match="direct_blas must be True or False, got 'yes'"):
         nnfs.backend("cpu", direct_blas="yes")
-    with pytest.raises(nnfs.NnfsValueError,
+    with pytest.raises(nnfs.NnfsValueError,  # the backend's own check, when made directly
                        match="blas must be one of 'auto', 'mkl', 'numpy', got 'openblas'"):
+        cpu_factory(blas="openblas")
+    with pytest.raises(nnfs.NnfsValueError,  # and the declared option's, through nnfs.backend
+                       match="blas='openblas' is not allowed; expected one of 'auto', 'mkl', "
+                             "'numpy'"):
         nnfs.backend("cpu", blas="openblas")
 
 

@@ -633,8 +633,13 @@ def test_a_bad_device_in_the_environment_is_explained(monkeypatch):
 
 @needs_device
 def test_bad_options_are_refused():
-    with pytest.raises(nnfs.NnfsValueError, match="gemm option must be one of"):
+    with pytest.raises(nnfs.NnfsValueError, match="gemm='fastest' is not allowed; expected "
+                                                  "one of 'auto', 'blocked', 'tiled'"):
         nnfs.backend("opencl", gemm="fastest")
+    from nnfs_opencl.backend import OpenclBackend
+
+    with pytest.raises(nnfs.NnfsValueError, match="gemm option must be one of"):
+        OpenclBackend(gemm="fastest")  # the backend's own check, when made directly
     with pytest.raises(nnfs.NnfsTypeError, match="does not take the option"):
         nnfs.backend("opencl", queue=None)
 

@@ -642,13 +642,17 @@ class Registry:
         """The available backend of the highest priority (``cpu`` first among equals), its
         priority, and the others available; None if none is. Probes are run in order of the
         specs' priorities and stop once no later backend can rank higher (a probe can only
-        lower a backend's rank)."""
+        lower a backend's rank); a backend whose ``rank`` says it cannot beat the best found
+        so far is not probed."""
+        bounds = {entry.name: (entry.spec.priority if entry.spec.rank is None
+                               else self._rank(entry))
+                  for entry in self._load().values() if entry.error is None}
         entries = [entry for entry in self._load().values() if entry.error is None]
-        entries.sort(key=lambda e: (-e.spec.priority, e.name != DEFAULT_BACKEND, e.name))
+        entries.sort(key=lambda e: (-bounds[e.name], e.name != DEFAULT_BACKEND, e.name))
         best: tuple[_Entry, int] | None = None
         available = []
         for entry in entries:
-            if best is not None and entry.spec.priority < best[1]:
+            if best is not None and bounds[entry.name] < best[1]:
                 break
             status = self._probe(entry)
             if not status.available:
@@ -661,6 +665,19 @@ class Registry:
             return None
         others = ", ".join(name for name in available if name != best[0].name)
         return best[0], best[1], others
+
+    def _rank(self, entry: _Entry) -> int:
+        """The most the backend can rank here, by its spec's ``rank`` (its priority if that
+        fails)."""
+        try:
+            rank = run_plugin_code(f"the rank of {entry.name}", entry.spec.rank, _timeout())
+        except BaseException as error:
+            if not _plugin_failure(error):
+                raise
+            return entry.spec.priority
+        if isinstance(rank, bool) or not isinstance(rank, int):
+            return entry.spec.priority
+        return min(rank, entry.spec.priority)
 
     def _probe(self, entry: _Entry) -> BackendStatus:
         spec = entry.spec

@@ -177,8 +177,13 @@ class BackendSpec:
             called, and read from text where a backend is named ``NAME:key=value,...``. Empty:
             the factory's signature says which keywords it takes, and text is read as a bool,
             an int, a float or else a string.
+        rank: optional, a cheaper question than ``probe`` for choosing the default: called
+            without arguments, it returns the most this backend can rank on this machine (at
+            most ``priority``), looking at no device if it can (installed driver files, say).
+            A backend whose rank is below a backend already found available is not probed at
+            all, so its probe's cost and side effects (starting a driver) are spared.
 
-    .. versionchanged:: 0.2 ``priority`` and ``options``.
+    .. versionchanged:: 0.2 ``priority``, ``options`` and ``rank``.
     """
 
     name: str
@@ -189,6 +194,7 @@ class BackendSpec:
     description: str = ""
     priority: int = 0
     options: tuple[BackendOption, ...] = ()
+    rank: Callable[[], int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", normalize_backend_name(self.name))
@@ -221,6 +227,8 @@ class BackendSpec:
             raise NnfsValueError(f"BackendSpec {self.name!r}: option names must be unique and "
                                  f"not 'dtype', got {names}")
         object.__setattr__(self, "options", options)
+        if self.rank is not None and not callable(self.rank):
+            raise NnfsTypeError(f"BackendSpec {self.name!r}: rank must be callable or None")
 
     def option(self, name: str) -> BackendOption | None:
         """The declared option ``name``, or None."""

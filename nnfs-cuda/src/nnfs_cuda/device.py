@@ -19,7 +19,10 @@ Importing this module does not import CuPy; :func:`find_devices` and :class:`Cup
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -178,12 +181,37 @@ def _cuda_version(number: int) -> str:
     return f"{number // 1000}.{number % 1000 // 10}"
 
 
+#: The NVIDIA driver's library, by platform: what CuPy's runtime loads first.
+DRIVER_LIBRARIES = {"win32": "nvcuda.dll", "darwin": None}
+
+
+def _driver_library_loads() -> bool:
+    """Whether the NVIDIA driver's library can be loaded here (a dlopen, no CUDA context)."""
+    library = DRIVER_LIBRARIES.get(sys.platform, "libcuda.so.1")
+    if library is None:
+        return False
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
 def find_devices() -> list[DeviceInfo]:
     """The CUDA devices of this machine, or DeviceUnavailable saying why there are none.
 
-    Cheap (no CUDA context is created) and never raises anything else: ``nnfs backends`` and
-    the plugin's probe call it on machines without a GPU.
+    Cheap (no CUDA context is created) and never raises anything else: ``nnfs backends``, the
+    plugin's probe and the choice of the default backend call it on machines without a GPU.
+    Where there is no NVIDIA driver, it says so without importing CuPy (whose import takes a
+    second or two): the driver's library is looked for first.
     """
+    if "cupy" not in sys.modules and not _driver_library_loads():
+        if importlib.util.find_spec("cupy") is None:
+            raise DeviceUnavailable("CuPy is not installed; install it with: "
+                                    "pip install cupy-cuda12x")
+        raise DeviceUnavailable(
+            "no NVIDIA driver: the CUDA driver library (libcuda.so.1) is not installed, so "
+            "there is no GPU to use; install the NVIDIA driver on a machine with an NVIDIA GPU")
     try:
         from cupy.cuda import runtime
     except Exception as error:  # ImportError, or a broken CuPy installation

@@ -615,3 +615,22 @@ def test_gpu_owner_command_small():
                             capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "TFLOP/s" in result.stdout and result.stdout.rstrip().endswith("all passed")
+
+
+def test_without_a_driver_the_probe_says_so_without_importing_cupy():
+    """Choosing the default backend probes nnfs-cuda on every machine it is installed on;
+    where there is no NVIDIA driver, that must not cost CuPy's import (a second or two)."""
+    code = ("import sys, nnfs_cuda.device as d\n"
+            "d._driver_library_loads = lambda: False\n"
+            "try:\n"
+            "    d.find_devices()\n"
+            "except d.DeviceUnavailable as reason:\n"
+            "    print(reason)\n"
+            "print('cupy imported' if any(m.split('.')[0] == 'cupy' for m in sys.modules)\n"
+            "      else 'cupy not imported')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "cupy not imported"
+    assert lines[0].startswith("no NVIDIA driver") or lines[0].startswith("CuPy is not installed")

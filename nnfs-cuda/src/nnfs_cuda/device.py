@@ -185,6 +185,10 @@ def _cuda_version(number: int) -> str:
 DRIVER_LIBRARIES = {"win32": "nvcuda.dll", "darwin": None}
 
 
+def _cupy_imported() -> bool:
+    return any(name == "cupy" or name.startswith("cupy.") for name in sys.modules)
+
+
 def _driver_library_loads() -> bool:
     """Whether the NVIDIA driver's library can be loaded here (a dlopen, no CUDA context)."""
     library = DRIVER_LIBRARIES.get(sys.platform, "libcuda.so.1")
@@ -205,7 +209,7 @@ def find_devices() -> list[DeviceInfo]:
     Where there is no NVIDIA driver, it says so without importing CuPy (whose import takes a
     second or two): the driver's library is looked for first.
     """
-    if "cupy" not in sys.modules and not _driver_library_loads():
+    if not _cupy_imported() and not _driver_library_loads():
         if importlib.util.find_spec("cupy") is None:
             raise DeviceUnavailable("CuPy is not installed; install it with: "
                                     "pip install cupy-cuda12x")

@@ -25,7 +25,15 @@ from __future__ import annotations
 from ._args import DTYPES
 from .contract import Backend, Capabilities, MemoryLedger, MemoryLimits, Plan, Step, run, steps
 from .hookspecs import hookimpl
-from .kinds import ActivationKind, CostKind, DeltaKind, Operation
+from .kinds import (
+    HYPER_SIZE,
+    ActivationKind,
+    CostKind,
+    DeltaKind,
+    Hyper,
+    Operation,
+    OptimizerKind,
+)
 from .registry import BackendInfo, Registry
 from .spec import (
     API_VERSION,
@@ -56,6 +64,7 @@ def register_backend(spec: BackendSpec):
 __all__ = [
     "API_VERSION",
     "DTYPES",
+    "HYPER_SIZE",
     "MIN_API_VERSION",
     "ActivationKind",
     "Backend",
@@ -66,9 +75,11 @@ __all__ = [
     "Capabilities",
     "CostKind",
     "DeltaKind",
+    "Hyper",
     "MemoryLedger",
     "MemoryLimits",
     "Operation",
+    "OptimizerKind",
     "Plan",
     "Registry",
     "Step",

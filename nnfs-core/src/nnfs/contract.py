@@ -10,6 +10,10 @@ Three kinds of method, and ``help(Backend)`` shows them all:
 
 * **must implement** (abstract): memory (``allocate``, ``matrix_view``, ``vector_view``),
   transfers (``read``, ``write``) and the operations (``gemm`` ... ``cost_sum``);
+* **may implement**, declared unsupported otherwise: the operations of training beyond
+  plain SGD, ``optimizer_step`` (momentum, Nesterov, Adam, AdamW, weight decay) and
+  ``dropout_mask`` (dropout); their defaults raise :class:`nnfs.UnsupportedOperation`, and a
+  backend without them lists them in ``capabilities.unsupported``;
 * **may override**, each with a working default: ``free``, ``read_samples``,
   ``write_samples``, ``cost_delta``, ``layer_forward``, ``synchronize``, ``memory_limits``,
   ``describe``, ``allreduce``, ``audit_memory``, ``release``;
@@ -24,6 +28,15 @@ then only calls them, so a backend can make a plan as fast to run as it likes; a
 backend returns ``functools.partial`` of a function that does the work. Plans of ``nrm2`` and
 ``cost_sum`` are one function that returns a Python float. The factory's eager calls
 (``factory.gemm(...)``) make a plan and run it.
+
+Numbers that change every step. A plan binds its scalars when it is made, but a schedule's
+learning rate and Adam's bias corrections change at every step, and making a plan per step
+would cost time (and, on a device, memory). So ``optimizer_step`` and ``dropout_mask`` are
+given a small float64 **host array** that core rewrites in place before each step: the plan
+reads it each time it runs. On a queued backend the plan must capture the numbers when it
+queues its work (as kernel arguments, or in a copy to the device queued before the kernel),
+never let the device read the host array later, since core changes it for the next step as
+soon as the plan returns. Integers in such an array (dropout's step) are exact below 2⁵³.
 
 Memory. nnfs asks for flat buffers (``allocate``) and describes every matrix and vector as a
 window of one (see :mod:`nnfs.arrays`): a ``rows × cols`` matrix is stored column by column,
@@ -49,7 +62,7 @@ import numpy as np
 
 from ._args import dtype_name
 from .errors import NnfsValueError, UnsupportedOperation
-from .kinds import ActivationKind, CostKind, DeltaKind, Operation
+from .kinds import ActivationKind, CostKind, DeltaKind, Operation, OptimizerKind
 
 if TYPE_CHECKING:
     from .arrays import Matrix, Vector
@@ -339,6 +352,54 @@ class Backend(abc.ABC):
         return [*steps(self.gemm(1.0, weights, x, 0.0, out, False, False)),
                 *steps(self.activation(kind, out, bias, out))]
 
+    # --- training beyond plain SGD: may implement (declared unsupported otherwise) -----------
+
+    def optimizer_step(self, kind: OptimizerKind, parameters: Vector, gradient: Vector,
+                       state: Sequence[Vector], decay: Vector | None,
+                       hyper: np.ndarray) -> Plan:
+        """One step of the optimizer ``kind`` (see :class:`nnfs.kinds.OptimizerKind` for
+        each rule) in **one pass** over the flat vectors: every element of ``parameters`` is
+        read and written once, with its ``gradient``, its ``state`` entries and its ``decay``
+        mask entry, not one pass per term of the rule.
+
+        * ``gradient`` — the gradient of the mean loss of the batch (``+∂L/∂p``, not scaled
+          by the learning rate). The plan may leave it changed (it is the step's scratch).
+        * ``state`` — ``kind.state_size`` vectors (velocity; or first and second moments),
+          allocated and zeroed by core when training starts, updated in place.
+        * ``decay`` — None (no weight decay), or a vector of 1 on weights and 0 on biases,
+          so that weight decay applies to weights only (PyTorch decays every parameter it is
+          given unless told otherwise; nnfs decays weights, as Keras' kernel regularizers
+          and scikit-learn's ``alpha`` do).
+        * ``hyper`` — a float64 host array of :data:`nnfs.kinds.HYPER_SIZE` entries laid out
+          by :class:`nnfs.kinds.Hyper` (η, λ, μ, β₁, β₂, ε, α, c), which core rewrites before
+          each step: read it when the plan runs (see "Numbers that change every step" above).
+
+        Every vector has the size of ``parameters``; none overlaps another.
+
+        .. versionadded:: 0.3
+        """
+        raise UnsupportedOperation(f"the {self.name} backend does not provide optimizer_step")
+
+    def dropout_mask(self, mask: Matrix, rate: float, seed: int, layer: int,
+                     counter: np.ndarray) -> Plan:
+        """Fill ``mask`` with dropout's factors: each entry 0 with probability ``rate``,
+        else ``1 / (1 − rate)`` (rounded once to the dtype), from the counter-based generator
+        Philox-4x32-10 (see :mod:`nnfs.philox`), so that every backend draws the very same
+        mask for the same seed, layer, step and entry.
+
+        Entry (i, j) of the ``rows × cols`` mask is drawn from element ``n = (first + j)·rows
+        + i`` of the stream keyed by ``(seed, layer)`` (each below 2³²) at ``step``: Philox's
+        counter is ``(b mod 2³², b div 2³², step mod 2³², step div 2³²)`` for ``b = n div 4``,
+        its output word ``n mod 4`` is w, and the entry is 0 when ``w < ⌊rate·2³²⌋``, else the
+        factor. ``step`` and ``first`` are ``counter[0]`` and ``counter[1]``, a float64 host
+        array that core rewrites before each step (read it when the plan runs); ``first`` is
+        the batch's first sample, so that a batch split across processes draws the entries of
+        the whole batch. ``0 ≤ rate < 1``.
+
+        .. versionadded:: 0.3
+        """
+        raise UnsupportedOperation(f"the {self.name} backend does not provide dropout_mask")
+
     # --- data-parallel training: may override --------------------------------------------------
 
     def allreduce(self, x: Vector, communicator: Any) -> Step:
@@ -353,5 +414,18 @@ class Backend(abc.ABC):
             "(its capabilities.collective is None)")
 
 
+def unimplemented(backend: Backend) -> frozenset[Operation]:
+    """The operations a backend may implement (``optimizer_step``, ``dropout_mask``) that its
+    class does not: the factory counts them as declared unsupported, so that a backend written
+    before they existed is refused cleanly rather than failing inside training."""
+    kind = type(backend)
+    return frozenset(operation for operation, name in _MAY_IMPLEMENT.items()
+                     if getattr(kind, name) is getattr(Backend, name))
+
+
+_MAY_IMPLEMENT = {Operation.OPTIMIZER_STEP: "optimizer_step",
+                  Operation.DROPOUT_MASK: "dropout_mask"}
+
+
 __all__ = ["Backend", "Capabilities", "MemoryLedger", "MemoryLimits", "Plan", "Step", "run",
-           "steps"]
+           "steps", "unimplemented"]

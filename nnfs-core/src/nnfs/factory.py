@@ -26,7 +26,7 @@ import numpy as np
 from . import _checks as check
 from ._args import format_bytes
 from .arrays import Buffer, Matrix, Vector
-from .contract import Backend, Capabilities, MemoryLimits, run
+from .contract import Backend, Capabilities, MemoryLimits, run, unimplemented
 from .errors import (
     NnfsTypeError,
     NnfsValueError,
@@ -34,7 +34,7 @@ from .errors import (
     ShapeError,
     UnsupportedOperation,
 )
-from .kinds import ActivationKind, CostKind, DeltaKind, Operation
+from .kinds import HYPER_SIZE, ActivationKind, CostKind, DeltaKind, Operation, OptimizerKind
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _supported(operation: Operation) -> Callable:
     def decorate(method: Callable) -> Callable:
         @functools.wraps(method)
         def checked(self: Factory, *args: Any, **kwargs: Any) -> Any:
-            if operation in self.backend.capabilities.unsupported:
+            if operation in self.unsupported:
                 raise UnsupportedOperation(
                     f"the {self.name} backend does not provide {operation}() "
                     f"(it declares it unsupported)"
@@ -142,7 +142,9 @@ class Factory:
 
     @property
     def unsupported(self) -> frozenset[Operation]:
-        return self.backend.capabilities.unsupported
+        """The operations the backend declares unsupported, and those it may implement but
+        does not (see :func:`nnfs.contract.unimplemented`)."""
+        return self.backend.capabilities.unsupported | unimplemented(self.backend)
 
     def describe(self) -> str:
         """A short description for messages and ``repr``: backend, dtype, device."""
@@ -379,6 +381,62 @@ class Factory:
         check.matrix(self, a, "cost_sum: a")
         check.matrix(self, y, "cost_sum: y", a.rows, a.cols)
         return self.backend.cost_sum(kind, y, a)()
+
+    @_supported(Operation.OPTIMIZER_STEP)
+    def optimizer_step(self, kind: str, parameters: Vector, gradient: Vector,
+                       state: tuple[Vector, ...] = (), decay: Vector | None = None,
+                       hyper: object = None) -> Vector:
+        """One step of the optimizer ``kind`` (see :class:`nnfs.kinds.OptimizerKind`) on
+        ``parameters``, from ``gradient`` (which may be left changed), updating the ``state``
+        vectors in place; ``decay`` (1 on weights, 0 on biases) selects what weight decay
+        applies to; ``hyper`` holds the step's numbers as :class:`nnfs.kinds.Hyper` lays
+        them out. Returns parameters. Training prepares this once and reruns it
+        (``Backend.optimizer_step``)."""
+        kind = OptimizerKind.parse(kind, "optimizer_step")
+        check.vector(self, parameters, "optimizer_step: parameters")
+        vectors = {"gradient": gradient}
+        if not isinstance(state, (tuple, list)):
+            raise NnfsTypeError(f"optimizer_step: state must be a tuple of vectors, got "
+                                f"{type(state).__name__}")
+        if len(state) != kind.state_size:
+            raise NnfsValueError(f"optimizer_step: {kind} keeps {kind.state_size} state "
+                                 f"vector(s), got {len(state)}")
+        vectors.update({f"state[{i}]": v for i, v in enumerate(state)})
+        if decay is not None:
+            vectors["decay"] = decay
+        for name, vector in vectors.items():
+            check.vector(self, vector, f"optimizer_step: {name}", parameters.size)
+        named = [("parameters", parameters), *vectors.items()]
+        for i, (name, vector) in enumerate(named):
+            for other_name, other in named[i + 1:]:
+                check.no_overlap(vector, other, f"optimizer_step: {name}", other_name)
+        numbers = check.host_array(np.zeros(HYPER_SIZE) if hyper is None else hyper,
+                                   (HYPER_SIZE,), np.dtype(np.float64), "optimizer_step: hyper")
+        run(self.backend.optimizer_step(kind, parameters, gradient, tuple(state), decay,
+                                        np.ascontiguousarray(numbers, dtype=np.float64)))
+        return parameters
+
+    @_supported(Operation.DROPOUT_MASK)
+    def dropout_mask(self, mask: Matrix, rate: float, seed: int, layer: int, step: int = 0,
+                     first: int = 0) -> Matrix:
+        """Fill ``mask`` with dropout's factors (0 with probability ``rate``, else
+        ``1/(1 − rate)``) drawn by Philox-4x32-10 for ``seed``, ``layer``, ``step`` and the
+        batch's ``first`` sample (see :mod:`nnfs.philox`). Returns mask."""
+        check.matrix(self, mask, "dropout_mask: mask")
+        rate = check.real(rate, "dropout_mask: rate")
+        if not 0.0 <= rate < 1.0:
+            raise NnfsValueError(f"dropout_mask: rate must be in [0, 1), got {rate}")
+        numbers = {}
+        for name, value, limit in (("seed", seed, 2**32), ("layer", layer, 2**32),
+                                   ("step", step, 2**53), ("first", first, 2**53)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or not 0 <= value < limit:
+                raise NnfsValueError(f"dropout_mask: {name} must be an integer in [0, "
+                                     f"{limit}), got {value!r}")
+            numbers[name] = int(value)
+        counter = np.array([numbers["step"], numbers["first"]], dtype=np.float64)
+        run(self.backend.dropout_mask(mask, rate, numbers["seed"], numbers["layer"], counter))
+        return mask
 
     def synchronize(self) -> None:
         """Wait until the device has finished all queued work (no-op on synchronous devices)."""

@@ -8,6 +8,8 @@ a message can print it (``tanh``), and it compares equal to its value (``"tanh"`
 ``CostKind``        the sums of cost terms a backend computes (the reported cost's numerator)
 ``DeltaKind``       the output-layer gradients a backend computes (``∂ℓ/∂z`` of the last
                     layer)
+``OptimizerKind``   the update rules of the fused optimizer step (``optimizer_step``)
+``Hyper``           where each per-step number of that step sits in its host array
 ``Operation``       the operations of the backend contract, as a backend declares them
                     unsupported and as the kit names them
 ==================  =========================================================================
@@ -16,6 +18,9 @@ a message can print it (``tanh``), and it compares equal to its value (``"tanh"`
 from __future__ import annotations
 
 import enum
+
+#: Entries of the host array of per-step numbers that ``optimizer_step`` reads (see Hyper).
+HYPER_SIZE = 8
 
 
 class Kind(str, enum.Enum):
@@ -90,6 +95,58 @@ class DeltaKind(Kind):
     CROSS_ENTROPY = "cross_entropy"
 
 
+class OptimizerKind(Kind):
+    """The update rules of one fused optimizer step over the flat parameter vector ``p``, its
+    gradient ``g`` (of the mean loss of the batch) and the optimizer's state vectors, with
+    the numbers of the step in a host array ``h`` (see :class:`Hyper`). ``d`` is the decay
+    mask, 1 on weights and 0 on biases (no decay at all when there is no mask). The rules
+    are ``torch.optim``'s (SGD with dampening 0, Adam and AdamW without amsgrad)::
+
+        sgd       g' = g + λ·d⊙p;  p ← p − η·g'
+        momentum  g' = g + λ·d⊙p;  u ← μ·u + g';  p ← p − η·u
+        nesterov  g' = g + λ·d⊙p;  u ← μ·u + g';  p ← p − η·(g' + μ·u)
+        adam      g' = g + λ·d⊙p;  m ← β₁·m + (1 − β₁)·g';  v ← β₂·v + (1 − β₂)·g'²;
+                  p ← p − α·m / (√v / c + ε)
+        adamw     p ← p − η·λ·d⊙p;  m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;
+                  p ← p − α·m / (√v / c + ε)
+
+    with η = h[ETA], λ = h[WEIGHT_DECAY], μ = h[MOMENTUM], β₁, β₂, ε = h[BETA1], h[BETA2],
+    h[EPS], and Adam's bias corrections folded into α = h[STEP_SIZE] = η / (1 − β₁ᵗ) and
+    c = h[ROOT_CORRECTION] = √(1 − β₂ᵗ) at step t (from 1), which core computes on the host.
+    State vectors: none for sgd, ``(u,)`` for momentum and nesterov, ``(m, v)`` for adam and
+    adamw, all starting at zero (so momentum's first step sets u = g', as torch does).
+    """
+
+    SGD = "sgd"
+    MOMENTUM = "momentum"
+    NESTEROV = "nesterov"
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+    @property
+    def state_size(self) -> int:
+        """How many state vectors, each shaped like the parameters, the rule keeps."""
+        return _STATE_SIZES[self.value]
+
+
+_STATE_SIZES = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2, "adamw": 2}
+
+
+class Hyper(enum.IntEnum):
+    """Where each number of an optimizer step sits in the host array (float64, ``HYPER_SIZE``
+    entries) that ``optimizer_step``'s plan reads each time it runs; an entry a rule does not
+    use holds 0."""
+
+    ETA = 0
+    WEIGHT_DECAY = 1
+    MOMENTUM = 2
+    BETA1 = 3
+    BETA2 = 4
+    EPS = 5
+    STEP_SIZE = 6
+    ROOT_CORRECTION = 7
+
+
 class Operation(Kind):
     """The operations of the backend contract that a backend may declare unsupported."""
 
@@ -107,6 +164,8 @@ class Operation(Kind):
     ACTIVATION_BACKWARD = "activation_backward"
     COST_DELTA = "cost_delta"
     COST_SUM = "cost_sum"
+    OPTIMIZER_STEP = "optimizer_step"
+    DROPOUT_MASK = "dropout_mask"
 
 
 #: The operations that training (the passes, both costs and sgd) calls.

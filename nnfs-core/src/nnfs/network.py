@@ -39,34 +39,57 @@ from .factory import Factory
 
 @dataclass(frozen=True)
 class FullyConnected:
-    """A fully connected layer as declared, before a network builds it: units and activation."""
+    """A fully connected layer as declared, before a network builds it: units, activation and
+    the rate of dropout on its outputs while training (0: none)."""
 
     units: int
     activation: Activation
+    dropout: float = 0.0
 
     def __repr__(self) -> str:
-        return f"fully_connected({self.units}, {self.activation!r})"
+        dropout = f", dropout={self.dropout}" if self.dropout else ""
+        return f"fully_connected({self.units}, {self.activation!r}{dropout})"
 
 
-def fully_connected(units: int, activation: Activation | str) -> FullyConnected:
+def dropout_rate(value: object, what: str) -> float:
+    """A dropout rate: a real number in [0, 1)."""
+    rate = check.real(value, what)
+    if not 0.0 <= rate < 1.0:
+        raise NnfsValueError(f"{what} must be in [0, 1) (the probability of dropping each "
+                             f"output while training), got {rate}")
+    return rate
+
+
+def fully_connected(units: int, activation: Activation | str, *,
+                    dropout: float = 0.0) -> FullyConnected:
     """Declare a fully connected layer of ``units`` outputs and an activation (``nnfs.tanh`` or
-    ``"tanh"``); ``inference_network`` builds it."""
+    ``"tanh"``); ``inference_network`` builds it.
+
+    ``dropout=p`` zeroes each of the layer's outputs with probability p while training and
+    scales the others by 1/(1 − p), as ``torch.nn.Dropout`` does; inference is unchanged. The
+    masks are drawn by a counter-based generator (Philox-4x32-10, :mod:`nnfs.philox`) keyed by
+    the training seed, the layer, the step and the entry: the same seed gives the same masks
+    on every backend. Not on the output layer.
+    """
     return FullyConnected(
         check.count(units, "fully_connected: units"),
         _activation(activation, "fully_connected: activation"),
+        dropout_rate(dropout, "fully_connected: dropout"),
     )
 
 
 class InferenceLayer:
-    """A built fully connected layer: ``weights`` (units × inputs), ``bias`` (units)."""
+    """A built fully connected layer: ``weights`` (units × inputs), ``bias`` (units), and the
+    ``dropout`` rate training applies to its outputs."""
 
-    __slots__ = ("in_dim", "out_dim", "activation", "weights", "bias")
+    __slots__ = ("in_dim", "out_dim", "activation", "weights", "bias", "dropout")
 
     def __init__(self, parameters: Vector, start: int, in_dim: int, out_dim: int,
-                 activation: Activation):
+                 activation: Activation, dropout: float = 0.0):
         self.in_dim = in_dim
         self.out_dim = out_dim
         self.activation = activation
+        self.dropout = dropout
         self.weights = parameters.as_matrix(out_dim, in_dim, start)
         self.bias = parameters.subvector(start + out_dim * in_dim, start + out_dim * (in_dim + 1))
 
@@ -75,7 +98,8 @@ class InferenceLayer:
         return self.out_dim * (self.in_dim + 1)
 
     def __repr__(self) -> str:
-        return f"InferenceLayer({self.in_dim}→{self.out_dim}, {self.activation!r})"
+        dropout = f", dropout {self.dropout}" if self.dropout else ""
+        return f"InferenceLayer({self.in_dim}→{self.out_dim}, {self.activation!r}{dropout})"
 
 
 def _parameter_count(in_dim: int, widths: Sequence[int]) -> int:
@@ -83,11 +107,14 @@ def _parameter_count(in_dim: int, widths: Sequence[int]) -> int:
     return sum(sizes[i + 1] * (sizes[i] + 1) for i in range(len(widths)))
 
 
-def _training_sizes(parameter_count: int, widths: Sequence[int], batch: int) -> list[int]:
+def _training_sizes(parameter_count: int, widths: Sequence[int], batch: int,
+                    dropouts: Sequence[float] = ()) -> list[int]:
     """Elements of each buffer a training network for ``batch`` samples allocates: the
     gradient, the copy of the parameters that training rolls back to when it diverges, the
-    vector of ones, and z and a of each layer."""
-    return [parameter_count, parameter_count, batch] + [w * batch for w in widths for _ in (0, 1)]
+    vector of ones, z and a of each layer, and the mask and the masked output of each layer
+    with dropout."""
+    sizes = [parameter_count, parameter_count, batch] + [w * batch for w in widths for _ in (0, 1)]
+    return sizes + [w * batch for w, rate in zip(widths, dropouts) if rate for _ in (0, 1)]
 
 
 @dataclass(frozen=True)
@@ -98,7 +125,7 @@ class MemoryPlan:
     * ``parameters`` — the inference network's weights and biases (one buffer);
     * ``training`` — what :func:`training_network` adds for ``batch`` samples: the gradient,
       the copy of the parameters that training rolls back to when it diverges, a vector of
-      ones, and z and a of every layer;
+      ones, z and a of every layer, and a mask and a masked output per layer with dropout;
     * ``batch_data`` — one batch of inputs and targets (in_dim × batch and out_dim × batch):
       what you allocate for ``sgd``, and what ``fit`` allocates itself;
     * ``largest_allocation`` — the largest single buffer among all of them;
@@ -208,7 +235,7 @@ class InferenceNetwork:
             layers, start, width = [], 0, in_dim
             for blueprint in blueprints:
                 layer = InferenceLayer(self.parameters, start, width, blueprint.units,
-                                       blueprint.activation)
+                                       blueprint.activation, blueprint.dropout)
                 layers.append(layer)
                 start += layer.parameter_count
                 width = blueprint.units
@@ -250,7 +277,8 @@ class InferenceNetwork:
     @property
     def architecture(self) -> list[FullyConnected]:
         """The layers as declared, to rebuild the same network."""
-        return [FullyConnected(layer.out_dim, layer.activation) for layer in self.layers]
+        return [FullyConnected(layer.out_dim, layer.activation, layer.dropout)
+                for layer in self.layers]
 
     def release(self) -> None:
         """Release the parameters. Idempotent."""
@@ -361,6 +389,11 @@ def _check_layers(layers: object, what: str) -> None:
                 f"{what}: layers[{i}] must be made by fully_connected(units, "
                 f"activation), got {type(layer).__name__} {layer!r}"
             )
+    if layers[-1].dropout:
+        raise NnfsValueError(
+            f"{what}: the output layer (layers[{len(layers) - 1}]) has dropout="
+            f"{layers[-1].dropout}; dropout would drop the outputs that the cost compares with "
+            "the targets: put it on a hidden layer")
 
 
 def plan_memory(factory: Factory, in_dim: int, layers: Sequence[FullyConnected],
@@ -383,7 +416,7 @@ def plan_memory(factory: Factory, in_dim: int, layers: Sequence[FullyConnected],
     batch = check.count(batch, "plan_memory: batch")
     widths = [layer.units for layer in layers]
     count = _parameter_count(in_dim, widths)
-    training = _training_sizes(count, widths, batch)
+    training = _training_sizes(count, widths, batch, [layer.dropout for layer in layers])
     data = [in_dim * batch, widths[-1] * batch]
     itemsize = factory.itemsize
     limits = factory.memory_limits()

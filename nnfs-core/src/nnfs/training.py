@@ -16,6 +16,16 @@ Notation, per layer l with input ``a₋₁`` (features × samples):
 The gradient vector has the layout of the parameters (each layer's ∇W column by column, then
 its ∇b). ``δ`` of each layer is written into its ``z`` matrix, which the forward pass does not
 need: derivatives are taken through ``a``.
+
+Dropout, on a layer of rate r: the forward pass draws a mask ``m`` (each entry 0 with
+probability r, else 1/(1 − r); Philox keyed by the seed, the layer, the step and the entry,
+see :mod:`nnfs.philox`) and gives the next layer ``ã = a ⊙ m``; backward, the gradient
+arriving at the layer is masked before its derivative, ``δ = (g ⊙ m) ⊙ f'(z)``, the
+derivative still taken through the unmasked ``a``. The step and the batch's first sample
+are the training network's ``dropout_counter``, which drivers set before each step.
+
+An optimizer other than plain SGD (:mod:`nnfs.optimizers`) makes the step's gradient that of
+the mean loss (``scale = 1/n``) and its update the optimizer's fused pass.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,22 +47,30 @@ from .contract import Step, run, steps
 from .costs import Cost
 from .errors import NnfsTypeError, NnfsValueError, OutOfDeviceMemory, ShapeError, \
     UnsupportedOperation
-from .kinds import TRAINING_OPERATIONS, CostKind
+from .kinds import TRAINING_OPERATIONS, CostKind, Operation
 from .network import InferenceLayer, InferenceNetwork, _training_sizes
+
+if TYPE_CHECKING:
+    from .optimizers import OptimizerState
 
 
 class TrainingLayer:
-    """The training state of one layer: its views of the parameters and gradients, and the
-    ``z`` (later δ) and ``a`` matrices of the batch."""
+    """The training state of one layer: its views of the parameters and gradients, the
+    ``z`` (later δ) and ``a`` matrices of the batch, and with dropout its ``mask`` and its
+    masked output ``dropped`` (what the next layer reads)."""
 
-    __slots__ = ("a", "bias_gradient", "inference", "input", "weights_gradient", "z")
+    __slots__ = ("a", "bias_gradient", "dropped", "inference", "input", "mask",
+                 "weights_gradient", "z")
 
     def __init__(self, inference: InferenceLayer, input: Matrix, z: Matrix, a: Matrix,
-                 gradient: Vector, start: int):
+                 gradient: Vector, start: int, mask: Matrix | None = None,
+                 dropped: Matrix | None = None):
         self.inference = inference
         self.input = input
         self.z = z
         self.a = a
+        self.mask = mask
+        self.dropped = dropped
         out_dim, in_dim = inference.out_dim, inference.in_dim
         self.weights_gradient = gradient.as_matrix(out_dim, in_dim, start)
         self.bias_gradient = gradient.subvector(start + out_dim * in_dim,
@@ -69,9 +88,15 @@ class TrainingLayer:
     def activation(self) -> Activation:
         return self.inference.activation
 
+    @property
+    def output(self) -> Matrix:
+        """What the next layer reads: ``a``, or ``a ⊙ mask`` with dropout."""
+        return self.a if self.dropped is None else self.dropped
+
     def __repr__(self) -> str:
+        dropout = f", dropout {self.inference.dropout}" if self.mask is not None else ""
         return (f"TrainingLayer({self.inference.in_dim}→{self.inference.out_dim}, "
-                f"{self.activation!r}, batch {self.a.cols})")
+                f"{self.activation!r}, batch {self.a.cols}{dropout})")
 
 
 @dataclass(frozen=True)
@@ -86,7 +111,9 @@ class TrainingStep:
       network's ``gradient`` vector; when ``fused``, it also adds each layer's share into the
       parameters as soon as that layer's weights have served (inside the products that make
       it, on a backend whose products accumulate);
-    * ``update`` — adds the gradient vector to the parameters; empty when ``fused``.
+    * ``update`` — adds the gradient vector to the parameters; empty when ``fused``; with an
+      ``optimizer``, its step (the host's count and numbers, then one fused pass of the
+      backend over parameters, gradient and state).
 
     ``run()`` is forward, gradient and update without reading anything back. A driver that
     sums gradients across processes runs ``gradient``, sums, then ``update``.
@@ -99,6 +126,7 @@ class TrainingStep:
     gradient: tuple[Step, ...]
     update: tuple[Step, ...]
     fused: bool
+    optimizer: OptimizerState | None = None
 
     def run(self) -> None:
         """One step: forward, gradient, update."""
@@ -124,6 +152,8 @@ class TrainingStep:
 
     def __repr__(self) -> str:
         fused = ", fused update" if self.fused else ""
+        if self.optimizer is not None:
+            fused = f", {self.optimizer.optimizer.kind} update"
         return (f"TrainingStep(batch {self.network.batch_size}, scale {self.scale:g}, "
                 f"{len(self.forward)}+{len(self.gradient)}+{len(self.update)} operations"
                 f"{fused})")
@@ -139,13 +169,18 @@ class TrainingNetwork:
     """
 
     def __init__(self, inference: InferenceNetwork, x: Matrix,
-                 shared: TrainingNetwork | None = None):
+                 shared: TrainingNetwork | None = None, seed: int = 0):
         factory = inference.factory
-        missing = sorted(op for op in TRAINING_OPERATIONS if op in factory.unsupported)
+        needed = set(TRAINING_OPERATIONS)
+        if any(layer.dropout for layer in inference.layers):
+            needed |= {Operation.DROPOUT_MASK, Operation.MUL}
+        missing = sorted(op for op in needed if op in factory.unsupported)
         if missing:  # refused here, before anything is allocated, not in the middle of sgd
+            dropout = (" (dropout needs dropout_mask and mul)"
+                       if {Operation.DROPOUT_MASK, Operation.MUL} & set(missing) else "")
             raise UnsupportedOperation(
                 f"training_network: the {factory.name} backend does not provide "
-                f"{', '.join(missing)}, which training needs (declared unsupported)"
+                f"{', '.join(missing)}, which training needs (declared unsupported){dropout}"
             )
         self.factory = factory
         self.inference = inference
@@ -154,31 +189,64 @@ class TrainingNetwork:
             owned = self._allocate(inference, x.cols)
             self.gradient, self.backup, self.ones, *pairs = owned
             run(factory.backend.fill(self.ones, 1.0))
+            #: The seed of dropout's masks (below 2³²), and the step and first sample that
+            #: the next forward pass draws them for: [step, first], which drivers set.
+            self.dropout_seed = seed
+            self.dropout_counter = np.zeros(2)
         else:  # the first columns of a wider network's buffers (a short last batch)
             owned = []
             self.gradient = shared.gradient
             self.backup = shared.backup
             self.ones = shared.ones.subvector(0, x.cols)
-            pairs = [m.columns(0, x.cols) for layer in shared.layers for m in (layer.z, layer.a)]
+            pairs = [m.columns(0, x.cols) for m in shared._batch_matrices()]
+            self.dropout_seed = shared.dropout_seed
+            self.dropout_counter = shared.dropout_counter
         self._owned = owned
+        count = len(inference.layers)
+        extra = iter(pairs[2 * count:])  # a mask and a masked output per layer with dropout
         layers, source, start = [], x, 0
         for i, inference_layer in enumerate(inference.layers):
             z, a = pairs[2 * i], pairs[2 * i + 1]
-            layers.append(TrainingLayer(inference_layer, source, z, a, self.gradient, start))
+            mask, dropped = (next(extra), next(extra)) if inference_layer.dropout else (None, None)
+            layer = TrainingLayer(inference_layer, source, z, a, self.gradient, start, mask,
+                                  dropped)
+            layers.append(layer)
             start += inference_layer.parameter_count
-            source = a
+            source = layer.output
         self.layers: tuple[TrainingLayer, ...] = tuple(layers)
-        #: The prepared forward pass, shared by every step.
+        #: The prepared forward pass, shared by every step (with dropout's masks).
         self.forward_plan: tuple[Step, ...] = tuple(self._prepare_forward())
+        #: The forward pass without dropout, for measuring (validation): the same as
+        #: ``forward_plan`` when no layer has dropout.
+        self.evaluation_plan: tuple[Step, ...] = (
+            tuple(self._prepare_forward(dropout=False)) if self.has_dropout
+            else self.forward_plan)
         self._steps: dict[tuple, TrainingStep] = {}
         self._narrowed: dict[int, TrainingNetwork] = {}
+
+    @property
+    def has_dropout(self) -> bool:
+        return any(layer.mask is not None for layer in self.layers)
+
+    def _batch_matrices(self) -> list[Matrix]:
+        """z and a of each layer, then the mask and masked output of each with dropout."""
+        found = [m for layer in self.layers for m in (layer.z, layer.a)]
+        return found + [m for layer in self.layers if layer.mask is not None
+                        for m in (layer.mask, layer.dropped)]
+
+    def set_dropout_step(self, step: int, first: int = 0) -> None:
+        """Draw the next forward pass's dropout masks for ``step`` and a batch whose first
+        sample is ``first`` (of a batch split across processes; 0 otherwise)."""
+        self.dropout_counter[0] = step
+        self.dropout_counter[1] = first
 
     @staticmethod
     def plan_bytes(inference: InferenceNetwork, batch: int) -> tuple[int, int]:
         """The bytes a training network for ``batch`` samples needs, in all and in its largest
         single allocation (besides the parameters and the input)."""
         widths = [layer.out_dim for layer in inference.layers]
-        sizes = _training_sizes(inference.parameter_count, widths, batch)
+        sizes = _training_sizes(inference.parameter_count, widths, batch,
+                                [layer.dropout for layer in inference.layers])
         itemsize = inference.factory.itemsize
         return sum(sizes) * itemsize, max(sizes) * itemsize
 
@@ -195,6 +263,8 @@ class TrainingNetwork:
         count = inference.parameter_count
         shapes: list[tuple[int, ...]] = [(count,), (count,), (n,)]
         shapes += [(layer.out_dim, n) for layer in inference.layers for _ in (0, 1)]
+        shapes += [(layer.out_dim, n) for layer in inference.layers if layer.dropout
+                   for _ in (0, 1)]
         order = sorted(range(len(shapes)), key=lambda i: -math.prod(shapes[i]))
         owned: list[Matrix | Vector | None] = [None] * len(shapes)
         try:
@@ -223,20 +293,29 @@ class TrainingNetwork:
             return self
         found = self._narrowed.get(count)
         if found is None:
-            found = TrainingNetwork(self.inference, self.input.columns(0, count), shared=self)
+            found = TrainingNetwork(self.inference, self.input.columns(0, count), shared=self,
+                                    seed=self.dropout_seed)
             self._narrowed[count] = found
         return found
 
     # --- the prepared operations ------------------------------------------------------------
 
-    def _prepare_forward(self) -> list[Step]:
-        backend, plan = self.factory.backend, []
-        for layer in self.layers:
+    def _prepare_forward(self, dropout: bool = True) -> list[Step]:
+        backend, plan, source = self.factory.backend, [], self.input
+        for number, layer in enumerate(self.layers):
             # a = f(W·a₋₁ + b): the product goes straight into a and f works on it in place,
             # while it is still in the cache; z is not needed (derivatives are taken through a)
             # until backward
             plan += steps(backend.layer_forward(layer.activation.kind, layer.weights,
-                                                layer.input, layer.bias, layer.a, self.ones))
+                                                source if not dropout else layer.input,
+                                                layer.bias, layer.a, self.ones))
+            source = layer.a
+            if dropout and layer.mask is not None:
+                # m: 0 or 1/(1 − r) per entry, for this step;  ã = a ⊙ m
+                plan += steps(backend.dropout_mask(layer.mask, layer.inference.dropout,
+                                                   self.dropout_seed, number,
+                                                   self.dropout_counter))
+                plan += steps(backend.mul(layer.a, layer.mask, layer.dropped))
         return plan
 
     def products(self) -> list[Step]:
@@ -283,9 +362,16 @@ class TrainingNetwork:
                 plan += steps(backend.axpy(1.0, self.gradient.subvector(start, stop),
                                            parameters.subvector(start, stop)))
             if i > 0:
-                # δ₋₁ = g₋₁ ⊙ f'(z₋₁)
-                plan += steps(backend.activation_backward(below.activation.kind, below.a,
-                                                          below.z))
+                plan += self._below_delta(below)
+        return plan
+
+    def _below_delta(self, below: TrainingLayer) -> list[Step]:
+        """δ₋₁ from g₋₁ in ``below.z``: masked by dropout's mask, then times f'(z₋₁)."""
+        backend, plan = self.factory.backend, []
+        if below.mask is not None:  # g₋₁ ← g₋₁ ⊙ m₋₁
+            plan += steps(backend.mul(below.z, below.mask, below.z))
+        # δ₋₁ = g₋₁ ⊙ f'(z₋₁)
+        plan += steps(backend.activation_backward(below.activation.kind, below.a, below.z))
         return plan
 
     def _backward_fused(self) -> list[Step]:
@@ -305,25 +391,28 @@ class TrainingNetwork:
             plan += steps(backend.gemm(1.0, delta, layer.input, 1.0, layer.weights,
                                        False, True))
             if i > 0:
-                plan += steps(backend.activation_backward(below.activation.kind, below.a,
-                                                          below.z))
+                plan += self._below_delta(below)
         return plan
 
     def step(self, y: Matrix, cost: Cost, scale: float, *, separate_update: bool = False,
-             weights: Matrix | None = None) -> TrainingStep:
+             weights: Matrix | None = None,
+             optimizer: OptimizerState | None = None) -> TrainingStep:
         """The prepared step towards the targets ``y`` for ``cost``, whose gradient is scaled
         by ``scale`` (``−η/n`` for gradient descent at learning rate η on n samples) and then
-        added to the parameters.
+        added to the parameters; or, with an ``optimizer`` (see
+        :class:`nnfs.optimizers.OptimizerState`), whose gradient (``scale = 1/n`` for that of
+        the mean loss) the optimizer's fused step applies.
 
         ``separate_update`` keeps the gradient whole in :attr:`gradient` before the update
         (data-parallel training sums it across processes in between); otherwise each layer is
         updated as soon as its weights are used up, inside its gradient's product on a backend
-        whose products accumulate. ``weights``, shaped like ``y`` with each
+        whose products accumulate. An optimizer's update always follows the whole gradient.
+        ``weights``, shaped like ``y`` with each
         column one sample's weight, scales each sample's gradient by its weight (``fit``'s
         ``sample_weight``). Arguments are not checked (``sgd`` and ``fit`` do); the same
         arguments give the same step, prepared once.
         """
-        key = (y, cost, scale, separate_update, weights)
+        key = (y, cost, scale, separate_update, weights, id(optimizer))
         found = self._steps.get(key)
         if found is None:
             last = self.layers[-1]
@@ -331,16 +420,19 @@ class TrainingNetwork:
                                               last.z)))
             if weights is not None:  # δ ← δ ⊙ w: sample j's δ scaled by its weight
                 delta += tuple(steps(self.factory.backend.mul(last.z, weights, last.z)))
-            fused = not separate_update
+            fused = not separate_update and optimizer is None
             if fused and self.factory.accumulates:
                 backward = self._backward_fused()
             else:
                 backward = self._backward(update=fused)
-            update = () if fused else tuple(steps(self.factory.backend.axpy(
-                1.0, self.gradient, self.inference.parameters)))
+            if optimizer is not None:
+                update = optimizer.steps()
+            else:
+                update = () if fused else tuple(steps(self.factory.backend.axpy(
+                    1.0, self.gradient, self.inference.parameters)))
             found = TrainingStep(self, scale, self.forward_plan,
                                  cost.value_op(self.factory, y, last.a, last.activation),
-                                 (*delta, *backward), update, fused)
+                                 (*delta, *backward), update, fused, optimizer)
             self._steps[key] = found
         return found
 
@@ -368,9 +460,8 @@ class TrainingNetwork:
         """Raise unless ``y`` is a live matrix of this factory shaped like the output and
         sharing no memory with the network's own buffers."""
         y = check.matrix(self.factory, y, what, self.inference.out_dim, self.batch_size)
-        for layer in self.layers:
-            for own in (layer.z, layer.a):
-                check.no_overlap(y, own, what, "the training network's own buffers")
+        for own in self._batch_matrices():
+            check.no_overlap(y, own, what, "the training network's own buffers")
         check.no_overlap(y, self.inference.parameters, what, "the network's parameters")
         check.no_overlap(y, self.gradient, what, "the training network's gradient")
         return y
@@ -429,10 +520,13 @@ class TrainingNetwork:
                 f"{self.factory.describe()}, {self.memory_bytes()} bytes{state})")
 
 
-def training_network(inference: InferenceNetwork, x: Matrix) -> TrainingNetwork:
+def training_network(inference: InferenceNetwork, x: Matrix, *,
+                     seed: int | None = None) -> TrainingNetwork:
     """Build the training network of ``inference`` for the inputs ``x`` (in_dim × batch).
 
-    ``x`` is read by every epoch and never written; keep it alive while training.
+    ``x`` is read by every epoch and never written; keep it alive while training. ``seed``
+    keys the masks of layers with dropout (any non-negative int, taken modulo 2³²; a random
+    one when None).
     """
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
@@ -448,7 +542,19 @@ def training_network(inference: InferenceNetwork, x: Matrix) -> TrainingNetwork:
             f"one column per sample; got {x.rows}×{x.cols}"
         ) from None
     check.no_overlap(x, inference.parameters, "training_network: x", "the network's parameters")
-    return TrainingNetwork(inference, x)
+    return TrainingNetwork(inference, x, seed=dropout_seed(seed, "training_network"))
+
+
+def dropout_seed(seed: object, what: str) -> int:
+    """The key of dropout's masks for a training seed: the seed modulo 2³², or a random one
+    when the seed is None."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2**32)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise NnfsTypeError(f"{what}: seed must be an int or None, got {seed!r}")
+    if seed < 0:
+        raise NnfsValueError(f"{what}: seed must be non-negative, got {seed}")
+    return int(seed) % 2**32
 
 
 # --- what every driver shares: Ctrl-C, floating-point noise, releases, rolling back -----------
@@ -525,10 +631,12 @@ class Rollback:
     numbers, and no step pays for a copy.
     """
 
-    def __init__(self, network: TrainingNetwork):
+    def __init__(self, network: TrainingNetwork, optimizer: OptimizerState | None = None):
         backend = network.factory.backend
         parameters = network.inference.parameters
         self.network = network
+        #: The optimizer whose state is saved and restored with the parameters.
+        self.optimizer = optimizer
         self._save = steps(backend.copy(parameters, network.backup))
         self._restore = steps(backend.copy(network.backup, parameters))
         # Σ (p − p)² is exactly 0 for finite p and NaN for any entry that is not: a reduction
@@ -538,14 +646,18 @@ class Rollback:
         self._check = backend.cost_sum(CostKind.QUADRATIC, as_matrix, as_matrix)
 
     def save(self) -> None:
-        """The checkpoint: copy the parameters into the backup."""
+        """The checkpoint: copy the parameters (and the optimizer's state) into the backup."""
         for step in self._save:
             step()
+        if self.optimizer is not None:
+            self.optimizer.save()
 
     def restore(self) -> None:
-        """Put the checkpoint's parameters back."""
+        """Put the checkpoint's parameters (and the optimizer's state) back."""
         for step in self._restore:
             step()
+        if self.optimizer is not None:
+            self.optimizer.restore()
 
     def replay(self, count: int, redo: Callable[[int], object]) -> None:
         """Restore the checkpoint and redo its first ``count`` steps (``redo(i)``, i from 0),

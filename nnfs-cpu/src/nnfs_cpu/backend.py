@@ -17,6 +17,12 @@ elementwise operation on a large array is therefore split into as many lanes as 
 threads: the first lane runs in the calling thread, the others in helper threads (ufuncs release
 the GIL), each with a scratch of its own.
 
+Training beyond plain SGD. ``optimizer_step`` is one pass over the parameter, gradient and
+state vectors, block by block (each block's steps follow one another while it is in the cache),
+shared among the threads like the other elementwise operations; its numbers are refreshed from
+the host array into 0-d arrays of the dtype when the plan runs. ``dropout_mask`` runs Philox on
+uint64 scratch, a chunk of counters at a time, with one ufunc per operation of each round.
+
 Plans. Each operation (``gemm``, ``activation``...) returns a plan: a function of no arguments,
 or a list of them, with its arrays, views and blocks bound in advance. The training loop keeps
 those functions and calls them every epoch; the factory's one-off calls make a plan and run
@@ -38,7 +44,8 @@ import numpy as np
 import nnfs
 from nnfs import Matrix, Vector
 from nnfs import backend_api as api
-from nnfs.backend_api import ActivationKind, CostKind, MemoryLimits
+from nnfs.backend_api import ActivationKind, CostKind, Hyper, MemoryLimits, OptimizerKind
+from nnfs.philox import M0, M1, MASK32, ROUNDS, W0, W1, keep_scale, threshold
 
 from .blas import Blas, mkl_blas, numpy_blas
 from .device import available_memory
@@ -225,6 +232,103 @@ VML_ACTIVATIONS = {
                                            _vml_sigmoid_backward),
     ActivationKind.TANH: _VmlActivation(lambda dtype: 1.0, _vml_tanh, _vml_tanh_backward),
 }
+
+
+# --- the optimizers: each rule's pass over one block, in numpy ufuncs writing with out= -------
+#
+# rule(k, p, g, state, w): the steps of one block; p, g, the state blocks and w (scratch) are
+# views of one block of the flat vectors, and k holds the step's numbers as 0-d arrays (see
+# _StepNumbers). Weight decay is added to g first, by _decayed, where the rule asks for it.
+
+
+class _StepNumbers:
+    """The numbers of an optimizer step, as 0-d arrays of the dtype (a ufunc takes them three
+    times faster than Python floats), refreshed from the host array by calling this object:
+    the plan's first step."""
+
+    NAMES = ("neg_eta", "decay", "momentum", "beta1", "one_minus_beta1", "beta2",
+             "one_minus_beta2", "eps", "neg_step", "inverse_root", "neg_eta_decay")
+
+    def __init__(self, hyper: np.ndarray, dtype: np.dtype):
+        self.hyper = hyper
+        self.host = np.zeros(len(self.NAMES))
+        self.values = np.zeros(len(self.NAMES), dtype)
+        for i, name in enumerate(self.NAMES):
+            setattr(self, name, self.values[i:i + 1].reshape(()))  # a view: refreshed in place
+
+    def __call__(self) -> None:
+        h, host = self.hyper, self.host
+        eta, decay = h[Hyper.ETA], h[Hyper.WEIGHT_DECAY]
+        beta1, beta2, root = h[Hyper.BETA1], h[Hyper.BETA2], h[Hyper.ROOT_CORRECTION]
+        host[:] = (-eta, decay, h[Hyper.MOMENTUM], beta1, 1.0 - beta1, beta2, 1.0 - beta2,
+                   h[Hyper.EPS], -h[Hyper.STEP_SIZE], 1.0 / root if root else 0.0,
+                   -eta * decay)
+        np.copyto(self.values, host, casting="same_kind")
+
+
+def _decayed(k, p, g, d, w) -> list[Plan]:
+    # g' = g + λ·d⊙p
+    return [functools.partial(np.multiply, d, p, w), functools.partial(np.multiply, w, k.decay, w),
+            functools.partial(np.add, g, w, g)]
+
+
+def _sgd_rule(k, p, g, state, w) -> list[Plan]:
+    # p ← p − η·g'
+    return [functools.partial(np.multiply, g, k.neg_eta, w), functools.partial(np.add, p, w, p)]
+
+
+def _momentum_rule(k, p, g, state, w) -> list[Plan]:
+    (u,) = state  # u ← μ·u + g';  p ← p − η·u
+    return [functools.partial(np.multiply, u, k.momentum, u), functools.partial(np.add, u, g, u),
+            functools.partial(np.multiply, u, k.neg_eta, w), functools.partial(np.add, p, w, p)]
+
+
+def _nesterov_rule(k, p, g, state, w) -> list[Plan]:
+    (u,) = state  # u ← μ·u + g';  p ← p − η·(g' + μ·u)
+    return [functools.partial(np.multiply, u, k.momentum, u), functools.partial(np.add, u, g, u),
+            functools.partial(np.multiply, u, k.momentum, w), functools.partial(np.add, w, g, w),
+            functools.partial(np.multiply, w, k.neg_eta, w), functools.partial(np.add, p, w, p)]
+
+
+def _adam_rule(k, p, g, state, w) -> list[Plan]:
+    m, v = state
+    return [
+        # m ← m + (1 − β₁)·(g' − m)  (= β₁·m + (1 − β₁)·g', as torch's lerp)
+        functools.partial(np.subtract, g, m, w), functools.partial(np.multiply, w, k.one_minus_beta1, w),
+        functools.partial(np.add, m, w, m),
+        # v ← β₂·v + (1 − β₂)·g'², g' used up as scratch
+        functools.partial(np.multiply, g, g, g), functools.partial(np.multiply, g, k.one_minus_beta2, g),
+        functools.partial(np.multiply, v, k.beta2, v), functools.partial(np.add, v, g, v),
+        # p ← p − α·m / (√v / c + ε)
+        functools.partial(np.sqrt, v, w), functools.partial(np.multiply, w, k.inverse_root, w),
+        functools.partial(np.add, w, k.eps, w), functools.partial(np.divide, m, w, w),
+        functools.partial(np.multiply, w, k.neg_step, w), functools.partial(np.add, p, w, p),
+    ]
+
+
+def _adamw_shrink(k, p, d, w) -> list[Plan]:
+    # p ← p − η·λ·d⊙p, before the Adam step
+    return [functools.partial(np.multiply, d, p, w),
+            functools.partial(np.multiply, w, k.neg_eta_decay, w), functools.partial(np.add, p, w, p)]
+
+
+@dataclass(frozen=True)
+class _Optimizer:
+    rule: Callable[..., list[Plan]]
+    decay_in_gradient: bool  # weight decay added to the gradient (else decoupled, AdamW's)
+
+
+OPTIMIZERS = {
+    OptimizerKind.SGD: _Optimizer(_sgd_rule, True),
+    OptimizerKind.MOMENTUM: _Optimizer(_momentum_rule, True),
+    OptimizerKind.NESTEROV: _Optimizer(_nesterov_rule, True),
+    OptimizerKind.ADAM: _Optimizer(_adam_rule, True),
+    OptimizerKind.ADAMW: _Optimizer(_adam_rule, False),
+}
+
+#: Philox blocks (four words each) per chunk of a dropout mask: the uint64 scratch of one
+#: chunk (seven arrays of this many) stays in the cache.
+PHILOX_CHUNK = 4096
 
 
 class CpuBackend(api.Backend):
@@ -684,3 +788,89 @@ class CpuBackend(api.Backend):
             return result
 
         return total
+
+    # --- training beyond plain SGD ---------------------------------------------------------
+
+    def optimizer_step(self, kind, parameters, gradient, state, decay, hyper) -> Plan:
+        numbers = _StepNumbers(hyper, self.numpy_dtype)
+        rule = OPTIMIZERS[kind]
+        flat = [v.handle for v in (parameters, gradient, *state)]
+        d = None if decay is None else decay.handle
+
+        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+            p, g, *moments = (v[start:stop] for v in flat)
+            w = self._work(p.shape, lane=lane)
+            plans = []
+            if d is not None:
+                if rule.decay_in_gradient:
+                    plans += _decayed(numbers, p, g, d[start:stop], w)
+                else:
+                    plans += _adamw_shrink(numbers, p, d[start:stop], w)
+            return plans + rule.rule(numbers, p, g, moments, w)
+
+        size = parameters.size
+        return [numbers, *self._lanes(size, _blocks(size, 1), steps_of)]
+
+    def _philox_scratch(self) -> np.ndarray:
+        """Seven uint64 arrays of PHILOX_CHUNK, shared by every dropout plan (they run one at
+        a time), allocated once and counted."""
+        if getattr(self, "_philox", None) is None:
+            self._philox = np.zeros((7, PHILOX_CHUNK), np.uint64)
+            self.memory.allocated(self._philox.nbytes)
+        return self._philox
+
+    def dropout_mask(self, mask, rate, seed, layer, counter) -> Plan:
+        flat = mask.handle.reshape(-1)  # column by column: entry (i, j) at j·rows + i
+        rows, size = mask.rows, mask.size
+        scratch = self._philox_scratch()
+        block, c0, c1, c2, c3, p0, p1 = scratch
+        words = np.zeros((PHILOX_CHUNK, 4), np.uint64)  # the four words of each block, in order
+        keep = np.zeros(4 * PHILOX_CHUNK, bool)
+        self.memory.allocated(words.nbytes + keep.nbytes)
+        ramp = np.arange(PHILOX_CHUNK, dtype=np.uint64)
+        limit, factor = np.uint64(threshold(rate)), self._c(keep_scale(rate, self.numpy_dtype))
+        low, shift = np.uint64(MASK32), np.uint64(32)
+        keys, k0, k1 = [], seed & MASK32, layer & MASK32
+        for r in range(ROUNDS):  # the key of each round: bumped by the Weyl constants
+            if r:
+                k0, k1 = (k0 + W0) & MASK32, (k1 + W1) & MASK32
+            keys.append((np.uint64(k0), np.uint64(k1)))
+        span = 4 * PHILOX_CHUNK - 4  # entries per chunk, whatever the first entry's word
+        chunks = []
+        for start in range(0, size, span):
+            count = min(span, size - start)
+            blocks = -(-(count + 3) // 4)
+            views = [(w.reshape(-1)[offset:offset + count], keep[offset:offset + count])
+                     for offset, w in ((o, words[:blocks]) for o in range(4))]
+            chunks.append((start, count, blocks, views))
+        xor, multiply, right_shift, bitwise_and = (np.bitwise_xor, np.multiply, np.right_shift,
+                                                   np.bitwise_and)
+
+        def draw() -> None:
+            step, first = int(counter[0]), int(counter[1])
+            for start, count, blocks, views in chunks:
+                n = first * rows + start  # the stream element of the chunk's first entry
+                b, q0, q1, q2, q3, r0, r1 = (a[:blocks] for a in (block, c0, c1, c2, c3, p0, p1))
+                np.add(ramp[:blocks], np.uint64(n >> 2), out=b)  # b = n div 4, block by block
+                bitwise_and(b, low, out=q0)
+                right_shift(b, shift, out=q1)
+                q2.fill(step & MASK32)
+                q3.fill(step >> 32)
+                for key0, key1 in keys:
+                    multiply(q0, np.uint64(M0), out=r0)  # (hi₀, lo₀) = M₀·c₀
+                    multiply(q2, np.uint64(M1), out=r1)  # (hi₁, lo₁) = M₁·c₂
+                    right_shift(r1, shift, out=b)  # c₀' = hi₁ ⊕ c₁ ⊕ k₀
+                    xor(b, q1, out=b)
+                    xor(b, key0, out=q0)
+                    bitwise_and(r1, low, out=q1)  # c₁' = lo₁
+                    right_shift(r0, shift, out=b)  # c₂' = hi₀ ⊕ c₃ ⊕ k₁
+                    xor(b, q3, out=b)
+                    xor(b, key1, out=q2)
+                    bitwise_and(r0, low, out=q3)  # c₃' = lo₀
+                for word, column in enumerate((q0, q1, q2, q3)):
+                    np.copyto(words[:blocks, word], column)
+                drawn, kept = views[n & 3]
+                np.greater_equal(drawn, limit, out=kept)  # kept when w ≥ ⌊rate·2³²⌋
+                np.multiply(kept, factor, out=flat[start:start + count])
+
+        return draw

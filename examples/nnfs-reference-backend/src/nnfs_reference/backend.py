@@ -32,7 +32,8 @@ import numpy as np
 from nnfs import Matrix, Vector
 from nnfs import backend_api as api
 from nnfs.backend_api import ActivationKind as A
-from nnfs.backend_api import CostKind
+from nnfs.backend_api import CostKind, Hyper, OptimizerKind
+from nnfs.philox import dropout_mask
 
 
 def _op(array: np.ndarray, transpose: bool) -> np.ndarray:
@@ -102,6 +103,57 @@ def _cost_sum(kind: CostKind, eps: float, y: np.ndarray, a: np.ndarray) -> float
     if kind == CostKind.BINARY_CROSS_ENTROPY:
         return float(-np.sum(y * np.log(a) + (1.0 - y) * np.log(1.0 - a)))
     return float(-np.sum(y * np.log(a)))  # categorical_cross_entropy: −Σ y·ln a
+
+
+def _sgd(p, g, state, h):
+    return p - h[Hyper.ETA] * g  # p ← p − η·g'
+
+
+def _momentum(p, g, state, h):
+    u = state[0]
+    u[...] = h[Hyper.MOMENTUM] * u + g  # u ← μ·u + g'
+    return p - h[Hyper.ETA] * u  # p ← p − η·u
+
+
+def _nesterov(p, g, state, h):
+    u = state[0]
+    u[...] = h[Hyper.MOMENTUM] * u + g  # u ← μ·u + g'
+    return p - h[Hyper.ETA] * (g + h[Hyper.MOMENTUM] * u)  # p ← p − η·(g' + μ·u)
+
+
+def _adam(p, g, state, h):
+    m, v = state
+    m[...] = h[Hyper.BETA1] * m + (1 - h[Hyper.BETA1]) * g  # m ← β₁·m + (1 − β₁)·g'
+    v[...] = h[Hyper.BETA2] * v + (1 - h[Hyper.BETA2]) * g * g  # v ← β₂·v + (1 − β₂)·g'²
+    # p ← p − α·m / (√v / c + ε), α and c holding the bias corrections
+    return p - h[Hyper.STEP_SIZE] * m / (np.sqrt(v) / h[Hyper.ROOT_CORRECTION] + h[Hyper.EPS])
+
+
+#: Each optimizer's rule, and whether its weight decay is added to the gradient (L2) or, as
+#: AdamW's, decoupled from it (applied to the parameters first).
+OPTIMIZERS = {
+    OptimizerKind.SGD: (_sgd, True),
+    OptimizerKind.MOMENTUM: (_momentum, True),
+    OptimizerKind.NESTEROV: (_nesterov, True),
+    OptimizerKind.ADAM: (_adam, True),
+    OptimizerKind.ADAMW: (_adam, False),
+}
+
+
+def _optimizer_step(rule, decay_in_gradient, p, g, state, d, h) -> None:
+    decay = 0.0 if d is None else h[Hyper.WEIGHT_DECAY] * d  # λ on weights only (d: 1 or 0)
+    if decay_in_gradient:
+        g = g + decay * p  # g' = g + λ·d⊙p
+        p[...] = rule(p, g, state, h)
+    else:
+        p[...] = rule(p - h[Hyper.ETA] * decay * p, g, state, h)  # p ← p − η·λ·d⊙p, then the rule
+
+
+def _dropout_mask(out, rate, seed, layer, counter) -> None:
+    # Philox-4x32-10 keyed by (seed, layer) at step counter[0], from sample counter[1] on
+    rows, cols = out.shape
+    out[...] = dropout_mask(rows, cols, rate, seed, layer, int(counter[0]), int(counter[1]),
+                            out.dtype)
 
 
 class ReferenceBackend(api.Backend):
@@ -185,3 +237,15 @@ class ReferenceBackend(api.Backend):
     def cost_sum(self, kind, y, a) -> api.Step:
         eps = float(np.finfo(self.numpy_dtype).eps)
         return partial(_cost_sum, kind, eps, y.handle, a.handle)
+
+    # --- training beyond plain SGD ------------------------------------------------------------
+
+    def optimizer_step(self, kind, parameters, gradient, state, decay, hyper) -> api.Plan:
+        rule, decay_in_gradient = OPTIMIZERS[kind]
+        # hyper is read when the plan runs: core rewrites it before every step
+        return partial(_optimizer_step, rule, decay_in_gradient, parameters.handle,
+                       gradient.handle, [v.handle for v in state],
+                       None if decay is None else decay.handle, hyper)
+
+    def dropout_mask(self, mask, rate, seed, layer, counter) -> api.Plan:
+        return partial(_dropout_mask, mask.handle, rate, seed, layer, counter)

@@ -102,3 +102,40 @@ def train(weights, biases, kinds, x, y, epochs, eta, cost="quadratic", eps=0.0):
             if i > 0:
                 delta = below
     return weights, biases, float(value)
+
+
+def optimizer_step(kind, p, g, state, d, hyper):
+    """One step of the optimizer ``kind`` (see ``nnfs.kinds.OptimizerKind``) on float64 host
+    arrays: returns the new parameters and state. ``d`` is the decay mask or None."""
+    from nnfs.kinds import Hyper
+
+    eta, decay, mu = hyper[Hyper.ETA], hyper[Hyper.WEIGHT_DECAY], hyper[Hyper.MOMENTUM]
+    beta1, beta2, eps = hyper[Hyper.BETA1], hyper[Hyper.BETA2], hyper[Hyper.EPS]
+    alpha, root = hyper[Hyper.STEP_SIZE], hyper[Hyper.ROOT_CORRECTION]
+    d = np.zeros_like(p) if d is None else d
+    if kind == "adamw":
+        p = p - eta * decay * d * p
+    else:
+        g = g + decay * d * p
+    if kind == "sgd":
+        return p - eta * g, ()
+    if kind in ("momentum", "nesterov"):
+        (u,) = state
+        u = mu * u + g
+        return p - eta * (g + mu * u if kind == "nesterov" else u), (u,)
+    m, v = state
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    return p - alpha * m / (np.sqrt(v) / root + eps), (m, v)
+
+
+def adam_numbers(eta, betas, eps, decay, t):
+    """The host array of Adam's step ``t`` (from 1), as core writes it."""
+    from nnfs.kinds import HYPER_SIZE, Hyper
+
+    hyper = np.zeros(HYPER_SIZE)
+    hyper[Hyper.ETA], hyper[Hyper.WEIGHT_DECAY] = eta, decay
+    hyper[Hyper.BETA1], hyper[Hyper.BETA2], hyper[Hyper.EPS] = betas[0], betas[1], eps
+    hyper[Hyper.STEP_SIZE] = eta / (1 - betas[0] ** t)
+    hyper[Hyper.ROOT_CORRECTION] = np.sqrt(1 - betas[1] ** t)
+    return hyper

@@ -64,7 +64,8 @@ def test_fit_learns_and_reports_history(cpu):
     assert history.validation_accuracy[-1] > 0.85
     assert history.eta == [0.5] * 30 and history.seconds > 0
     assert set(history.as_dict()) == {"cost", "validation_cost", "validation_accuracy", "eta",
-                                      "seconds", "ranks", "allreduce_seconds"}
+                                      "seconds", "ranks", "allreduce_seconds", "best_epoch",
+                                      "stopped_epoch"}
     assert history.ranks == 1 and history.allreduce_seconds == 0.0
 
 

@@ -25,9 +25,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import mpi  # data-parallel training; imports no mpi4py until nnfs.mpi.world()
+from . import optimizers, schedules
 from . import registry as _registry
 from .activations import Activation, linear, relu, sigmoid, softmax, tanh
 from .arrays import Matrix, Vector
+from .callbacks import EarlyStopping
 from .costs import Cost, cross_entropy_cost, quadratic_cost
 from .errors import (
     BackendMismatch,
@@ -118,6 +120,7 @@ __all__ = [
     "DataFileError",
     "DataParallelError",
     "DeviceError",
+    "EarlyStopping",
     "InUseError",
     "Factory",
     "FullyConnected",
@@ -154,11 +157,13 @@ __all__ = [
     "linear",
     "load",
     "mpi",
+    "optimizers",
     "plan_memory",
     "predict",
     "quadratic_cost",
     "relu",
     "save",
+    "schedules",
     "sgd",
     "sigmoid",
     "softmax",

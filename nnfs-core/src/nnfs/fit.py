@@ -10,7 +10,11 @@ runs on a narrowed view of the same buffers. No batch allocates memory.
 One epoch driver runs both single-process and data-parallel training: it visits the batches
 of each epoch and asks its *stepper* to train on each. The local stepper runs a
 :class:`nnfs.TrainingStep` on the batch; the data-parallel stepper runs this rank's share of it,
-sums the gradients across the ranks, then updates.
+sums the gradients across the ranks, then updates. The step's update is plain SGD inside the
+products (``eta=``), or an optimizer's fused step (:mod:`nnfs.optimizers`), whose state is
+allocated with the other buffers; a schedule (:mod:`nnfs.schedules`) sets each epoch's rate.
+Between epochs the driver measures the validation data, steps the schedule, asks early
+stopping (:class:`nnfs.EarlyStopping`) and ``on_epoch`` whether to go on.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import dataclasses
 import math
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +33,7 @@ import numpy as np
 from . import _checks as check
 from .arrays import Matrix
 from .contract import steps
+from .callbacks import EarlyStopping, EarlyStoppingState, needs_validation
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
 from .errors import (
     NnfsTypeError,
@@ -47,12 +52,15 @@ from .hostdata import (
 )
 from .kinds import ActivationKind
 from .network import InferenceNetwork, plan_memory
+from .optimizers import SGD, Optimizer, OptimizerState, optimizer as _optimizer, state_sizes
+from .schedules import Constant, Piecewise, Schedule, ScheduleRun, schedule as _schedule_of
 from .training import (
     HeldCtrlC,
     Releases,
     Rollback,
     TrainingNetwork,
     TrainingStep,
+    dropout_seed,
     learning_rate,
     quiet_floating_point,
     schedule_pairs,
@@ -65,7 +73,10 @@ class History:
 
     ``cost``: the mean training cost of the epoch's batches (each measured in its forward pass,
     before its update). ``validation_cost`` and ``validation_accuracy``: on the validation data
-    after the epoch, when it was given. ``eta``: the learning rate used.
+    after the epoch, when it was given. ``eta``: the learning rate used. ``best_epoch``: the
+    epoch (from 1) early stopping found best, when it was asked for. ``stopped_epoch``: the
+    epoch after which training stopped before its last one (early stopping, or ``on_epoch``
+    returning False), else None.
     """
 
     cost: list[float] = field(default_factory=list)
@@ -77,6 +88,8 @@ class History:
     ranks: int = 1
     #: Of ``seconds``, the time this rank spent summing gradients across the ranks.
     allreduce_seconds: float = 0.0
+    best_epoch: int | None = None
+    stopped_epoch: int | None = None
 
     @property
     def epochs(self) -> int:
@@ -86,7 +99,8 @@ class History:
         return {"cost": self.cost, "validation_cost": self.validation_cost,
                 "validation_accuracy": self.validation_accuracy, "eta": self.eta,
                 "seconds": self.seconds, "ranks": self.ranks,
-                "allreduce_seconds": self.allreduce_seconds}
+                "allreduce_seconds": self.allreduce_seconds, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch}
 
 
 # --- fit's arguments, checked -------------------------------------------------------------------
@@ -98,7 +112,9 @@ class FitArguments:
     network: InferenceNetwork
     x: np.ndarray
     target: Targets
-    schedule: tuple[tuple[int, float], ...]
+    epochs: int
+    optimizer: Optimizer
+    schedule: Schedule
     batch_size: int
     cost: Cost
     shuffle: bool
@@ -106,22 +122,21 @@ class FitArguments:
     validation: tuple[np.ndarray, Targets] | None
     quiet: bool
     on_epoch: Callable[[int, History], object] | None
-
-    @property
-    def epochs(self) -> int:
-        return sum(epochs for epochs, _ in self.schedule)
+    early_stopping: EarlyStopping | None = None
 
     @property
     def weighted(self) -> bool:
         return self.target.weights is not None
 
-    def learning_rates(self) -> Iterator[tuple[int, float]]:
-        """(epoch from 1, eta) for every epoch of the schedule."""
-        epoch = 0
-        for epochs, eta in self.schedule:
-            for _ in range(epochs):
-                epoch += 1
-                yield epoch, eta
+    @property
+    def fused(self) -> bool:
+        """Plain SGD at rates known beforehand: each distinct rate gets its own prepared
+        step, whose update runs inside the products (as sgd's). Otherwise the optimizer's
+        fused step runs after the gradient, reading each epoch's rate from its host array."""
+        return self.optimizer.plain and isinstance(self.schedule, (Piecewise, Constant))
+
+    def start_schedule(self) -> ScheduleRun:
+        return self.schedule.start(self.optimizer.eta, self.epochs)
 
     def host_arrays(self) -> list[np.ndarray]:
         """Every host array batches are gathered from."""
@@ -132,20 +147,49 @@ class FitArguments:
         return arrays
 
 
-def _schedule(epochs: object, eta: object) -> list[tuple[int, float]]:
-    """One (epochs, eta) pair, or the pairs of a schedule given as eta."""
-    if isinstance(eta, Sequence) and not isinstance(eta, (str, bytes)):
-        pairs = schedule_pairs(eta, None, "fit")
-        if epochs is not None and check.count(epochs, "fit: epochs") != sum(n for n, _ in pairs):
+#: The learning rate of plain SGD when fit is given neither eta nor an optimizer.
+DEFAULT_ETA = 0.1
+
+
+def _training_plan(epochs: object, eta: object, optimizer: object,
+                   schedule: object) -> tuple[int, Optimizer, Schedule]:
+    """The epochs, the optimizer and the schedule that fit's arguments ask for: ``eta`` (a
+    rate, or (epochs, eta) pairs) is the shorthand of plain SGD; an optimizer carries its own
+    rate, which a schedule may then change epoch by epoch."""
+    if optimizer is not None:
+        optimizer = _optimizer(optimizer, "fit: optimizer")
+        if eta is not None:
             raise NnfsValueError(
-                f"fit: epochs is {epochs} but the schedule given as eta has "
-                f"{sum(n for n, _ in pairs)} epochs; give one of them"
-            )
-        return pairs
+                f"fit: give the learning rate once: in the optimizer ({type(optimizer).__name__}"
+                f"(eta=...)), or as a schedule (schedule=...), not also as eta={eta!r}")
+    given = None if schedule is None else _schedule_of(schedule, "fit")
+    if isinstance(eta, Sequence) and not isinstance(eta, (str, bytes)):
+        if given is not None:
+            raise NnfsValueError("fit: give one schedule: (epochs, eta) pairs as eta, or "
+                                 "schedule=...; not both")
+        given = Piecewise(tuple(schedule_pairs(eta, None, "fit")))
+        eta, source = None, "the schedule given as eta"
+    else:
+        source = "the schedule"
+    if optimizer is None:
+        if eta is None:
+            eta = given.pairs[0][1] if isinstance(given, Piecewise) else DEFAULT_ETA
+        optimizer = SGD(learning_rate(eta, "fit: eta"))
+    given = given if given is not None else Constant()
+    if given.epochs is not None and not isinstance(given, Piecewise) and epochs is None:
+        epochs = given.epochs
+    if isinstance(given, Piecewise):
+        if epochs is not None and check.count(epochs, "fit: epochs") != given.epochs:
+            raise NnfsValueError(
+                f"fit: epochs is {epochs} but {source} has {given.epochs} epochs; give "
+                "one of them")
+        epochs = given.epochs
     if epochs is None:
         raise NnfsTypeError("fit: give epochs (and eta), or a schedule of (epochs, eta) pairs as "
                             f"eta; got epochs=None and eta={eta!r}")
-    return [(check.count(epochs, "fit: epochs"), learning_rate(eta, "fit: eta"))]
+    epochs = check.count(epochs, "fit: epochs")
+    given.start(optimizer.eta, epochs)  # refuses what cannot run (a cosine floor above eta)
+    return epochs, optimizer, given
 
 
 def _default_cost(inference: InferenceNetwork) -> Cost:
@@ -163,7 +207,8 @@ def _check_seed(seed: object, what: str) -> int | None:
 
 
 def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation, quiet,
-             on_epoch, sample_weight) -> FitArguments:
+             on_epoch, sample_weight, optimizer=None, schedule=None,
+             early_stopping=None) -> FitArguments:
     """fit's arguments, checked and converted."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
@@ -193,8 +238,17 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
     cost.check_output(output)
     if cost is cross_entropy_cost:
         check_cross_entropy(target, output.kind, "fit: Y")
-    pairs = _schedule(epochs, eta)
+    epochs, optimizer, schedule = _training_plan(epochs, eta, optimizer, schedule)
     seed = _check_seed(seed, "fit")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise NnfsTypeError(f"fit: early_stopping must be nnfs.EarlyStopping(...), got "
+                            f"{type(early_stopping).__name__} {early_stopping!r}")
+    for user, what in ((early_stopping, "early stopping"), (schedule, "the schedule")):
+        monitor = getattr(user, "monitor", None)
+        if monitor is not None and needs_validation(monitor) and validation is None:
+            raise NnfsValueError(
+                f"fit: {what} monitors {monitor}, which needs validation data: give "
+                f"validation=(Xv, yv), or monitor='cost' (the training cost)")
     if on_epoch is not None and not callable(on_epoch):
         raise NnfsTypeError("fit: on_epoch must be a function called as on_epoch(epoch, "
                             f"history), got {type(on_epoch).__name__} {on_epoch!r}")
@@ -213,15 +267,27 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
         if cost is cross_entropy_cost:
             check_cross_entropy(yv, output.kind, "fit: validation Y")
         checked_validation = (xv, yv)
+    arguments = FitArguments(inference, x, target, epochs, optimizer, schedule, batch_size, cost,
+                             bool(shuffle), seed, checked_validation, bool(quiet), on_epoch,
+                             early_stopping)
+    factory = inference.factory
+    if not arguments.fused and "optimizer_step" in factory.unsupported:
+        raise UnsupportedOperation(
+            f"fit: the {factory.name} backend does not provide optimizer_step, which the "
+            f"{optimizer.kind} optimizer (or a schedule other than (epochs, eta) pairs) needs; "
+            "train with plain SGD (eta=...) on it, or choose another backend")
     # everything fit allocates, checked at once before any of it is allocated
-    plan = plan_memory(inference.factory, inference.in_dim, inference.architecture, batch_size)
-    weights_bytes = (0 if target.weights is None
-                     else inference.out_dim * batch_size * inference.factory.itemsize)
-    inference.factory.check_fits(plan.training + plan.batch_data + weights_bytes,
-                                 max(plan.largest_allocation, weights_bytes),
-                                 f"fit: training with batch_size {batch_size}")
-    return FitArguments(inference, x, target, tuple(pairs), batch_size, cost, bool(shuffle),
-                        seed, checked_validation, bool(quiet), on_epoch)
+    plan = plan_memory(factory, inference.in_dim, inference.architecture, batch_size)
+    itemsize = factory.itemsize
+    extra = [] if target.weights is None else [inference.out_dim * batch_size]
+    if not arguments.fused:
+        extra += state_sizes(optimizer, inference.parameter_count)
+    if early_stopping is not None and early_stopping.restore_best:
+        extra.append(inference.parameter_count)
+    factory.check_fits(plan.training + plan.batch_data + sum(extra) * itemsize,
+                       max(plan.largest_allocation, max(extra, default=0) * itemsize),
+                       f"fit: training with batch_size {batch_size}")
+    return arguments
 
 
 # --- moving batches to the device ---------------------------------------------------------------
@@ -273,13 +339,14 @@ class _Batches:
         return found
 
     def step(self, count: int, scale: float, separate_update: bool = False,
-             weighted: bool = True) -> TrainingStep:
+             weighted: bool = True, optimizer: OptimizerState | None = None) -> TrainingStep:
         """The training step of a batch of ``count`` samples whose gradient is scaled by
         ``scale`` (and each sample's by its weight, when the data has weights and
-        ``weighted``)."""
+        ``weighted``), updated by ``optimizer``'s step when given."""
         network, y = self.network(count)
         return network.step(y, self.cost, scale, separate_update=separate_update,
-                            weights=self.weights(count) if weighted else None)
+                            weights=self.weights(count) if weighted else None,
+                            optimizer=optimizer)
 
     def _gather(self, source: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
         if source.dtype == out.dtype:
@@ -328,11 +395,45 @@ class _Batches:
             rows = index[start:start + batch_size]
             self.load(x, target, rows)
             step = self.step(len(rows), 1.0, weighted=False)
-            total += len(rows) * step.forward_cost()
+            for op in step.network.evaluation_plan:  # without dropout
+                op()
+            total += len(rows) * step.cost()
             predicted = outputs[:len(rows)]
             backend.read_samples(step.network.output, predicted)
             right += accuracy(predicted, target, rows)
         return total, right
+
+
+# --- where a fit stands between epochs -----------------------------------------------------------
+
+@dataclass(eq=False)
+class _Progress:
+    """What a fit carries from epoch to epoch, beside the weights: the epochs and steps done
+    (the step numbers dropout's masks are drawn for), the visiting order and the generator
+    that shuffles it, the running schedule, the optimizer's state and early stopping's."""
+
+    epoch: int
+    steps: int
+    order: np.ndarray
+    rng: np.random.Generator
+    schedule: ScheduleRun
+    optimizer: OptimizerState | None
+    stopping: EarlyStoppingState | None
+
+    @classmethod
+    def start(cls, arguments: FitArguments, training: TrainingNetwork, seed: int | None,
+              stack: contextlib.ExitStack) -> _Progress:
+        """The progress of a fit about to start, its device state allocated (and released
+        by ``stack``)."""
+        optimizer = stopping = None
+        if not arguments.fused:
+            optimizer = OptimizerState.start(arguments.optimizer, training)
+            stack.callback(optimizer.release)
+        if arguments.early_stopping is not None:
+            stopping = EarlyStoppingState.start(arguments.early_stopping, training)
+            stack.callback(stopping.release)
+        return cls(0, 0, np.arange(len(arguments.x)), np.random.default_rng(seed),
+                   arguments.start_schedule(), optimizer, stopping)
 
 
 # --- steppers: what one batch of training is, in one process or across ranks -------------------
@@ -344,39 +445,59 @@ class _LocalStepper:
     Divergence: when a batch's cost is not finite, the update before it made the weights bad,
     so the weights put back are those the batch before it was trained on. The checkpoint is
     taken at each epoch's first batch, once its cost is known to be finite, and the batches
-    from there are replayed (:class:`nnfs.training.Rollback`)."""
+    from there are replayed (:class:`nnfs.training.Rollback`, which also puts back the
+    optimizer's state)."""
 
     ranks = 1
 
-    def __init__(self, arguments: FitArguments, batches: _Batches):
+    def __init__(self, arguments: FitArguments, batches: _Batches, progress: _Progress):
         self.arguments = arguments
         self.batches = batches
-        self.rollback = Rollback(batches.training)
-        self.checkpoint: tuple[np.ndarray, float] | None = None  # (order, eta) of the backup
+        self.progress = progress
+        self.optimizer = progress.optimizer
+        self.rollback = Rollback(batches.training, self.optimizer)
+        # (order, eta, steps done) of the backup
+        self.checkpoint: tuple[np.ndarray, float, int] | None = None
         self._checkpoint_order = np.empty(len(arguments.x), np.int64)
+
+    def start_epoch(self, eta: float) -> None:
+        """Before an epoch at learning rate ``eta``."""
+        if self.optimizer is not None:
+            self.optimizer.eta = eta
+
+    def _step(self, count: int, eta: float) -> TrainingStep:
+        """The step of a batch of ``count``: plain SGD at ``eta`` inside the products, or the
+        gradient of the mean loss and the optimizer's step."""
+        if self.optimizer is None:
+            return self.batches.step(count, -eta / count)
+        return self.batches.step(count, 1.0 / count, optimizer=self.optimizer)
 
     def batch(self, epoch: int, number: int, index: np.ndarray, order: np.ndarray,
               eta: float) -> float:
         """Train on the batch ``index`` (batch ``number`` of ``epoch``); its summed cost."""
         batches, count = self.batches, len(index)
         batches.load(self.arguments.x, self.arguments.target, index)
-        step = batches.step(count, -eta / count)
+        batches.training.set_dropout_step(self.progress.steps)
+        step = self._step(count, eta)
         value = step.forward_cost()
         if not math.isfinite(value):
             raise self._diverged(epoch, number, eta, value)
         if number == 0:  # weights whose cost is known to be finite
             self.rollback.save()
             np.copyto(self._checkpoint_order, order)
-            self.checkpoint = (self._checkpoint_order, eta)
+            self.checkpoint = (self._checkpoint_order, eta, self.progress.steps)
         step.descend()
+        self.progress.steps += 1
         return count * value
 
     def _redo(self, i: int) -> None:
-        order, eta = self.checkpoint
+        order, eta, first_step = self.checkpoint
         size = self.arguments.batch_size
         index = order[i * size:(i + 1) * size]
         self.batches.load(self.arguments.x, self.arguments.target, index)
-        self.batches.step(len(index), -eta / len(index)).run()
+        self.batches.training.set_dropout_step(first_step + i)
+        self.start_epoch(eta)
+        self._step(len(index), eta).run()
 
     def _batches_per_epoch(self) -> int:
         return -(-len(self.arguments.x) // self.arguments.batch_size)
@@ -423,24 +544,36 @@ class _LocalStepper:
 class _DataParallelStepper:
     """Training across the ranks of an MPI job: each global batch of ``ranks × batch_size``
     samples is split into consecutive shares; this rank computes the gradient of its share,
-    one allreduce sums gradients and costs, and every rank applies the same update, unless
-    the summed cost is not finite: then training stops before that update, on every rank."""
+    one allreduce sums gradients and costs, and every rank applies the same update (plain
+    SGD's, or the same optimizer step on the same state), unless the summed cost is not
+    finite: then training stops before that update, on every rank. Dropout's masks are drawn
+    for each sample's place in the global batch, so they are those of one process."""
 
-    def __init__(self, arguments: FitArguments, batches: _Batches, world: Any, summed: Any):
+    def __init__(self, arguments: FitArguments, batches: _Batches, world: Any, summed: Any,
+                 progress: _Progress):
         self.arguments = arguments
         self.batches = batches
         self.world = world
         self.summed = summed
         self.ranks = world.size
-        self.rollback = Rollback(batches.training)
+        self.progress = progress
+        self.optimizer = progress.optimizer
+        self.rollback = Rollback(batches.training, self.optimizer)
         training = batches.training
         backend = training.factory.backend
         self._zero = tuple(steps(backend.fill(training.gradient, 0.0)))
-        self._update = tuple(steps(backend.axpy(1.0, training.gradient,
-                                                training.inference.parameters)))
+        if self.optimizer is None:
+            self._update = tuple(steps(backend.axpy(1.0, training.gradient,
+                                                    training.inference.parameters)))
+        else:
+            self._update = self.optimizer.steps()
         self.scores = np.zeros(2)  # validation: summed cost, right answers
-        self._last: tuple[np.ndarray, float] | None = None  # the last epoch's order and eta
+        self._last: tuple[np.ndarray, float, int] | None = None  # the last epoch's order, eta
         self._last_order = np.empty(len(arguments.x), np.int64)
+
+    def start_epoch(self, eta: float) -> None:
+        if self.optimizer is not None:
+            self.optimizer.eta = eta
 
     def batch(self, epoch: int, number: int, index: np.ndarray, order: np.ndarray,
               eta: float) -> float:
@@ -448,8 +581,8 @@ class _DataParallelStepper:
         if number == 0:
             self.rollback.save()
             np.copyto(self._last_order, order)
-            self._last = (self._last_order, eta)
-        batch_cost = self.summed(self._gradient(index, eta))
+            self._last = (self._last_order, eta, self.progress.steps)
+        batch_cost = self.summed(self._gradient(index, eta, self.progress.steps))
         if not math.isfinite(batch_cost):
             raise TrainingDiverged(
                 f"training diverged in epoch {epoch} at learning rate eta={eta}: a "
@@ -457,9 +590,10 @@ class _DataParallelStepper:
                 "weights are those before that batch. Try a smaller eta.", epoch, eta)
         for op in self._update:
             op()
+        self.progress.steps += 1
         return batch_cost
 
-    def _gradient(self, index: np.ndarray, eta: float) -> float:
+    def _gradient(self, index: np.ndarray, eta: float, step_number: int) -> float:
         """This rank's share of a global batch: forward and gradient into the gradient
         vector; its cost sum."""
         size = len(index)
@@ -470,8 +604,13 @@ class _DataParallelStepper:
             return 0.0
         batches = self.batches
         batches.load(self.arguments.x, self.arguments.target, index[first:first + count])
-        # gradient · (−η / samples of the whole global batch)
-        step = batches.step(count, -eta / size, separate_update=True)
+        batches.training.set_dropout_step(step_number, first)
+        # gradient · (−η / samples of the whole global batch), or of the mean loss of it
+        if self.optimizer is None:
+            step = batches.step(count, -eta / size, separate_update=True)
+        else:
+            step = batches.step(count, 1.0 / size, separate_update=True,
+                                optimizer=self.optimizer)
         local = count * step.forward_cost()
         for op in step.gradient:
             op()
@@ -490,9 +629,10 @@ class _DataParallelStepper:
                                f"after epoch {epoch}")
 
     def _redo(self, i: int) -> None:
-        order, eta = self._last
+        order, eta, first_step = self._last
         step = self.arguments.batch_size * self.ranks
-        self.summed(self._gradient(order[i * step:(i + 1) * step], eta))
+        self.start_epoch(eta)
+        self.summed(self._gradient(order[i * step:(i + 1) * step], eta, first_step + i))
         for op in self._update:
             op()
 
@@ -510,7 +650,7 @@ class _DataParallelStepper:
 
 # --- the epoch driver ---------------------------------------------------------------------------
 
-def _progress(total: int, quiet: bool):
+def _progress_bar(total: int, quiet: bool):
     if quiet:
         return None
     try:
@@ -529,17 +669,20 @@ def _postfix(history: History) -> dict[str, str]:
 
 
 def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepper,
-            history: History, bar, held: HeldCtrlC, seed: int | None) -> None:
-    """Every epoch of the schedule: the batches in a (shuffled) order, each trained by the
-    stepper; then validation, the progress bar, ``on_epoch`` and Ctrl-C."""
+            history: History, bar, held: HeldCtrlC, progress: _Progress) -> None:
+    """Every epoch from where ``progress`` stands: the learning rate from the schedule, the
+    batches in a (shuffled) order, each trained by the stepper; then validation, the
+    schedule's and early stopping's look at the history, the progress bar, ``on_epoch`` and
+    Ctrl-C. Early stopping or ``on_epoch`` returning False ends training after the epoch."""
     n = len(arguments.x)
     step = arguments.batch_size * stepper.ranks
-    order = np.arange(n)
-    rng = np.random.default_rng(seed)
+    order, rng = progress.order, progress.rng
     releases = Releases(stepper.batches.training, "fit")
     lock = releases.lock
-    epoch, eta = 0, 0.0
-    for epoch, eta in arguments.learning_rates():
+    epoch, eta = None, 0.0
+    for epoch in range(progress.epoch + 1, arguments.epochs + 1):
+        eta = progress.schedule.eta(epoch)
+        stepper.start_epoch(eta)
         if arguments.shuffle:
             rng.shuffle(order)
         total = 0.0
@@ -558,39 +701,66 @@ def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepp
             history.validation_cost.append(cost_value)
             history.validation_accuracy.append(right)
         stepper.end_epoch(epoch)
+        progress.schedule.observe(epoch, history)
+        stop = False
+        if progress.stopping is not None:
+            with lock:  # keeping the best weights is a copy on the device
+                releases.check()
+                stop = progress.stopping.observe(epoch, history)
+            history.best_epoch = progress.stopping.best_epoch
+        progress.epoch = epoch
         if bar is not None:
             bar.update(1)
             bar.set_postfix(_postfix(history), refresh=False)
-        if arguments.on_epoch is not None:
-            arguments.on_epoch(epoch, history)
+        if arguments.on_epoch is not None and arguments.on_epoch(epoch, history) is False:
+            stop = True
         if held.pending:
             raise KeyboardInterrupt
+        if stop:
+            history.stopped_epoch = epoch
+            break
     with lock:
         releases.check()
-        stepper.finish(epoch, eta)
+        if epoch is not None:
+            stepper.finish(epoch, eta)
+        if progress.stopping is not None:
+            progress.stopping.finish()
 
 
 def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None = None,
-        batch_size: int = 32, eta: float | Sequence[tuple[int, float]] = 0.1,
+        batch_size: int = 32, eta: float | Sequence[tuple[int, float]] | None = None,
+        optimizer: Optimizer | None = None, schedule: object = None,
         cost: Cost | str | None = None, shuffle: bool = True, seed: int | None = None,
         validation: tuple[object, object] | None = None, quiet: bool = False,
         on_epoch: Callable[[int, History], object] | None = None,
+        early_stopping: EarlyStopping | None = None,
         data_parallel: object = None, sample_weight: object = None) -> History:
     """Train ``inference`` by mini-batch gradient descent on host data; return the history.
 
     Args:
         X: samples × inputs (numpy and scikit-learn's convention), any size.
         Y: class labels (1-D integers, for a network of several outputs) or samples × outputs.
-        epochs, eta: epochs at one learning rate, or ``eta=[(epochs, eta), ...]``, a schedule
-            as in ``sgd``.
+        epochs, eta: epochs at one learning rate of plain SGD (0.1 when neither eta nor an
+            optimizer is given), or ``eta=[(epochs, eta), ...]``, a schedule as in ``sgd``.
+        optimizer: an optimizer of :mod:`nnfs.optimizers` (``SGD(0.1, momentum=0.9)``,
+            ``Adam()``, ``AdamW()``), which carries its own learning rate; its state is
+            allocated with the other buffers, and each step is one fused pass of the backend.
+        schedule: the learning rate of each epoch, for any optimizer: (epochs, eta) pairs,
+            or a :mod:`nnfs.schedules` object (``StepDecay``, ``Cosine``,
+            ``ReduceOnPlateau``) scaling the optimizer's rate.
         batch_size: samples per update; the last batch of an epoch may be shorter.
         cost: ``cross_entropy_cost`` by default for sigmoid and softmax outputs, else
             ``quadratic_cost``.
         shuffle, seed: visit the samples in a new random order each epoch (reproducible with
-            a seed), or in their order.
-        validation: ``(Xv, Yv)`` measured after every epoch (cost and accuracy).
+            a seed), or in their order. The seed also keys dropout's masks.
+        validation: ``(Xv, Yv)`` measured after every epoch (cost and accuracy), without
+            dropout.
         quiet: no progress bar (there is none either when stderr is not a terminal).
-        on_epoch: called as ``on_epoch(epoch, history)`` after each epoch (epoch from 1).
+        on_epoch: called as ``on_epoch(epoch, history)`` after each epoch (epoch from 1);
+            returning False stops training there, with the history so far.
+        early_stopping: :class:`nnfs.EarlyStopping`, stopping once its monitored figure has
+            not improved for ``patience`` epochs (and restoring the best epoch's weights);
+            ``History.best_epoch`` and ``History.stopped_epoch`` say what happened.
         data_parallel: ``nnfs.mpi.world()`` (or True) to train across the ranks of an MPI job,
             each on its own share of every batch (see below).
         sample_weight: one weight (0 or more) per sample of X, multiplying its loss; scaled to
@@ -599,11 +769,13 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
             with the other buffers); the costs in the history stay unweighted. Not with
             ``data_parallel`` yet.
 
-    Each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b samples. When a batch's
-    cost is NaN or infinite, or the last update leaves a parameter that is not finite,
-    training stops with :class:`nnfs.TrainingDiverged`, with the weights of the last batch
-    whose cost was finite (in one process; data-parallel training stops before the update of
-    the batch whose summed cost is not finite).
+    With plain SGD each batch updates every parameter by ``−(η/b)·Σ ∂ℓ/∂p`` over its b
+    samples; an optimizer takes the gradient of the batch's mean loss, ``(1/b)·Σ ∂ℓ/∂p``, as
+    ``torch.optim`` does. When a batch's cost is NaN or infinite, or the last update leaves a
+    parameter that is not finite, training stops with :class:`nnfs.TrainingDiverged`, with
+    the weights (and optimizer state) of the last batch whose cost was finite (in one
+    process; data-parallel training stops before the update of the batch whose summed cost is
+    not finite).
 
     Ctrl-C (``KeyboardInterrupt``) stops training at the end of the batch it arrives in: the
     network holds the weights of the last whole batch, and inference and training work on from
@@ -615,13 +787,15 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
     shared by all ranks (the seed is rank 0's), each global batch of N·b samples is split into
     N consecutive shares, each rank computes the gradient of its own share only (batches read
     only those rows of X, so X can be a memory-mapped ``.npy`` file), one allreduce per batch
-    sums the gradients and the costs, and every rank applies the same update. Rank 0's weights
-    are given to every rank first; after each epoch the ranks check that they still hold the
-    same weights. The history is the same on every rank; the progress bar shows on rank 0.
+    sums the gradients and the costs, and every rank applies the same update (any optimizer:
+    each rank holds the same state). Rank 0's weights are given to every rank first; after each
+    epoch the ranks check that they still hold the same weights. The history is the same on
+    every rank; the progress bar shows on rank 0.
     """
     def checked() -> FitArguments:
         return _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed,
-                        validation, quiet, on_epoch, sample_weight)
+                        validation, quiet, on_epoch, sample_weight, optimizer, schedule,
+                        early_stopping)
 
     if data_parallel is None:
         with inference.in_use("fit") if isinstance(inference, InferenceNetwork) \
@@ -647,14 +821,16 @@ def _fit_local(arguments: FitArguments) -> History:
             factory.matrix(inference.out_dim, arguments.batch_size) as y_device, \
             (factory.matrix(inference.out_dim, arguments.batch_size) if arguments.weighted
              else contextlib.nullcontext()) as w_device, \
-            TrainingNetwork(inference, x_device) as training, quiet_floating_point(), \
+            TrainingNetwork(inference, x_device, seed=dropout_seed(arguments.seed, "fit")) \
+            as training, contextlib.ExitStack() as stack, quiet_floating_point(), \
             HeldCtrlC() as held:
+        progress = _Progress.start(arguments, training, arguments.seed, stack)
         batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays(),
                            w_device)
-        bar = _progress(arguments.epochs, arguments.quiet)
+        bar = _progress_bar(arguments.epochs - progress.epoch, arguments.quiet)
         try:
-            _epochs(arguments, _LocalStepper(arguments, batches), history, bar, held,
-                    arguments.seed)
+            _epochs(arguments, _LocalStepper(arguments, batches, progress), history, bar, held,
+                    progress)
         except KeyboardInterrupt:
             factory.synchronize()  # the last update queued completes; the weights stay whole
             raise
@@ -690,7 +866,9 @@ def _facts(arguments: FitArguments) -> dict[str, object]:
     validation = arguments.validation
     return {
         "network": f"{inference.in_dim} → " + " → ".join(
-            f"{layer.out_dim} {layer.activation.kind}" for layer in inference.layers),
+            f"{layer.out_dim} {layer.activation.kind}"
+            + (f" dropout {layer.dropout}" if layer.dropout else "")
+            for layer in inference.layers),
         "dtype": inference.factory.dtype,
         "samples": len(arguments.x),
         "features": arguments.x.shape[1],
@@ -698,7 +876,10 @@ def _facts(arguments: FitArguments) -> dict[str, object]:
         "targets": f"{'labels' if labels else 'values'} for {target.outputs} outputs",
         "targets checksum": _targets_fingerprint(target),
         "batch_size": arguments.batch_size,
-        "schedule": [(int(n), float(rate)) for n, rate in arguments.schedule],
+        "epochs": arguments.epochs,
+        "optimizer": f"{arguments.optimizer.kind} {arguments.optimizer.settings()}",
+        "schedule": repr(arguments.schedule),
+        "early stopping": repr(arguments.early_stopping),
         "cost": arguments.cost.name,
         "shuffle": arguments.shuffle,
         "seed": arguments.seed,
@@ -743,19 +924,23 @@ def _fit_data_parallel(world, arguments: FitArguments) -> History:
         def allocate():
             x_device = stack.enter_context(factory.matrix(inference.in_dim, batch_size))
             y_device = stack.enter_context(factory.matrix(inference.out_dim, batch_size))
-            training = stack.enter_context(TrainingNetwork(inference, x_device))
-            return training, y_device, mpi.GradientSum(world, training.gradient, device)
+            training = stack.enter_context(
+                TrainingNetwork(inference, x_device, seed=dropout_seed(seed, "fit")))
+            progress = _Progress.start(arguments, training, seed, stack)
+            return training, y_device, mpi.GradientSum(world, training.gradient, device), \
+                progress
 
-        training, y_device, summed = world.together("fit: allocating the training buffers",
-                                                    allocate)
+        training, y_device, summed, progress = world.together(
+            "fit: allocating the training buffers", allocate)
         bar = None
         try:  # from here on, a rank that fails alone ends the job (the others wait for it)
             batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays())
             summed.broadcast(inference.parameters)
-            bar = _progress(arguments.epochs, arguments.quiet or world.rank != 0)
-            stepper = _DataParallelStepper(arguments, batches, world, summed)
+            bar = _progress_bar(arguments.epochs - progress.epoch,
+                                arguments.quiet or world.rank != 0)
+            stepper = _DataParallelStepper(arguments, batches, world, summed, progress)
             with HeldCtrlC() as held:
-                _epochs(arguments, stepper, history, bar, held, seed)
+                _epochs(arguments, stepper, history, bar, held, progress)
             factory.synchronize()
         except BaseException as error:
             if not mpi.collective_error(error):

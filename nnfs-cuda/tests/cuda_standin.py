@@ -458,6 +458,49 @@ def _kernel_cost_partials(grid, block, *, y, a, kind, eps, partials, n):
     partials[:grid] = np.bincount(owner, weights=terms, minlength=grid)
 
 
+def _kernel_optimizer_step(grid, block, *, p, g, s0, s1, decay, has_decay, kind, hyper, n):
+    from nnfs.kinds import Hyper
+
+    codes = kernels.enum("Optimizer")
+    T = p.dtype.type  # the numbers arrive in T
+    eta, lam, mu = hyper[Hyper.ETA], hyper[Hyper.WEIGHT_DECAY], hyper[Hyper.MOMENTUM]
+    beta1, beta2, eps = hyper[Hyper.BETA1], hyper[Hyper.BETA2], hyper[Hyper.EPS]
+    alpha, root = hyper[Hyper.STEP_SIZE], hyper[Hyper.ROOT_CORRECTION]
+    pe, ge = p[:n].copy(), g[:n].copy()
+    d = decay[:n] if has_decay else np.zeros(n, p.dtype)
+    if kind == codes["ADAMW"]:
+        pe -= eta * lam * d * pe  # p ← p − η·λ·d⊙p
+    else:
+        ge += lam * d * pe  # g' = g + λ·d⊙p
+    if kind == codes["SGD"]:
+        pe -= eta * ge
+    elif kind in (codes["MOMENTUM"], codes["NESTEROV"]):
+        u = mu * s0[:n] + ge  # u ← μ·u + g'
+        s0[:n] = u
+        pe -= eta * (ge + mu * u if kind == codes["NESTEROV"] else u)
+    elif kind in (codes["ADAM"], codes["ADAMW"]):
+        m = beta1 * s0[:n] + (T(1) - beta1) * ge  # m ← β₁·m + (1 − β₁)·g'
+        v = beta2 * s1[:n] + (T(1) - beta2) * ge * ge  # v ← β₂·v + (1 − β₂)·g'²
+        s0[:n], s1[:n] = m, v
+        pe -= alpha * m / (np.sqrt(v) / root + eps)
+    else:
+        raise StandInError(f"unknown optimizer code {kind}")
+    p[:n] = pe
+
+
+def _kernel_dropout_mask(grid, block, *, mask, rows, n, key0, key1, threshold, scale, counter):
+    from nnfs.philox import philox4x32
+
+    # entry e: element k = first·rows + e; word k mod 4 of Philox at block k / 4
+    k = np.uint64(int(counter[1]) * int(rows)) + np.arange(n, dtype=np.uint64)
+    b, step = k >> np.uint64(2), int(counter[0])
+    words = philox4x32(b & np.uint64(0xFFFFFFFF), b >> np.uint64(32),
+                       np.full_like(b, step & 0xFFFFFFFF), np.full_like(b, step >> 32),
+                       int(key0), int(key1))
+    word = np.choose((k & np.uint64(3)).astype(np.int64), words)
+    mask[:n] = np.where(word >= np.uint64(threshold), scale, 0)
+
+
 #: The numpy version of each kernel, called as (grid, block, **parameters).
 KERNEL_MATH: dict[str, Callable[..., None]] = {
     "bias_activation": _kernel_bias_activation,
@@ -468,6 +511,8 @@ KERNEL_MATH: dict[str, Callable[..., None]] = {
     "multiply": _kernel_multiply,
     "fill": _kernel_fill,
     "cost_partials": _kernel_cost_partials,
+    "optimizer_step": _kernel_optimizer_step,
+    "dropout_mask": _kernel_dropout_mask,
 }
 
 
@@ -483,6 +528,11 @@ _EXTENTS: dict[str, Callable[..., dict[str, int]]] = {
     "multiply": lambda *, n, **_: {"x": n, "y": n, "out": n},
     "fill": lambda *, n, **_: {"x": n},
     "cost_partials": lambda *, n, grid, **_: {"y": n, "a": n, "partials": grid},
+    "optimizer_step": lambda *, n, has_decay, kind, **_: {
+        "p": n, "g": n, "decay": n if has_decay else 0, "hyper": 8,
+        "s0": n if kind != kernels.enum("Optimizer")["SGD"] else 0,
+        "s1": n if kind >= kernels.enum("Optimizer")["ADAM"] else 0},
+    "dropout_mask": lambda *, n, **_: {"mask": n, "counter": 2},
 }
 
 

@@ -28,6 +28,12 @@ Plans. As in the CPU backend, each operation returns a function of no arguments 
 pointers, dimensions, launch shape and scalars bound in advance; the training loop calls those
 every epoch, and the factory's one-off calls make a plan and run it.
 
+Numbers that change every step (an optimizer's learning rate and bias corrections, dropout's
+step and first sample) come in a host array that core rewrites before each step; the plan
+uploads it into a small device vector of its own (allocated when the plan is made) on the
+stream, ahead of the kernel that reads it. The upload copies the host array when it is queued,
+so the next step's numbers never reach a kernel queued before them.
+
 Data-parallel training. Where CuPy loads NCCL, the gradient of each step is summed across
 the processes of an MPI job on the device, in place on the stream, with no host copy
 (``capabilities.collective``, :meth:`allreduce`); otherwise nnfs goes through host
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -49,7 +56,8 @@ import numpy as np
 import nnfs
 from nnfs import Matrix, Vector
 from nnfs import backend_api as api
-from nnfs.backend_api import ActivationKind, MemoryLimits
+from nnfs.backend_api import HYPER_SIZE, ActivationKind, MemoryLimits
+from nnfs.philox import keep_scale, threshold
 
 from . import kernels
 from .device import CupyDevice, DeviceInfo, DeviceUnavailable
@@ -315,3 +323,55 @@ class CudaBackend(api.Backend):
             return math.fsum(host)
 
         return total
+
+    # --- training beyond plain SGD ----------------------------------------------------------
+
+    def _numbers(self, host: np.ndarray, dtype: str) -> tuple[Any, Plan]:
+        """A device copy of the host array of a step's numbers in ``dtype`` (counted, freed
+        with the plan that uses it), and the step that refreshes it on the stream: the numbers
+        converted into a host array of the plan's own, then uploaded (the upload copies them
+        when it is queued)."""
+        storage = self.allocate(host.size, dtype)
+        nbytes = host.size * np.dtype(dtype).itemsize
+        self.memory.allocated(nbytes)
+        view = self._device.view(storage, 0, host.size)
+        converted = np.zeros(host.size, dtype)
+        device = self._device
+
+        def upload() -> None:
+            np.copyto(converted, host, casting="unsafe")
+            device.upload(converted, view)
+
+        return view, upload
+
+    def _counted(self, plan: Plan, nbytes: int) -> Plan:
+        weakref.finalize(plan, self.memory.freed, nbytes)  # the plan's device numbers
+        return plan
+
+    def optimizer_step(self, kind, parameters, gradient, state, decay, hyper) -> Plan:
+        numbers, upload = self._numbers(hyper, self.dtype)  # in T: no float64 in the kernel
+        moments = [v.handle for v in state] + [parameters.handle] * (2 - len(state))
+        d, has_decay = (parameters.handle, 0) if decay is None else (decay.handle, 1)
+        launch = self._device.kernel(
+            "optimizer_step", _blocks(parameters.size), THREADS, parameters.handle,
+            gradient.handle, *moments, d, has_decay, kernels.optimizer_code(kind), numbers,
+            parameters.size)
+
+        def run() -> None:
+            upload()  # this step's numbers, copied on the stream before the kernel
+            launch()
+
+        return self._counted(run, HYPER_SIZE * self.itemsize)
+
+    def dropout_mask(self, mask, rate, seed, layer, counter) -> Plan:
+        numbers, upload = self._numbers(counter, "int64")
+        blocks = mask.size // 4 + 2  # the blocks of the entries, whatever the first's word
+        launch = self._device.kernel(
+            "dropout_mask", _blocks(blocks), THREADS, mask.handle, mask.rows, mask.size,
+            seed, layer, threshold(rate), keep_scale(rate, self.numpy_dtype), numbers)
+
+        def run() -> None:
+            upload()
+            launch()
+
+        return self._counted(run, counter.size * 8)

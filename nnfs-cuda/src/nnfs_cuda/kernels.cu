@@ -8,7 +8,8 @@
 //
 // nnfs_cuda/kernels.py reads this file to learn the kernels' parameters, so keep to:
 //   * one `template <typename T> __global__ void NAME(PARAMETERS)` line per kernel;
-//   * parameter types among: const T*, T*, T, int, long long, double, double*;
+//   * parameter types among: const T*, T*, T, int, long long, double, double*,
+//     const long long*;
 //   * the constants and enums below written as they are.
 //
 // Layout: a matrix is column-major with leading dimension = rows, so column j of a
@@ -161,4 +162,82 @@ __global__ void cost_partials(const T* y, const T* a, int kind, double eps, doub
         __syncthreads();
     }
     if (threadIdx.x == 0) partials[blockIdx.x] = cache[0];
+}
+
+// --- training beyond plain SGD -------------------------------------------------------------
+
+enum Optimizer { SGD = 0, MOMENTUM = 1, NESTEROV = 2, ADAM = 3, ADAMW = 4 };
+// Where each number of a step sits in hyper (nnfs.kinds.Hyper), uploaded in T before each launch;
+// MOMENTUM_RATE is Hyper.MOMENTUM (the name MOMENTUM is the optimizer's, above).
+enum Hyper { ETA = 0, WEIGHT_DECAY = 1, MOMENTUM_RATE = 2, BETA1 = 3, BETA2 = 4, EPS = 5, STEP_SIZE = 6, ROOT_CORRECTION = 7 };
+
+// One optimizer step, one pass over p, g and the state (nnfs.kinds.OptimizerKind):
+//   g' = g + λ·d⊙p (not AdamW), d the decay mask (has_decay = 0: none);
+//   SGD: p ← p − η·g';  MOMENTUM: u ← μ·u + g', p ← p − η·u;
+//   NESTEROV: u ← μ·u + g', p ← p − η·(g' + μ·u);
+//   ADAM: m ← β₁·m + (1 − β₁)·g', v ← β₂·v + (1 − β₂)·g'², p ← p − α·m / (√v / c + ε);
+//   ADAMW: p ← p − η·λ·d⊙p first, then ADAM's step with g.
+// s0 is u or m, s1 is v; a state the rule does not keep is given as p and not touched.
+template <typename T>
+__global__ void optimizer_step(T* p, T* g, T* s0, T* s1, const T* decay, int has_decay, int kind, const T* hyper, long long n) {
+    const T eta = hyper[ETA], lambda = hyper[WEIGHT_DECAY], mu = hyper[MOMENTUM_RATE];
+    const T beta1 = hyper[BETA1], beta2 = hyper[BETA2], eps = hyper[EPS];
+    const T alpha = hyper[STEP_SIZE], root = hyper[ROOT_CORRECTION];
+    FOR_EACH(i, n) {
+        T pe = p[i];
+        T ge = g[i];
+        const T d = has_decay ? decay[i] : T(0);
+        if (kind == ADAMW) pe -= eta * lambda * d * pe;
+        else ge += lambda * d * pe;
+        if (kind == SGD) {
+            pe -= eta * ge;
+        } else if (kind == MOMENTUM || kind == NESTEROV) {
+            const T u = mu * s0[i] + ge;
+            s0[i] = u;
+            pe -= eta * (kind == NESTEROV ? ge + mu * u : u);
+        } else {
+            const T m = beta1 * s0[i] + (T(1) - beta1) * ge;
+            const T v = beta2 * s1[i] + (T(1) - beta2) * ge * ge;
+            s0[i] = m;
+            s1[i] = v;
+            pe -= alpha * m / (sqrt(v) / root + eps);
+        }
+        p[i] = pe;
+    }
+}
+
+// Dropout's mask from Philox-4x32-10 (nnfs.philox): entry e of the column-major mask takes
+// element k = first·rows + e of the stream keyed by (key0, key1) at step, where first and
+// step are counter[1] and counter[0] (uploaded before each launch): word k mod 4 of Philox at
+// counter (b, b >> 32, step, step >> 32), b = k / 4; 0 when the word is below threshold,
+// else scale. One thread per Philox block of four entries.
+template <typename T>
+__global__ void dropout_mask(T* mask, long long rows, long long n, long long key0, long long key1, long long threshold, T scale, const long long* counter) {
+    const unsigned long long step = (unsigned long long)counter[0];
+    const unsigned long long start = (unsigned long long)counter[1] * (unsigned long long)rows;
+    const unsigned long long blocks = (start + n + 3) / 4 - start / 4;
+    FOR_EACH(t, (long long)blocks) {
+        const unsigned long long b = start / 4 + t;
+        unsigned int c0 = (unsigned int)b, c1 = (unsigned int)(b >> 32);
+        unsigned int c2 = (unsigned int)step, c3 = (unsigned int)(step >> 32);
+        unsigned int k0 = (unsigned int)key0, k1 = (unsigned int)key1;
+        for (int round = 0; round < 10; ++round) {
+            if (round) {
+                k0 += 0x9E3779B9u;  // the Weyl constants bump the key before every round but the first
+                k1 += 0xBB67AE85u;
+            }
+            const unsigned int hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+            const unsigned int hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+            c0 = hi1 ^ c1 ^ k0;
+            c1 = lo1;
+            c2 = hi0 ^ c3 ^ k1;
+            c3 = lo0;
+        }
+        const unsigned int words[4] = {c0, c1, c2, c3};
+        for (int w = 0; w < 4; ++w) {
+            const unsigned long long k = 4 * b + w;
+            if (k >= start && k < start + n)
+                mask[k - start] = words[w] >= (unsigned long long)threshold ? scale : T(0);
+        }
+    }
 }

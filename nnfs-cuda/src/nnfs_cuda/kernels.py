@@ -27,7 +27,8 @@ NVRTC_OPTIONS = ("-std=c++17",)
 _KERNEL = re.compile(r"^template <typename T>\n__global__ void (\w+)\(([^)]*)\)", re.MULTILINE)
 _ENUM = re.compile(r"^enum (\w+) \{([^}]*)\};", re.MULTILINE)
 _CONSTANT = re.compile(r"^constexpr int (\w+) = (\d+);", re.MULTILINE)
-_PARAMETER_TYPES = ("const T*", "T*", "T", "int", "long long", "double", "double*")
+_PARAMETER_TYPES = ("const T*", "T*", "T", "int", "long long", "double", "double*",
+                    "const long long*")
 
 
 @functools.cache
@@ -92,10 +93,16 @@ def cost_code(kind: str) -> int:
     return enum("Cost")[kind.upper()]
 
 
+def optimizer_code(kind: str) -> int:
+    """The code of an optimizer in kernels.cu's ``enum Optimizer`` ("adam" → 3)."""
+    return enum("Optimizer")[kind.upper()]
+
+
 def arguments(kernel: str, values: tuple, dtype: str) -> tuple:
     """``values`` converted to the exact types of ``kernel``'s parameters for ``dtype``.
 
-    Pointers must be one-dimensional arrays of the parameter's dtype (T or double); ints must
+    Pointers must be one-dimensional arrays of the parameter's dtype (T, double or long long);
+    ints must
     fit their C type. A mismatch is a bug in nnfs-cuda, reported as ``TypeError`` naming the
     kernel and the parameter, before anything is launched.
     """
@@ -110,7 +117,8 @@ def arguments(kernel: str, values: tuple, dtype: str) -> tuple:
     for (kind, pname), value in zip(parameters, values, strict=True):
         where = f"kernel {kernel}, parameter {kind} {pname}"
         if kind.endswith("*"):
-            want = np.dtype(np.float64) if kind == "double*" else real
+            want = {"double*": np.dtype(np.float64),
+                    "const long long*": np.dtype(np.int64)}.get(kind, real)
             if getattr(value, "dtype", None) != want or getattr(value, "ndim", None) != 1:
                 raise TypeError(f"{where}: expected a 1-D array of {want}, got {value!r:.80}")
             converted.append(value)

@@ -14,6 +14,11 @@ enqueues, and sgd drains the queue (``finish``) every ``sync_every`` epochs: eve
 CLBlast, which may allocate inside a call, every :data:`~nnfs_opencl.gemm.QUEUED_EPOCHS` with
 the built-in kernels, which do not. The factory's one-off calls make a plan and run it.
 
+Numbers that change every step (an optimizer's learning rate and bias corrections, dropout's
+step and first sample) are set as kernel arguments each time the plan queues its kernel: OpenCL
+copies an argument's value when it is set and a queued kernel keeps the values it was queued
+with, so core may rewrite its host array as soon as the plan returns.
+
 Memory. Buffers are zero-filled when allocated and the queue is drained there, so a driver
 that commits memory lazily reports a failure at once, as :class:`nnfs.OutOfDeviceMemory`.
 The reductions (nrm2, costs) write their partial results per work-group into a buffer
@@ -41,7 +46,8 @@ import pyopencl as cl
 import nnfs
 from nnfs import Matrix, Vector
 from nnfs import backend_api as api
-from nnfs.backend_api import MemoryLimits
+from nnfs.backend_api import Hyper, MemoryLimits
+from nnfs.philox import keep_scale, threshold
 
 from .device import select_device
 from .gemm import STRATEGIES, make_gemm
@@ -408,3 +414,46 @@ class OpenclBackend(api.Backend):
         terms = self._reduction(f"cost_{kind}", np.int64(a.size), *self._window(y),
                                 *self._window(a), eps)
         return functools.partial(self._total, terms)
+
+    # --- training beyond plain SGD ----------------------------------------------------------
+
+    #: The kernel arguments of optimizer_step that a step's host array sets, in order, and the
+    #: entry of the host array each comes from: η, λ, μ, β₁, β₂, ε, α, c.
+    _HYPER_ARGUMENTS = (Hyper.ETA, Hyper.WEIGHT_DECAY, Hyper.MOMENTUM, Hyper.BETA1,
+                        Hyper.BETA2, Hyper.EPS, Hyper.STEP_SIZE, Hyper.ROOT_CORRECTION)
+
+    def optimizer_step(self, kind, parameters, gradient, state, decay, hyper) -> Plan:
+        kernel = cl.Kernel(self.program, f"optimizer_{kind}")
+        moments = [*state, parameters, parameters][:2]  # unkept state: p, never touched
+        fixed = (np.int64(parameters.size), *self._window(parameters), *self._window(gradient),
+                 *self._window(moments[0]), *self._window(moments[1]),
+                 *self._window(parameters if decay is None else decay),
+                 np.int32(decay is not None))
+        kernel.set_args(*fixed, *(self._real(0.0) for _ in self._HYPER_ARGUMENTS))
+        first, real, slots = len(fixed), self.numpy_dtype.type, self._HYPER_ARGUMENTS
+        size = -(-parameters.size // self.group) * self.group
+        queue, group = self.queue, (self.group,)
+
+        def run() -> None:
+            for index, slot in enumerate(slots, first):  # this step's numbers, captured now
+                kernel.set_arg(index, real(hyper[slot]))
+            cl.enqueue_nd_range_kernel(queue, kernel, (size,), group)
+
+        return run
+
+    def dropout_mask(self, mask, rate, seed, layer, counter) -> Plan:
+        kernel = cl.Kernel(self.program, "dropout_mask")
+        fixed = (np.int64(mask.size), np.int64(mask.rows), *self._window(mask),
+                 np.uint32(seed), np.uint32(layer), np.uint64(threshold(rate)),
+                 self._real(keep_scale(rate, self.numpy_dtype)))
+        kernel.set_args(*fixed, np.uint64(0), np.uint64(0))
+        blocks = mask.size // 4 + 2  # the blocks of the entries, whatever the first's word
+        size = -(-blocks // self.group) * self.group
+        queue, group, step_at = self.queue, (self.group,), len(fixed)
+
+        def run() -> None:
+            kernel.set_arg(step_at, np.uint64(counter[0]))  # this step's, captured now
+            kernel.set_arg(step_at + 1, np.uint64(counter[1]))
+            cl.enqueue_nd_range_kernel(queue, kernel, (size,), group)
+
+        return run

@@ -231,3 +231,92 @@ __kernel void nrm2_scaled(const long n, __global const real* x, const long xo,
 COST(cost_quadratic, (v - t) * (v - t))
 COST(cost_binary_cross_entropy, -(t * log(c) + (1 - t) * log(1 - c)))
 COST(cost_categorical_cross_entropy, -t * log(c))
+
+// --- optimizers: one fused pass over parameters, gradient and state ----------------------
+//
+// p ← the rule's update, element by element (see nnfs.kinds.OptimizerKind). The per-step
+// numbers (eta ... root) are set as the kernel's arguments each time the step is queued.
+// g' = g + λ·d⊙p where weight decay is added to the gradient; decayed = 0: no decay mask.
+// State vectors a rule does not keep are given as p and never touched.
+
+#define OPTIMIZER(name, body)                                                              \
+  __kernel void name(const long n, __global real* p, const long po, __global real* g,      \
+                     const long go, __global real* s0, const long s0o, __global real* s1,   \
+                     const long s1o, __global const real* d, const long dof,                \
+                     const int decayed, const real eta, const real decay,                   \
+                     const real momentum, const real beta1, const real beta2,               \
+                     const real eps, const real step_size, const real root) {               \
+    const long e = get_global_id(0);                                                       \
+    if (e >= n) return;                                                                    \
+    const real mask = decayed ? d[dof + e] : (real)0;                                      \
+    real pe = p[po + e];                                                                   \
+    real ge = g[go + e];                                                                   \
+    body                                                                                   \
+  }
+
+OPTIMIZER(optimizer_sgd,
+          ge += decay * mask * pe;                         /* g' = g + λ·d⊙p */
+          p[po + e] = pe - eta * ge;)                      /* p ← p − η·g' */
+
+OPTIMIZER(optimizer_momentum,
+          ge += decay * mask * pe;
+          const real u = momentum * s0[s0o + e] + ge;      /* u ← μ·u + g' */
+          s0[s0o + e] = u;
+          p[po + e] = pe - eta * u;)                       /* p ← p − η·u */
+
+OPTIMIZER(optimizer_nesterov,
+          ge += decay * mask * pe;
+          const real u = momentum * s0[s0o + e] + ge;      /* u ← μ·u + g' */
+          s0[s0o + e] = u;
+          p[po + e] = pe - eta * (ge + momentum * u);)     /* p ← p − η·(g' + μ·u) */
+
+OPTIMIZER(optimizer_adam,
+          ge += decay * mask * pe;
+          const real m = beta1 * s0[s0o + e] + (1 - beta1) * ge;        /* m ← β₁m + (1 − β₁)g' */
+          const real v = beta2 * s1[s1o + e] + (1 - beta2) * ge * ge;   /* v ← β₂v + (1 − β₂)g'² */
+          s0[s0o + e] = m;
+          s1[s1o + e] = v;
+          p[po + e] = pe - step_size * m / (sqrt(v) / root + eps);)     /* p ← p − α·m/(√v/c + ε) */
+
+OPTIMIZER(optimizer_adamw,
+          pe -= eta * decay * mask * pe;                                /* p ← p − η·λ·d⊙p */
+          const real m = beta1 * s0[s0o + e] + (1 - beta1) * ge;
+          const real v = beta2 * s1[s1o + e] + (1 - beta2) * ge * ge;
+          s0[s0o + e] = m;
+          s1[s1o + e] = v;
+          p[po + e] = pe - step_size * m / (sqrt(v) / root + eps);)
+
+// --- dropout: masks from Philox-4x32-10 (see nnfs.philox) ---------------------------------
+//
+// Entry (i, j) of the rows × cols mask takes element k = (first + j)·rows + i of the stream
+// keyed by (key0, key1) at step: word k mod 4 of Philox at counter (b, b >> 32, step,
+// step >> 32) with b = k / 4; the entry is 0 when the word is below threshold, else scale.
+// One work-item per Philox block (four entries); step and first are set at each queueing.
+
+__kernel void dropout_mask(const long n, const long rows, __global real* mask, const long mo,
+                           const uint key0, const uint key1, const ulong threshold,
+                           const real scale, const ulong step, const ulong first) {
+  const ulong start = first * (ulong)rows;  // the stream element of entry 0
+  const ulong b = start / 4 + get_global_id(0);
+  if (4 * b >= start + (ulong)n) return;
+  uint c0 = (uint)b, c1 = (uint)(b >> 32), c2 = (uint)step, c3 = (uint)(step >> 32);
+  uint k0 = key0, k1 = key1;
+  for (int round = 0; round < 10; ++round) {
+    if (round) {
+      k0 += 0x9E3779B9u;  // the Weyl constants bump the key before every round but the first
+      k1 += 0xBB67AE85u;
+    }
+    const uint hi0 = mul_hi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    const uint hi1 = mul_hi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+  }
+  const uint words[4] = {c0, c1, c2, c3};
+  for (int w = 0; w < 4; ++w) {
+    const ulong k = 4 * b + w;
+    if (k >= start && k < start + (ulong)n)
+      mask[mo + (long)(k - start)] = words[w] >= threshold ? scale : (real)0;
+  }
+}

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -873,4 +874,5 @@ class CpuBackend(api.Backend):
                 np.greater_equal(drawn, limit, out=kept)  # kept when w ≥ ⌊rate·2³²⌋
                 np.multiply(kept, factor, out=flat[start:start + count])
 
+        weakref.finalize(draw, self.memory.freed, words.nbytes + keep.nbytes)
         return draw

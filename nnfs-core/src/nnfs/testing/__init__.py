@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import nnfs
 
+from . import training_checks  # noqa: F401 - registers the checks of optimizers and dropout
 from .checks import CHECKS, Check, CheckSkipped, DeclaredUnsupported
 
 

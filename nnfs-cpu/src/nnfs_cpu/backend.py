@@ -247,8 +247,8 @@ class _StepNumbers:
     times faster than Python floats), refreshed from the host array by calling this object:
     the plan's first step."""
 
-    NAMES = ("neg_eta", "decay", "momentum", "beta1", "one_minus_beta1", "beta2",
-             "one_minus_beta2", "eps", "neg_step", "inverse_root", "neg_eta_decay")
+    NAMES = ("neg_eta", "decay", "momentum", "one_minus_beta1", "beta2", "one_minus_beta2",
+             "root_scale", "eps_scale", "neg_eta_decay")
 
     def __init__(self, hyper: np.ndarray, dtype: np.dtype):
         self.hyper = hyper
@@ -259,11 +259,14 @@ class _StepNumbers:
 
     def __call__(self) -> None:
         h, host = self.hyper, self.host
-        eta, decay = h[Hyper.ETA], h[Hyper.WEIGHT_DECAY]
+        eta, decay, momentum = h[Hyper.ETA], h[Hyper.WEIGHT_DECAY], h[Hyper.MOMENTUM]
         beta1, beta2, root = h[Hyper.BETA1], h[Hyper.BETA2], h[Hyper.ROOT_CORRECTION]
-        host[:] = (-eta, decay, h[Hyper.MOMENTUM], beta1, 1.0 - beta1, beta2, 1.0 - beta2,
-                   h[Hyper.EPS], -h[Hyper.STEP_SIZE], 1.0 / root if root else 0.0,
-                   -eta * decay)
+        step = h[Hyper.STEP_SIZE]
+        # Adam's −α·m/(√v/c + ε) is taken as m/(√v·k₁ + k₂), k₁ = −1/(α·c), k₂ = −ε/α: two
+        # passes fewer
+        scale = -1.0 / step if step else 0.0
+        host[:] = (-eta, decay, momentum, 1.0 - beta1, beta2, 1.0 - beta2,
+                   scale / root if root else 0.0, scale * h[Hyper.EPS], -eta * decay)
         np.copyto(self.values, host, casting="same_kind")
 
 
@@ -300,10 +303,10 @@ def _adam_rule(k, p, g, state, w) -> list[Plan]:
         # v ← β₂·v + (1 − β₂)·g'², g' used up as scratch
         functools.partial(np.multiply, g, g, g), functools.partial(np.multiply, g, k.one_minus_beta2, g),
         functools.partial(np.multiply, v, k.beta2, v), functools.partial(np.add, v, g, v),
-        # p ← p − α·m / (√v / c + ε)
-        functools.partial(np.sqrt, v, w), functools.partial(np.multiply, w, k.inverse_root, w),
-        functools.partial(np.add, w, k.eps, w), functools.partial(np.divide, m, w, w),
-        functools.partial(np.multiply, w, k.neg_step, w), functools.partial(np.add, p, w, p),
+        # p ← p − α·m / (√v / c + ε) = p + m / (√v·k₁ + k₂)
+        functools.partial(np.sqrt, v, w), functools.partial(np.multiply, w, k.root_scale, w),
+        functools.partial(np.add, w, k.eps_scale, w), functools.partial(np.divide, m, w, w),
+        functools.partial(np.add, p, w, p),
     ]
 
 
@@ -810,7 +813,9 @@ class CpuBackend(api.Backend):
             return plans + rule.rule(numbers, p, g, moments, w)
 
         size = parameters.size
-        return [numbers, *self._lanes(size, _blocks(size, 1), steps_of)]
+        # each element takes a dozen passes: worth sharing among threads from smaller sizes
+        passes = len(steps_of(0, 0, 1))
+        return [numbers, *self._lanes(size * passes, _blocks(size, 1), steps_of)]
 
     def _philox_scratch(self) -> np.ndarray:
         """Seven uint64 arrays of PHILOX_CHUNK, shared by every dropout plan (they run one at

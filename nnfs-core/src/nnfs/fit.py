@@ -271,6 +271,12 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
                              bool(shuffle), seed, checked_validation, bool(quiet), on_epoch,
                              early_stopping)
     factory = inference.factory
+    lacking = sorted({"dropout_mask", "mul"} & factory.unsupported)
+    if lacking and any(layer.dropout for layer in inference.layers):
+        raise UnsupportedOperation(
+            f"fit: the {factory.name} backend does not provide {', '.join(lacking)}, which "
+            "dropout needs (declared unsupported): dropout needs dropout_mask and mul; train "
+            "without dropout on it, or choose another backend")
     if not arguments.fused and "optimizer_step" in factory.unsupported:
         raise UnsupportedOperation(
             f"fit: the {factory.name} backend does not provide optimizer_step, which the "

@@ -95,6 +95,15 @@ class _Run:
         self.rollback = Rollback(training)
         self.releases = Releases(training, "sgd", (y, "y"))
         self.good_epochs = 0
+        #: Dropout's step number of this call's first epoch (each epoch is one step; a later
+        #: call goes on from where this one ends), or None without dropout.
+        self.first_step = (int(training.dropout_counter[0]) if training.has_dropout
+                           else None)
+
+    def at_epoch(self, epoch: int) -> None:
+        """Draw dropout's masks for epoch ``epoch`` (from 1) of this call."""
+        if self.first_step is not None:
+            self.training.dropout_counter[0] = self.first_step + epoch - 1
 
     def step_of(self, epoch: int) -> TrainingStep:
         """The step of epoch ``epoch`` (from 0) of the schedule."""
@@ -123,9 +132,15 @@ class _Run:
         except TrainingDiverged:
             with self.releases.lock:
                 self.releases.check()
-                self.rollback.replay(self.good_epochs, lambda i: self.step_of(i).run())
+                self.rollback.replay(self.good_epochs, self._redo)
             raise
+        self.at_epoch(total + 1)  # the next call's first epoch
         return costs
+
+    def _redo(self, epoch: int) -> None:
+        """Epoch ``epoch`` (from 0) again, with its masks."""
+        self.at_epoch(epoch + 1)
+        self.step_of(epoch).run()
 
     def _checked(self) -> list[float]:
         """Every epoch's cost read before its update; stop at the first that is not finite.
@@ -143,6 +158,7 @@ class _Run:
                 with releases.lock:  # a run of epochs: see _runs
                     releases.check()
                     for epoch in run:
+                        self.at_epoch(epoch)
                         for op in forward:
                             op()
                         value = measure()
@@ -165,7 +181,7 @@ class _Run:
         where the backend declares it (so that no more work than that is ever queued). If a
         cost is not finite, go back to the parameters of the start and run the schedule again
         one epoch at a time, reading each cost, to find the epoch."""
-        costs, every = [], self.factory.sync_every
+        costs, every, done = [], self.factory.sync_every, 0
         lock, releases, held = self.releases.lock, self.releases, self.held
         for (epochs, _), step in zip(self.pairs, self.steps):
             ops = step.forward + step.gradient + step.update
@@ -173,6 +189,7 @@ class _Run:
                 with lock:
                     releases.check()
                     for epoch in run:
+                        self.at_epoch(done + epoch)
                         for op in ops:
                             op()
                         if every and epoch % every == 0:
@@ -183,6 +200,7 @@ class _Run:
             with lock:
                 releases.check()
                 costs.append(step.cost())
+            done += epochs
             if not math.isfinite(costs[-1]):
                 self.rollback.restore()
                 return self._checked()

@@ -34,6 +34,23 @@ def data(samples: int, seed: int, features: int = 5, classes: int = 3):
 _KEPT: list = []
 
 
+def optimizer_of(name: str, eta: float):
+    """--optimizer: None for plain SGD at eta, else an optimizer of nnfs.optimizers."""
+    from nnfs import optimizers
+
+    return {"sgd": None, "momentum": optimizers.SGD(eta, momentum=0.9),
+            "nesterov": optimizers.SGD(eta, momentum=0.9, nesterov=True, weight_decay=0.01),
+            "adam": optimizers.Adam(eta / 10, weight_decay=0.01),
+            "adamw": optimizers.AdamW(eta / 10)}[name]
+
+
+def architecture_of(layers: str, dropout: float = 0.0):
+    """--layers, with --dropout on every hidden layer."""
+    items = [item.split(":") for item in layers.split(",")]
+    return [fully_connected(int(units), kind, dropout=dropout if i < len(items) - 1 else 0.0)
+            for i, (units, kind) in enumerate(items)]
+
+
 #: nnfs-cuda's own tests, whose stand-in and recorder two scenarios run over.
 CUDA_TESTS = Path(__file__).resolve().parents[2] / "nnfs-cuda" / "tests"
 
@@ -69,6 +86,9 @@ def main() -> int:
     parser.add_argument("--eta", type=float, default=0.3)
     parser.add_argument("--validation", type=int, default=11)
     parser.add_argument("--fault", default="none", choices=FAULTS)
+    parser.add_argument("--optimizer", default="sgd",
+                        choices=["sgd", "momentum", "nesterov", "adam", "adamw"])
+    parser.add_argument("--dropout", type=float, default=0.0)
     args = parser.parse_args()
     out = Path(args.out)
 
@@ -90,8 +110,8 @@ def main() -> int:
     if args.fault == "validation-labels" and faulty:  # the same samples, one label changed
         yv = yv.copy()
         yv[-1] = (yv[-1] + 1) % 3
-    architecture = [fully_connected(int(units), kind)
-                    for units, kind in (item.split(":") for item in layers.split(","))]
+    architecture = architecture_of(layers, args.dropout)
+    optimizer = optimizer_of(args.optimizer, eta)
     # a different seed on every rank: fit must start them all from rank 0's weights
     network = nnfs.inference_network(factory, X.shape[1], architecture, seed=10 + rank)
 
@@ -106,7 +126,8 @@ def main() -> int:
     report = {"rank": rank, "size": world.size, "world": repr(world)}
     try:
         history = nnfs.fit(network, X, y, epochs=args.epochs, batch_size=args.batch_size,
-                           eta=eta, seed=7, quiet=True, validation=(Xv, yv),
+                           eta=eta if optimizer is None else None, optimizer=optimizer,
+                           seed=7, quiet=True, validation=(Xv, yv),
                            on_epoch=on_epoch, data_parallel=world)
         report["history"] = history.as_dict()
         report["gradient_sum"] = world.stats().allreduce_calls

@@ -376,7 +376,7 @@ class Backend(abc.ABC):
 
         Every vector has the size of ``parameters``; none overlaps another.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         raise UnsupportedOperation(f"the {self.name} backend does not provide optimizer_step")
 
@@ -396,7 +396,7 @@ class Backend(abc.ABC):
         the batch's first sample, so that a batch split across processes draws the entries of
         the whole batch. ``0 ≤ rate < 1``.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         raise UnsupportedOperation(f"the {self.name} backend does not provide dropout_mask")
 

@@ -1,0 +1,37 @@
+"""The README's examples of optimizers, schedules, dropout and early stopping run as written,
+one after the other in one namespace (the later ones use the earlier ones' data)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import ROOT
+
+HEADINGS = ["### Optimizers and learning-rate schedules", "### Dropout", "### Early stopping"]
+
+
+def example(heading: str) -> str:
+    """The first python block after ``heading`` in the README."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert heading in text, f"the README has no section {heading!r}"
+    block = re.search(r"```python\n(.*?)```", text[text.index(heading):], re.DOTALL)
+    assert block, f"no python example after {heading!r}"
+    return block.group(1)
+
+
+def test_the_training_examples_run(capsys):
+    namespace: dict = {}
+    for heading in HEADINGS:
+        exec(compile(example(heading), f"README.md: {heading}", "exec"), namespace)
+    history = namespace["history"]
+    assert history.best_epoch is not None and 1 <= history.best_epoch <= history.epochs
+    assert namespace["probabilities"].shape == (100, 2)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2
+
+
+@pytest.mark.parametrize("heading", HEADINGS)
+def test_each_example_is_there(heading):
+    assert example(heading).strip()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 import zlib
@@ -33,6 +34,7 @@ import numpy as np
 from . import _checks as check
 from .arrays import Matrix
 from .contract import steps
+from . import checkpoints as _checkpoints
 from .callbacks import EarlyStopping, EarlyStoppingState, needs_validation
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
 from .errors import (
@@ -123,6 +125,8 @@ class FitArguments:
     quiet: bool
     on_epoch: Callable[[int, History], object] | None
     early_stopping: EarlyStopping | None = None
+    checkpoint: _checkpoints.Checkpoints | None = None
+    resume: _checkpoints.Resume | None = None
 
     @property
     def weighted(self) -> bool:
@@ -137,6 +141,12 @@ class FitArguments:
 
     def start_schedule(self) -> ScheduleRun:
         return self.schedule.start(self.optimizer.eta, self.epochs)
+
+    def dropout_key(self, seed: int | None) -> int:
+        """The key of dropout's masks: the checkpoint's when resuming, else from ``seed``."""
+        if self.resume is not None:
+            return int(self.resume.entries["checkpoint_seeds"][1])
+        return dropout_seed(seed, "fit")
 
     def host_arrays(self) -> list[np.ndarray]:
         """Every host array batches are gathered from."""
@@ -207,8 +217,8 @@ def _check_seed(seed: object, what: str) -> int | None:
 
 
 def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation, quiet,
-             on_epoch, sample_weight, optimizer=None, schedule=None,
-             early_stopping=None) -> FitArguments:
+             on_epoch, sample_weight, optimizer=None, schedule=None, early_stopping=None,
+             checkpoint=None, resume=None) -> FitArguments:
     """fit's arguments, checked and converted."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
@@ -267,9 +277,14 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
         if cost is cross_entropy_cost:
             check_cross_entropy(yv, output.kind, "fit: validation Y")
         checked_validation = (xv, yv)
+    checkpoint = _checkpoints.checkpoints(checkpoint)
+    if checkpoint is not None:
+        from .io import check_writable
+
+        check_writable(checkpoint.path, "fit: checkpoint")
     arguments = FitArguments(inference, x, target, epochs, optimizer, schedule, batch_size, cost,
                              bool(shuffle), seed, checked_validation, bool(quiet), on_epoch,
-                             early_stopping)
+                             early_stopping, checkpoint)
     factory = inference.factory
     lacking = sorted({"dropout_mask", "mul"} & factory.unsupported)
     if lacking and any(layer.dropout for layer in inference.layers):
@@ -293,6 +308,8 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
     factory.check_fits(plan.training + plan.batch_data + sum(extra) * itemsize,
                        max(plan.largest_allocation, max(extra, default=0) * itemsize),
                        f"fit: training with batch_size {batch_size}")
+    if resume is not None:  # read and checked against this fit before anything is allocated
+        arguments = dataclasses.replace(arguments, resume=_checkpoints.read(resume, arguments))
     return arguments
 
 
@@ -425,6 +442,8 @@ class _Progress:
     schedule: ScheduleRun
     optimizer: OptimizerState | None
     stopping: EarlyStoppingState | None
+    #: Writes the checkpoint of the fit as it stands (set when fit writes checkpoints).
+    write_checkpoint: Callable[[], object] | None = None
 
     @classmethod
     def start(cls, arguments: FitArguments, training: TrainingNetwork, seed: int | None,
@@ -440,6 +459,12 @@ class _Progress:
             stack.callback(stopping.release)
         return cls(0, 0, np.arange(len(arguments.x)), np.random.default_rng(seed),
                    arguments.start_schedule(), optimizer, stopping)
+
+    def resume(self, arguments: FitArguments, training: TrainingNetwork,
+               history: History) -> None:
+        """Continue from the checkpoint fit was asked to resume, if any."""
+        if arguments.resume is not None:
+            _checkpoints.restore(arguments.resume, arguments, training, self, history)
 
 
 # --- steppers: what one batch of training is, in one process or across ranks -------------------
@@ -715,11 +740,21 @@ def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepp
                 stop = progress.stopping.observe(epoch, history)
             history.best_epoch = progress.stopping.best_epoch
         progress.epoch = epoch
+        writes = arguments.checkpoint is not None and (
+            epoch % arguments.checkpoint.every == 0 or stop or epoch == arguments.epochs)
+        if writes:
+            with lock:
+                releases.check()
+                progress.write_checkpoint()
         if bar is not None:
             bar.update(1)
             bar.set_postfix(_postfix(history), refresh=False)
         if arguments.on_epoch is not None and arguments.on_epoch(epoch, history) is False:
             stop = True
+            if arguments.checkpoint is not None and not writes:
+                with lock:
+                    releases.check()
+                    progress.write_checkpoint()
         if held.pending:
             raise KeyboardInterrupt
         if stop:
@@ -739,8 +774,9 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         cost: Cost | str | None = None, shuffle: bool = True, seed: int | None = None,
         validation: tuple[object, object] | None = None, quiet: bool = False,
         on_epoch: Callable[[int, History], object] | None = None,
-        early_stopping: EarlyStopping | None = None,
-        data_parallel: object = None, sample_weight: object = None) -> History:
+        early_stopping: EarlyStopping | None = None, checkpoint: object = None,
+        resume: object = None, data_parallel: object = None,
+        sample_weight: object = None) -> History:
     """Train ``inference`` by mini-batch gradient descent on host data; return the history.
 
     Args:
@@ -767,6 +803,15 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         early_stopping: :class:`nnfs.EarlyStopping`, stopping once its monitored figure has
             not improved for ``patience`` epochs (and restoring the best epoch's weights);
             ``History.best_epoch`` and ``History.stopped_epoch`` say what happened.
+        checkpoint: a file path, or ``nnfs.checkpoints.Checkpoints(path, every=N)``: after
+            every epoch (every N, and the last), the weights, the optimizer's state, the
+            schedule's position, the epoch, the shuffling state, early stopping's state and
+            the history so far, written whole or not at all (see :mod:`nnfs.checkpoints`).
+        resume: a checkpoint to continue from: the run goes on from its epoch to ``epochs``
+            and ends as the uninterrupted run would (bit for bit on the cpu backend); the
+            history includes its epochs. A checkpoint of another architecture, dtype,
+            optimizer, schedule, early stopping, batch size or data is refused before any
+            work.
         data_parallel: ``nnfs.mpi.world()`` (or True) to train across the ranks of an MPI job,
             each on its own share of every batch (see below).
         sample_weight: one weight (0 or more) per sample of X, multiplying its loss; scaled to
@@ -801,7 +846,7 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
     def checked() -> FitArguments:
         return _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed,
                         validation, quiet, on_epoch, sample_weight, optimizer, schedule,
-                        early_stopping)
+                        early_stopping, checkpoint, resume)
 
     if data_parallel is None:
         with inference.in_use("fit") if isinstance(inference, InferenceNetwork) \
@@ -827,10 +872,15 @@ def _fit_local(arguments: FitArguments) -> History:
             factory.matrix(inference.out_dim, arguments.batch_size) as y_device, \
             (factory.matrix(inference.out_dim, arguments.batch_size) if arguments.weighted
              else contextlib.nullcontext()) as w_device, \
-            TrainingNetwork(inference, x_device, seed=dropout_seed(arguments.seed, "fit")) \
+            TrainingNetwork(inference, x_device, seed=arguments.dropout_key(arguments.seed)) \
             as training, contextlib.ExitStack() as stack, quiet_floating_point(), \
             HeldCtrlC() as held:
         progress = _Progress.start(arguments, training, arguments.seed, stack)
+        progress.resume(arguments, training, history)
+        if arguments.checkpoint is not None:
+            progress.write_checkpoint = functools.partial(
+                _checkpoints.write, arguments.checkpoint, arguments, training, progress,
+                history)
         batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays(),
                            w_device)
         bar = _progress_bar(arguments.epochs - progress.epoch, arguments.quiet)
@@ -886,6 +936,8 @@ def _facts(arguments: FitArguments) -> dict[str, object]:
         "optimizer": f"{arguments.optimizer.kind} {arguments.optimizer.settings()}",
         "schedule": repr(arguments.schedule),
         "early stopping": repr(arguments.early_stopping),
+        "resumed from": None if arguments.resume is None else _checkpoints.describe_progress(
+            arguments.resume.entries),
         "cost": arguments.cost.name,
         "shuffle": arguments.shuffle,
         "seed": arguments.seed,
@@ -931,13 +983,21 @@ def _fit_data_parallel(world, arguments: FitArguments) -> History:
             x_device = stack.enter_context(factory.matrix(inference.in_dim, batch_size))
             y_device = stack.enter_context(factory.matrix(inference.out_dim, batch_size))
             training = stack.enter_context(
-                TrainingNetwork(inference, x_device, seed=dropout_seed(seed, "fit")))
+                TrainingNetwork(inference, x_device, seed=arguments.dropout_key(seed)))
             progress = _Progress.start(arguments, training, seed, stack)
+            progress.resume(arguments, training, history)
             return training, y_device, mpi.GradientSum(world, training.gradient, device), \
                 progress
 
         training, y_device, summed, progress = world.together(
             "fit: allocating the training buffers", allocate)
+        if arguments.checkpoint is not None:  # written by rank 0; every rank learns how it went
+            def write_checkpoint() -> None:
+                world.together("fit: writing the checkpoint", lambda: _checkpoints.write(
+                    arguments.checkpoint, arguments, training, progress, history)
+                    if world.is_root else None)
+
+            progress.write_checkpoint = write_checkpoint
         bar = None
         try:  # from here on, a rank that fails alone ends the job (the others wait for it)
             batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays())

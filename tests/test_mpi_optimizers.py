@@ -47,3 +47,20 @@ def test_two_ranks_train_as_one_process_with_every_optimizer_and_dropout(
     assert result.returncode == 0, result.stdout + result.stderr
     expected, history = one_process("cpu", dtype, optimizer, dropout)
     assert_same_training(tmp_path, reports, expected, history, dtype)
+
+
+@requires_mpi
+def test_a_data_parallel_run_stopped_and_resumed_trains_as_one_process(tmp_path):
+    """Rank 0 writes the checkpoint; every rank resumes from it."""
+    checkpoint = tmp_path / "run.npz"
+    first = tmp_path / "first"
+    first.mkdir()
+    result, _ = run_job(first, "--optimizer", "adam", "--dropout", "0.3", "--dtype", "float64",
+                        "--checkpoint", str(checkpoint), "--stop-after", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert checkpoint.exists()
+    result, reports = run_job(tmp_path, "--optimizer", "adam", "--dropout", "0.3",
+                              "--dtype", "float64", "--resume", str(checkpoint))
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected, history = one_process("cpu", "float64", "adam", 0.3)
+    assert_same_training(tmp_path, reports, expected, history, "float64")

@@ -89,6 +89,9 @@ def main() -> int:
     parser.add_argument("--optimizer", default="sgd",
                         choices=["sgd", "momentum", "nesterov", "adam", "adamw"])
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--checkpoint", default=None, help="fit's checkpoint file")
+    parser.add_argument("--resume", default=None, help="fit's checkpoint to resume")
+    parser.add_argument("--stop-after", type=int, default=0, help="on_epoch returns False then")
     args = parser.parse_args()
     out = Path(args.out)
 
@@ -122,13 +125,15 @@ def main() -> int:
             weights = nnfs.transfer(network.layers[0].weights)
             weights[0, 0] += 1e-3
             nnfs.transfer(weights, network.layers[0].weights)
+        return not (args.stop_after and epoch == args.stop_after)
 
     report = {"rank": rank, "size": world.size, "world": repr(world)}
     try:
         history = nnfs.fit(network, X, y, epochs=args.epochs, batch_size=args.batch_size,
                            eta=eta if optimizer is None else None, optimizer=optimizer,
                            seed=7, quiet=True, validation=(Xv, yv),
-                           on_epoch=on_epoch, data_parallel=world)
+                           on_epoch=on_epoch, data_parallel=world,
+                           checkpoint=args.checkpoint, resume=args.resume)
         report["history"] = history.as_dict()
         report["gradient_sum"] = world.stats().allreduce_calls
         target = out / ("nowhere/model.npz" if args.fault == "save-nowhere" else "model.npz")

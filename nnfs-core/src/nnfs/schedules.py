@@ -6,19 +6,16 @@ scale (as ``torch.optim.lr_scheduler`` does with the optimizer's initial ``lr``)
 stepped once per epoch, and the rate reaches the device through the optimizer step's host
 array, so it changes without a new plan or an allocation.
 
-=========================================  ================================================
-``Piecewise([(epochs, eta), ...])``        the given rates, pair after pair (today's
-                                           ``eta=[(5, 0.05), (3, 0.01)]``)
-``StepDecay(every, factor=0.1)``           the base rate times ``factor`` every ``every``
-                                           epochs (``torch``'s ``StepLR``)
-``Cosine(epochs=None, eta_min=0.0)``       from the base rate down to ``eta_min`` along half
-                                           a cosine over ``epochs`` (default: fit's)
-                                           (``CosineAnnealingLR``)
-``ReduceOnPlateau(factor=0.1, patience=    the rate times ``factor`` when the monitored figure
-10, threshold=1e-4, cooldown=0,            has not improved (relatively, by ``threshold``)
-min_eta=0.0, monitor="validation_cost")``  for more than ``patience`` epochs
-                                           (``ReduceLROnPlateau``)
-=========================================  ================================================
+* ``Piecewise([(epochs, eta), ...])`` — the given rates, pair after pair (today's
+  ``eta=[(5, 0.05), (3, 0.01)]``);
+* ``StepDecay(every, factor=0.1)`` — the base rate times ``factor`` every ``every`` epochs
+  (``torch``'s ``StepLR``);
+* ``Cosine(epochs=None, eta_min=0.0)`` — from the base rate down to ``eta_min`` along half a
+  cosine over ``epochs`` (default: fit's), as ``CosineAnnealingLR``;
+* ``ReduceOnPlateau(factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_eta=0.0,
+  monitor="validation_cost")`` — the rate times ``factor`` when the monitored figure has not
+  improved (relatively, by ``threshold``) for more than ``patience`` epochs, as
+  ``ReduceLROnPlateau``.
 """
 
 from __future__ import annotations

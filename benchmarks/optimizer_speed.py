@@ -15,6 +15,7 @@ rounds. The issue's target is an Adam epoch at most 1.1 times a plain-SGD epoch.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -74,7 +75,7 @@ def main() -> None:
                 nnfs.fit(network, x, labels, epochs=args.epochs, batch_size=args.batch_size,
                          eta=0.05 if optimizer is None else None, optimizer=optimizer,
                          seed=1, quiet=True, on_epoch=on_epoch)
-            times[name] += [b - a for a, b in zip(stamps, stamps[1:])]
+            times[name] += [b - a for a, b in itertools.pairwise(stamps)]
             allocations[name] = counts[-1] - counts[0]
     baseline = statistics.median(times["sgd"])
     print(f"mid network ({preset.in_dim} → " + " → ".join(f"{u} {k}" for u, k in preset.layers)

@@ -66,7 +66,7 @@ def batches():
 
 def initial_parameters() -> list[tuple[np.ndarray, np.ndarray]]:
     factory = nnfs.backend("cpu", "float64")
-    layers = [nnfs.fully_connected(n, kind) for n, kind in zip(SIZES[1:], KINDS)]
+    layers = [nnfs.fully_connected(n, kind) for n, kind in zip(SIZES[1:], KINDS, strict=True)]
     with nnfs.inference_network(factory, SIZES[0], layers, seed=8) as network:
         return [(nnfs.transfer(layer.weights), nnfs.transfer(layer.bias))
                 for layer in network.layers]
@@ -75,9 +75,9 @@ def initial_parameters() -> list[tuple[np.ndarray, np.ndarray]]:
 def run_nnfs(case: Case, factory=None) -> list[tuple[np.ndarray, np.ndarray]]:
     factory = factory or nnfs.backend("cpu", "float64")
     x, labels = data()
-    layers = [nnfs.fully_connected(n, kind) for n, kind in zip(SIZES[1:], KINDS)]
+    layers = [nnfs.fully_connected(n, kind) for n, kind in zip(SIZES[1:], KINDS, strict=True)]
     with nnfs.inference_network(factory, SIZES[0], layers) as network:
-        for layer, (w, b) in zip(network.layers, initial_parameters()):
+        for layer, (w, b) in zip(network.layers, initial_parameters(), strict=True):
             nnfs.transfer(w, layer.weights)
             nnfs.transfer(b, layer.bias)
         nnfs.fit(network, x, labels, optimizer=case.optimizer, schedule=case.schedule,
@@ -90,7 +90,7 @@ def run_nnfs(case: Case, factory=None) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _forward(params, x):
     outputs = [x]
-    for (w, b), kind in zip(params, KINDS):
+    for (w, b), kind in zip(params, KINDS, strict=True):
         s = outputs[-1] @ w.T + b
         if kind == "tanh":
             a = np.tanh(s)
@@ -131,7 +131,7 @@ class _NumpyOptimizer:
     def step(self, grads):
         self.t += 1
         o = self.o
-        for (p, decay), g, state in zip(self.params, grads, self.state):
+        for (p, decay), g, state in zip(self.params, grads, self.state, strict=True):
             if isinstance(o, optimizers.SGD):
                 if decay:
                     g = g + decay * p
@@ -222,7 +222,7 @@ def run_torch(case: Case) -> list[tuple[np.ndarray, np.ndarray]]:
         total = 0.0
         for index in batches():
             a = xs[index]
-            for (w, b), kind in zip(params, KINDS):
+            for (w, b), kind in zip(params, KINDS, strict=True):
                 s = a @ w.T + b
                 a = s if kind == "softmax" else activations[kind](s)
             loss = torch.nn.functional.cross_entropy(a, ys[index])  # mean over the batch
@@ -242,7 +242,7 @@ def relative_difference(ours, theirs) -> float:
     """The largest difference of any parameter, relative to the largest parameter of its
     array."""
     worst = 0.0
-    for (w, b), (tw, tb) in zip(ours, theirs):
+    for (w, b), (tw, tb) in zip(ours, theirs, strict=True):
         for a, t in ((w, tw), (b, tb)):
             worst = max(worst, float(np.max(np.abs(a - t)) / np.max(np.abs(t))))
     return worst

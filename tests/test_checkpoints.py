@@ -9,9 +9,9 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import backend_params
 
 import nnfs
-from conftest import backend_params
 from nnfs import fully_connected
 from nnfs.checkpoints import Checkpoints
 from nnfs.optimizers import SGD, Adam, AdamW
@@ -194,10 +194,10 @@ def test_a_checkpoint_of_another_architecture_or_dtype_is_refused(checkpoint, ne
 
 def test_other_data_is_refused(cpu, checkpoint):
     X, y = make_data(seed=1)
-    with nnfs.inference_network(cpu, 5, layers(), seed=3) as network:
-        with pytest.raises(nnfs.NnfsValueError, match="other data"):
-            nnfs.fit(network, X, y, epochs=4, batch_size=16, quiet=True, seed=1,
-                     optimizer=Adam(0.01), validation=(X[:30], y[:30]), resume=checkpoint)
+    with nnfs.inference_network(cpu, 5, layers(), seed=3) as network, \
+            pytest.raises(nnfs.NnfsValueError, match="other data"):
+        nnfs.fit(network, X, y, epochs=4, batch_size=16, quiet=True, seed=1,
+                 optimizer=Adam(0.01), validation=(X[:30], y[:30]), resume=checkpoint)
 
 
 def _resume(path):

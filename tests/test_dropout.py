@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import backend_params
 
 import nnfs
-from conftest import backend_params
 from nnfs import fully_connected
 from nnfs.philox import dropout_mask
 from nnfs_reference import ReferenceBackend
@@ -46,7 +46,7 @@ def test_a_rate_outside_0_1_is_refused(rate, error, builtin, expected):
 
 
 def test_dropout_on_the_output_layer_is_refused(cpu):
-    with pytest.raises(nnfs.NnfsValueError, match="output layer .* dropout=0.5"):
+    with pytest.raises(nnfs.NnfsValueError, match=r"output layer .* dropout=0.5"):
         nnfs.inference_network(cpu, 3, [fully_connected(4, "tanh"),
                                         fully_connected(2, "softmax", dropout=0.5)])
 

@@ -260,9 +260,9 @@ BeforeOptimizers.__abstractmethods__ = frozenset()
 def test_a_backend_that_does_not_implement_the_new_operations_counts_them_unsupported():
     factory = nnfs.Factory(BeforeOptimizers())
     assert {"optimizer_step", "dropout_mask"} <= factory.unsupported
-    with factory.vector(3) as p, factory.vector(3) as g:
-        with pytest.raises(nnfs.UnsupportedOperation, match="optimizer_step"):
-            factory.optimizer_step("sgd", p, g)
+    with factory.vector(3) as p, factory.vector(3) as g, \
+            pytest.raises(nnfs.UnsupportedOperation, match="optimizer_step"):
+        factory.optimizer_step("sgd", p, g)
     assert "optimizer_step" not in nnfs.Factory(ReferenceBackend()).unsupported
 
 

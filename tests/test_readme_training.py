@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import ROOT
 
 HEADINGS = ["### Optimizers and learning-rate schedules", "### Dropout", "### Early stopping"]

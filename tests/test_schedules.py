@@ -82,7 +82,7 @@ def test_bad_schedules_are_refused_when_made(make, error, expected):
 
 
 def test_a_cosine_floor_above_the_rate_is_refused_before_training():
-    with pytest.raises(nnfs.NnfsValueError, match="eta_min .* must be below"):
+    with pytest.raises(nnfs.NnfsValueError, match=r"eta_min .* must be below"):
         rates(Cosine(eta_min=0.5), base=0.1)
 
 

@@ -11,9 +11,10 @@ import pytest
 
 pytest.importorskip("nnfs_cuda", reason="nnfs-cuda is not installed")
 
-from cuda_standin import StandInCudaFactory  # noqa: E402
-from nnfs.kinds import HYPER_SIZE, Hyper, OptimizerKind  # noqa: E402
-from nnfs_cuda import kernels  # noqa: E402
+from cuda_standin import StandInCudaFactory
+
+from nnfs.kinds import HYPER_SIZE, Hyper, OptimizerKind
+from nnfs_cuda import kernels
 
 
 def test_the_optimizer_codes_are_nnfs_kinds():

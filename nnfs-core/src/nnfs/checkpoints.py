@@ -280,9 +280,9 @@ def check_resume(resume: Resume, arguments: FitArguments) -> None:
 
     settings = {name: float(value) for name, value in
                 zip(OPTIMIZER_SETTINGS, entries["optimizer_settings"], strict=True)}
+    ours = dict(zip(OPTIMIZER_SETTINGS, _settings(arguments.optimizer).tolist(), strict=True))
     differs("the optimizer", f"{entries['optimizer'].item()} {settings}",
-            f"{arguments.optimizer.kind} "
-            f"{dict(zip(OPTIMIZER_SETTINGS, _settings(arguments.optimizer).tolist()))}")
+            f"{arguments.optimizer.kind} {ours}")
     differs("the schedule", entries["schedule"].item(), repr(arguments.schedule))
     differs("early stopping", entries["early_stopping"].item() or None,
             None if arguments.early_stopping is None else repr(arguments.early_stopping))
@@ -303,8 +303,9 @@ def check_resume(resume: Resume, arguments: FitArguments) -> None:
                              f"{'with' if validation else 'without'} it too")
     expected = arguments.optimizer.kind.state_size if not arguments.fused else 0
     if entries["optimizer_state"].shape[0] != expected:
-        raise NnfsValueError(f"{where}: its optimizer state has {entries['optimizer_state'].shape[0]} "
-                             f"vectors, the {arguments.optimizer.kind} optimizer keeps {expected}")
+        kept = entries["optimizer_state"].shape[0]
+        raise NnfsValueError(f"{where}: its optimizer state has {kept} vectors, the "
+                             f"{arguments.optimizer.kind} optimizer keeps {expected}")
 
 
 def restore(resume: Resume, arguments: FitArguments, training: TrainingNetwork,

@@ -114,7 +114,8 @@ def _training_sizes(parameter_count: int, widths: Sequence[int], batch: int,
     vector of ones, z and a of each layer, and the mask and the masked output of each layer
     with dropout."""
     sizes = [parameter_count, parameter_count, batch] + [w * batch for w in widths for _ in (0, 1)]
-    return sizes + [w * batch for w, rate in zip(widths, dropouts) if rate for _ in (0, 1)]
+    return sizes + [w * batch for w, rate in zip(widths, dropouts, strict=False) if rate
+                    for _ in (0, 1)]
 
 
 @dataclass(frozen=True)

@@ -255,9 +255,9 @@ class OptimizerState:
             optimizer.kind, parameters, training.gradient, state.vectors, state.decay,
             state.hyper)))
         state._copies = (
-            [s for v, b in zip(state.vectors, state.backups) for s in steps(
+            [s for v, b in zip(state.vectors, state.backups, strict=True) for s in steps(
                 factory.backend.copy(v, b))],
-            [s for v, b in zip(state.vectors, state.backups) for s in steps(
+            [s for v, b in zip(state.vectors, state.backups, strict=True) for s in steps(
                 factory.backend.copy(b, v))])
         return state
 

@@ -298,10 +298,12 @@ def _adam_rule(k, p, g, state, w) -> list[Plan]:
     m, v = state
     return [
         # m ← m + (1 − β₁)·(g' − m)  (= β₁·m + (1 − β₁)·g', as torch's lerp)
-        functools.partial(np.subtract, g, m, w), functools.partial(np.multiply, w, k.one_minus_beta1, w),
+        functools.partial(np.subtract, g, m, w),
+        functools.partial(np.multiply, w, k.one_minus_beta1, w),
         functools.partial(np.add, m, w, m),
         # v ← β₂·v + (1 − β₂)·g'², g' used up as scratch
-        functools.partial(np.multiply, g, g, g), functools.partial(np.multiply, g, k.one_minus_beta2, g),
+        functools.partial(np.multiply, g, g, g),
+        functools.partial(np.multiply, g, k.one_minus_beta2, g),
         functools.partial(np.multiply, v, k.beta2, v), functools.partial(np.add, v, g, v),
         # p ← p − α·m / (√v / c + ε) = p + m / (√v·k₁ + k₂)
         functools.partial(np.sqrt, v, w), functools.partial(np.multiply, w, k.root_scale, w),

@@ -27,7 +27,6 @@ from . import reference as ref
 from .checks import (
     CheckSkipped,
     _check,
-    _random_network,
     _training_ops_supported,
     _uniform,
     assert_close,
@@ -80,7 +79,7 @@ def check_optimizer_steps(factory: Factory) -> None:
                 try:
                     windows = [owner.subvector(i * (size + 2) + 1, i * (size + 2) + 1 + size)
                                for i in range(len(host) + 1)]
-                    for window, values in zip(windows, [*host, mask]):
+                    for window, values in zip(windows, [*host, mask], strict=True):
                         nnfs.transfer(values, window)
                     p, g, *state = windows[:len(host)]
                     d = windows[-1] if decay else None
@@ -98,7 +97,7 @@ def check_optimizer_steps(factory: Factory) -> None:
                             hyper)
                         what = f"optimizer_step {kind} of {size} (decay {decay}, step {t})"
                         assert_close(nnfs.transfer(p), expected_p, factory, what, factor=5)
-                        for i, (got, want) in enumerate(zip(state, expected_state)):
+                        for i, (got, want) in enumerate(zip(state, expected_state, strict=True)):
                             assert_close(nnfs.transfer(got), want, factory,
                                          f"{what}: state {i}", factor=5)
                     everything = nnfs.transfer(owner)
@@ -175,7 +174,8 @@ def check_gradients_with_dropout(factory: Factory) -> None:
     allowed = 1e-6 if factory.dtype == "float64" else 2e-3
     x_host = rounded(factory, _uniform(rng, (sizes[0], n)))
     y_host = rounded(factory, _uniform(rng, (sizes[-1], n), 0.1, 0.9))
-    layers = [nnfs.fully_connected(u, k, dropout=r) for u, k, r in zip(sizes[1:], kinds, rates)]
+    layers = [nnfs.fully_connected(u, k, dropout=r)
+              for u, k, r in zip(sizes[1:], kinds, rates, strict=True)]
     with factory.matrix(sizes[0], n, x_host) as x, factory.matrix(sizes[-1], n, y_host) as y, \
             nnfs.inference_network(factory, sizes[0], layers, seed=5) as network, \
             nnfs.training_network(network, x, seed=77) as training:
@@ -189,9 +189,10 @@ def check_gradients_with_dropout(factory: Factory) -> None:
     for i, mask in enumerate(masks[:-1]):
         expected = dropout_mask(sizes[i + 1], n, rates[i], 77, i, 3, 0, factory.numpy_dtype)
         assert np.array_equal(mask, expected), f"the mask of layer {i} is not Philox's"
-    parameters = np.concatenate([q for w, b in zip(weights, biases) for q in (w.T.ravel(), b)])
+    parameters = np.concatenate([q for w, b in zip(weights, biases, strict=True)
+                                 for q in (w.T.ravel(), b)])
     views, start = [], 0
-    for w, b in zip(weights, biases):
+    for w, b in zip(weights, biases, strict=True):
         views.append(parameters[start:start + w.size].reshape(w.shape[1], w.shape[0]).T)
         start += w.size
         views.append(parameters[start:start + b.size])
@@ -199,7 +200,7 @@ def check_gradients_with_dropout(factory: Factory) -> None:
 
     def loss() -> float:
         a = x_host
-        for w, b, kind, mask in zip(views[0::2], views[1::2], kinds, masks):
+        for w, b, kind, mask in zip(views[0::2], views[1::2], kinds, masks, strict=True):
             a = _host_forward([w], [b], [kind], a)
             if mask is not None:
                 a = a * mask  # ã = a ⊙ m, the masks held fixed

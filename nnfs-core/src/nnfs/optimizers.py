@@ -297,6 +297,12 @@ class OptimizerState:
             self.decay.release()
         self._plan = ()
 
+    def __repr__(self) -> str:
+        count = self.training.inference.parameter_count
+        return (f"OptimizerState({self.optimizer!r}, {len(self.vectors)} state vector(s) of "
+                f"{count}, step {self.step}, eta {self.eta:g}, "
+                f"{self.training.factory.describe()})")
+
 
 def state_sizes(optimizer: Optimizer, count: int) -> list[int]:
     """Elements of each buffer the state of ``optimizer`` takes for ``count`` parameters:

@@ -42,6 +42,9 @@ def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
     Ctrl-C stops sgd at the end of the epoch it arrives in (a second one at once), so the
     weights are always those of a whole epoch.
 
+    Layers with dropout draw new masks each epoch: epoch k of a call is step ``s + k − 1`` of
+    the training network's ``dropout_counter``, s where the previous call ended.
+
     If a cost becomes NaN or infinite, or the last update leaves a parameter that is not
     finite, sgd raises :class:`nnfs.TrainingDiverged` naming the epoch and eta, with the
     weights of the last epoch whose cost was finite (the weights sgd was called with, if the

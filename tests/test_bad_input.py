@@ -649,8 +649,8 @@ CASES: list[Case] = [
          setup=set_other(lambda w: w.archive(
              "wider.npz", units=np.array([5, 2]), parameters=np.zeros(5 * 4 + 2 * 6)))),
     Case("load/another-format-version", lambda w: nnfs.load(w.other, w.factory),
-         M, ValueError, "load", "format version 2", "reads version 1",
-         setup=set_other(lambda w: w.archive("v2.npz", format_version=np.array(2))),
+         M, ValueError, "load", "format version 3", "reads versions 1, 2",
+         setup=set_other(lambda w: w.archive("v3.npz", format_version=np.array(3))),
          device=False),
     Case("load/nan-parameters", lambda w: nnfs.load(w.other, w.network),
          M, ValueError, "load", "parameter 3 is nan", "finite",

@@ -43,7 +43,9 @@ def test_the_documented_entries(tmp_path, cpu):
         nnfs.save(original, path)
     with np.load(path, allow_pickle=False) as archive:
         assert sorted(archive.files) == sorted(["format", "format_version", "in_dim", "units",
-                                                "activations", "dtype", "parameters"])
+                                                "activations", "dropout", "dtype", "parameters"])
+        assert archive["format_version"].item() == 2
+        assert archive["dropout"].tolist() == [0.0, 0.0]
         assert archive["format"].item() == "nnfs-model"
         assert archive["units"].tolist() == [4, 2]
         assert archive["activations"].tolist() == ["tanh", "softmax"]
@@ -119,7 +121,8 @@ def _archive(path, **changes):
 
 @pytest.mark.parametrize("changes, text", [
     ({"format": np.array("something-else")}, "not an nnfs model file"),
-    ({"format_version": np.array(2)}, "format version 2; this nnfs reads version 1"),
+    ({"format_version": np.array(3)}, "format version 3; this nnfs reads versions 1, 2"),
+    ({"format_version": np.array(2)}, "version 2 without 'dropout'"),
     ({"parameters": None}, "lacks 'parameters'"),
     ({"parameters": np.zeros(25)}, "must be 26 floats"),
     ({"parameters": np.full(26, np.nan)}, "parameter 0 is nan"),
@@ -421,3 +424,34 @@ except OSError as error:
                             timeout=120)
     kind, message, left = json.loads(result.stdout)
     assert kind == "NnfsOSError" and "file-size limit" in message and left == []
+
+
+def test_version_1_files_still_load_and_version_2_keeps_dropout(tmp_path, cpu):
+    """Files written before dropout (version 1, no 'dropout' entry) load as before; a network
+    with dropout saves its rates and loads with them (inference ignores them)."""
+    _archive(tmp_path / "v1.npz", parameters=np.arange(26) / 26)
+    with nnfs.load(tmp_path / "v1.npz", cpu) as loaded:
+        assert [layer.dropout for layer in loaded.layers] == [0.0, 0.0]
+        np.testing.assert_allclose(nnfs.transfer(loaded.parameters), np.arange(26) / 26,
+                                   rtol=1e-7)
+    layers = [nnfs.fully_connected(4, "tanh", dropout=0.25), nnfs.fully_connected(2, "softmax")]
+    with nnfs.inference_network(cpu, 3, layers, seed=0) as original:
+        nnfs.save(original, tmp_path / "v2.npz")
+        with nnfs.load(tmp_path / "v2.npz", cpu) as loaded:
+            assert [layer.dropout for layer in loaded.layers] == [0.25, 0.0]
+    for rates in (np.array([1.0, 0.0]), np.array([0.5]), np.zeros((2, 2)),
+                  np.array(["a", "b"])):
+        _archive(tmp_path / "bad.npz", format_version=np.array(2), dropout=rates)
+        with pytest.raises(nnfs.ModelFileError, match="'dropout' must be 2 rates in"):
+            nnfs.load(tmp_path / "bad.npz", cpu)
+
+
+def test_a_checkpoint_loads_as_its_model(tmp_path, cpu):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    with network(cpu) as net:
+        nnfs.fit(net, X, y, epochs=2, quiet=True, checkpoint=tmp_path / "run.npz",
+                 optimizer=nnfs.optimizers.Adam())
+        with nnfs.load(tmp_path / "run.npz", cpu) as loaded:
+            np.testing.assert_array_equal(nnfs.transfer(loaded.parameters),
+                                          nnfs.transfer(net.parameters))

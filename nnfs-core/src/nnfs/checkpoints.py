@@ -365,6 +365,11 @@ def read(path: object, arguments: FitArguments) -> Resume:
     where = f"fit: resume: {str(path)!r}"
     network = arguments.network
     model, entries = _read_archive(path, where, len(arguments.x))
+    missing = [name for name in ENTRIES if name not in entries]
+    if missing:
+        raise _fail(where, f"is a model file, not a checkpoint of fit: it lacks "
+                           f"{', '.join(map(repr, missing[:3]))}{'...' if len(missing) > 3 else ''}"
+                           " (write one with fit(..., checkpoint=path))")
     ours = (network.in_dim, [(layer.out_dim, str(layer.activation.kind), layer.dropout)
                              for layer in network.layers])
     theirs = (model.in_dim, [(layer.units, str(layer.activation.kind), layer.dropout)

@@ -6,15 +6,20 @@ The file format is a numpy ``.npz`` archive (a zip of ``.npy`` arrays) holding:
 entry              type                            meaning
 =================  ==============================  =========================================
 ``format``         string                          always ``"nnfs-model"``
-``format_version`` int                             1
+``format_version`` int                             2 (files of version 1, which have no
+                                                   ``dropout``, load too)
 ``in_dim``         int                             inputs of the network
 ``units``          int array, one per layer        outputs of each layer
 ``activations``    string array, one per layer     ``linear``, ``sigmoid``, ``tanh``, ``relu``,
                                                    ``softmax``
+``dropout``        float array, one per layer      each layer's dropout rate while training
 ``dtype``          string                          dtype of the network that was saved
 ``parameters``     float array                     every layer's weights (column by column)
                                                    then its bias, layer after layer
 =================  ==============================  =========================================
+
+A checkpoint of ``fit`` (:mod:`nnfs.checkpoints`) is a model file of version 2 with the
+training's entries beside these; ``load`` reads its model.
 
 Saving writes a temporary file next to the destination and renames it over the destination
 once it is complete and on disk, so a crash leaves either the old file or the new one, never
@@ -44,7 +49,9 @@ from .factory import Factory
 from .network import FullyConnected, InferenceNetwork, _parameter_count, inference_network
 
 FORMAT = "nnfs-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The versions this nnfs reads.
+READABLE_VERSIONS = (1, 2)
 _ENTRIES = ("format", "format_version", "in_dim", "units", "activations", "dtype", "parameters")
 #: The most layers a model file may declare: far more than anyone trains, and a bound that
 #: keeps a crafted file from making nnfs read a million of them.
@@ -77,6 +84,7 @@ def save(inference: InferenceNetwork, path: object) -> Path:
         "in_dim": np.array(inference.in_dim, dtype=np.int64),
         "units": np.array([layer.out_dim for layer in inference.layers], dtype=np.int64),
         "activations": np.array([layer.activation.kind for layer in inference.layers]),
+        "dropout": np.array([layer.dropout for layer in inference.layers], dtype=np.float64),
         "dtype": np.array(inference.factory.dtype),
         "parameters": inference.factory.to_host(inference.parameters),
     }
@@ -137,12 +145,26 @@ def _parameters_header(archive: Archive, expected: int, in_dim: int, units: list
     return header
 
 
+def _dropout(archive: Archive, count: int, where: str) -> np.ndarray:
+    """A model file of version 2's ``dropout``: one rate in [0, 1) per layer."""
+    if "dropout" not in archive:
+        raise ModelFileError(f"{where} is a model file of version 2 without 'dropout'")
+    header = archive.header("dropout")
+    wanted = f"{count} rates in [0, 1), one per layer"
+    if header.shape != (count,) or header.dtype.kind != "f" or header.dtype.itemsize > 8:
+        raise ModelFileError(f"{where}: 'dropout' must be {wanted}, got {header.text}")
+    rates = archive.read(header, 8 * count, wanted)
+    if not np.all((rates >= 0) & (rates < 1)):
+        raise ModelFileError(f"{where}: 'dropout' must be {wanted}, got {rates.tolist()}")
+    return rates
+
+
 @contextmanager
-def _open_model(path: object):
+def _open_model(path: object, what: str = "load"):
     """The checked declarations of the model file at ``path``, the archive, and the header of
-    its parameters, which are not read yet."""
-    path = as_path(path, "load: path")
-    where = f"load: {str(path)!r}"
+    its parameters, which are not read yet. ``what`` names the caller in messages."""
+    path = as_path(path, f"{what}: path")
+    where = f"{what}: {str(path)!r}"
     input_file(path, where, ModelFileError, "an nnfs model file")
     with open_archive(path, where, ModelFileError, "nnfs model") as archive:
         missing = [name for name in _ENTRIES if name not in archive]
@@ -152,9 +174,10 @@ def _open_model(path: object):
         if _scalar(archive, "format", "U", where) != FORMAT:
             raise ModelFileError(f"{where} is not an nnfs model file (format is not {FORMAT!r})")
         version = _scalar(archive, "format_version", "iu", where)
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ModelFileError(f"{where} has model format version {version}; this nnfs reads "
-                                 f"version {FORMAT_VERSION} (upgrade nnfs-core to read newer files)")
+                                 f"versions {', '.join(map(str, READABLE_VERSIONS))} (upgrade "
+                                 "nnfs-core to read newer files)")
         in_dim = _scalar(archive, "in_dim", "iu", where)
         units = _list(archive, "units", "iu", None, where)
         activations = _list(archive, "activations", "U", units.size, where)
@@ -172,8 +195,11 @@ def _open_model(path: object):
         widths = [int(n) for n in units.tolist()]
         expected = _parameter_count(int(in_dim), widths)
         header = _parameters_header(archive, expected, int(in_dim), widths, where)
-        layers = tuple(FullyConnected(n, ACTIVATIONS[name])
-                       for n, name in zip(widths, activations.tolist(), strict=True))
+        rates = (_dropout(archive, len(widths), where) if version >= 2
+                 else np.zeros(len(widths)))
+        layers = tuple(FullyConnected(n, ACTIVATIONS[name], float(rate))
+                       for n, name, rate in zip(widths, activations.tolist(), rates.tolist(),
+                                                strict=True))
         yield ModelFile(path, int(in_dim), layers, str(dtype), expected), archive, header
 
 

@@ -345,10 +345,10 @@ def restore(resume: Resume, arguments: FitArguments, training: TrainingNetwork,
 def write(target: Checkpoints, arguments: FitArguments, training: TrainingNetwork,
           progress: _Progress, history: History) -> Path:
     """Write the checkpoint of a fit between epochs to ``target.path``, whole or not at all."""
-    from .io import write_whole
+    from .io import model_entries, write_whole
 
     network = arguments.network
-    entries = _model_entries(network)
+    entries = model_entries(network)
     if target.model is not None:  # the model's own weights, and the training's beside them
         entries["training_parameters"] = entries["parameters"]
         entries["parameters"] = np.asarray(target.model(entries["parameters"].copy()),
@@ -399,20 +399,6 @@ class _Model:
     parameters: np.ndarray
 
 
-def _model_entries(network) -> dict[str, np.ndarray]:
-    """The entries of the model file of format version 2 of ``network``."""
-    return {
-        "format": np.array("nnfs-model"),
-        "format_version": np.array(2, dtype=np.int64),
-        "in_dim": np.array(network.in_dim, dtype=np.int64),
-        "units": np.array([layer.out_dim for layer in network.layers], dtype=np.int64),
-        "activations": np.array([str(layer.activation.kind) for layer in network.layers]),
-        "dropout": np.array([layer.dropout for layer in network.layers], dtype=np.float64),
-        "dtype": np.array(network.factory.dtype),
-        "parameters": network.factory.to_host(network.parameters),
-    }
-
-
 #: The most epochs a checkpoint's history may hold.
 MAX_EPOCHS = 10_000_000
 
@@ -437,85 +423,26 @@ def _most_bytes(name: str, count: int, samples: int) -> int:
 
 def _read_archive(path: object, where: str,
                   samples: int) -> tuple[_Model, dict[str, np.ndarray]]:
-    """The model and the training entries of the checkpoint at ``path``, read without
-    unpickling anything (``allow_pickle=False``), every entry's size bounded by what the
-    architecture needs before it is read."""
-    import zipfile
+    """The model and the training entries of the checkpoint at ``path``, read by nnfs's own
+    reader (:mod:`nnfs._npz`: nothing is unpickled, each entry's header is checked and its
+    size bounded by what a checkpoint of this fit can need before its data is read)."""
+    from .io import _open_model, _read_parameters
 
-    from .activations import ACTIVATIONS
-    from .errors import NnfsFileNotFoundError
-    from .io import _check_magic
-    from .network import FullyConnected, _parameter_count
-
-    if not isinstance(path, (str, os.PathLike)):
-        raise NnfsTypeError(f"fit: resume must be a file path, got {type(path).__name__}")
-    path = Path(path)
-    if not path.is_file():
-        raise NnfsFileNotFoundError(f"{where} does not exist (or is not a file)")
-    with open(path, "rb") as file:
-        _check_magic(file.read(8), where)
-        file.seek(0)
-        try:
-            archive = np.load(file, allow_pickle=False)
-            with archive:
-                names = set(archive.files)
-                known = {"format", "format_version", "in_dim", "units", "activations",
-                         "dropout", "dtype", "parameters", "training_parameters", *ENTRIES}
-                unknown = sorted(names - known)
-                if unknown:
-                    raise _fail(where, f"holds entries no nnfs checkpoint has: {unknown}")
-                for name in ("format", "format_version", "in_dim", "units", "activations",
-                             "dtype", "parameters"):
-                    if name not in names:
-                        raise _fail(where, f"is not an nnfs checkpoint: it lacks {name!r}")
-
-                def bounded(names_now, count):
-                    for name in names_now:  # nothing larger than this fit needs, before reading
-                        size = archive.zip.getinfo(f"{name}.npy").file_size
-                        if size > _most_bytes(name, count, samples):
-                            raise _fail(where, f"its entry {name!r} holds {size} bytes, far "
-                                               "more than a checkpoint of this fit needs")
-
-                small = {"format", "format_version", "in_dim", "units", "activations",
-                         "dropout", "dtype"}
-                bounded(names & small, 0)
-                version = archive["format_version"]
-                if archive["format"].shape != () or str(archive["format"]) != "nnfs-model" \
-                        or version.shape != () or int(version) != 2:
-                    raise _fail(where, "is not a checkpoint of this nnfs (a model file of "
-                                       "format version 2 written by fit(..., checkpoint=...))")
-                in_dim, units = archive["in_dim"], archive["units"]
-                if in_dim.shape != () or units.ndim != 1 or units.dtype.kind not in "iu" \
-                        or not 0 < units.size <= 10_000 or int(in_dim) < 1 or (units < 1).any():
-                    raise _fail(where, "declares no valid architecture")
-                count = _parameter_count(int(in_dim), units.tolist())
-                bounded(names - small, count)
-                entries = {name: archive[name] for name in names}
-        except ValueError as error:
-            raise _fail(where, f"is not an nnfs checkpoint ({error})") from None
-        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-            raise _fail(where, f"is damaged or truncated ({error})") from None
-    activations, dropout = entries["activations"], entries.get("dropout")
-    if activations.ndim != 1 or activations.dtype.kind != "U" \
-            or activations.size != units.size or \
-            any(name not in ACTIVATIONS for name in activations.tolist()):
-        raise _fail(where, f"'activations' must be {units.size} known activations")
-    if dropout is None or dropout.shape != units.shape or dropout.dtype.kind != "f" \
-            or not np.all((dropout >= 0) & (dropout < 1)):
-        raise _fail(where, "'dropout' must be one rate in [0, 1) per layer")
-    dtype = entries["dtype"]
-    if dtype.shape != () or str(dtype) not in ("float32", "float64"):
-        raise _fail(where, "'dtype' must be float32 or float64")
-    parameters = entries["parameters"]
-    if parameters.dtype.kind != "f" or parameters.shape != (count,) \
-            or not np.all(np.isfinite(parameters)):
-        raise _fail(where, f"'parameters' must be {count} finite floats")
-    layers = tuple(FullyConnected(int(n), ACTIVATIONS[name], float(rate))
-                   for n, name, rate in zip(units.tolist(), activations.tolist(),
-                                            dropout.tolist(), strict=True))
-    model = _Model(int(in_dim), layers, str(dtype), parameters)
-    return model, {name: value for name, value in entries.items() if name in ENTRIES
-                   or name == "training_parameters"}
+    known = {"format", "format_version", "in_dim", "units", "activations", "dropout", "dtype",
+             "parameters", "training_parameters", *ENTRIES}
+    with _open_model(path, "fit: resume") as (model, archive, header):
+        unknown = sorted(set(archive.names) - known)
+        if unknown:
+            raise _fail(where, f"holds entries no nnfs checkpoint has: {unknown}")
+        parameters = _read_parameters(archive, header, where)
+        entries = {}
+        for name in (*ENTRIES, "training_parameters"):
+            if name in archive:
+                entry = archive.header(name)
+                value = archive.read(entry, _most_bytes(name, model.parameter_count, samples),
+                                     "a checkpoint of this fit")
+                entries[name] = value.reshape(entry.shape)  # a single number stays one
+    return _Model(model.in_dim, model.layers, model.dtype, parameters), entries
 
 
 def _describe(in_dim: int, layers: list[tuple[int, str, float]]) -> str:

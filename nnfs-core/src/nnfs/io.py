@@ -59,7 +59,8 @@ MAX_LAYERS = 10_000
 #: The longest text entry (format, dtype, an activation's name) a model file may hold.
 MAX_NAME_CHARACTERS = 64
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFile", "check_writable", "inspect_model", "load",
+__all__ = ["FORMAT", "FORMAT_VERSION", "READABLE_VERSIONS", "ModelFile", "check_writable",
+           "inspect_model", "load", "model_entries",
            "read_model", "save", "write_whole"]
 
 
@@ -78,7 +79,15 @@ def save(inference: InferenceNetwork, path: object) -> Path:
         )
     check.live(inference, "save: inference")
     path = as_path(path, "save: path")
-    entries = {
+    entries = model_entries(inference)
+    write_whole(path, lambda file: np.savez(file, **entries), "save")
+    return path
+
+
+def model_entries(inference: InferenceNetwork) -> dict[str, np.ndarray]:
+    """The entries of the model file of ``inference`` (reads its parameters from the
+    device): what :func:`save` writes, and what a checkpoint holds beside the training's."""
+    return {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "in_dim": np.array(inference.in_dim, dtype=np.int64),
@@ -88,8 +97,6 @@ def save(inference: InferenceNetwork, path: object) -> Path:
         "dtype": np.array(inference.factory.dtype),
         "parameters": inference.factory.to_host(inference.parameters),
     }
-    write_whole(path, lambda file: np.savez(file, **entries), "save")
-    return path
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -171,7 +171,8 @@ def test_a_declared_dtype_that_is_mishandled_fails_in_that_dtype_only(kit):
 
 #: The checks of what inference-only declares it lacks (the backward pass, ger): skipped.
 LACKING = {"rank1_update", "activation_derivatives", "synchronize", "no_allocation_per_epoch",
-           "article_example", "gradients", "training_matches_reference", "agrees_with_cpu"}
+           "article_example", "gradients", "training_matches_reference", "agrees_with_cpu",
+           "gradients_with_dropout", "optimizers_agree_with_cpu"}
 
 
 def test_a_backend_that_declares_what_it_lacks_conforms(kit):

@@ -102,9 +102,9 @@ def checkpoints(value: object) -> Checkpoints | None:
 def data_checksum(x: np.ndarray) -> int:
     """The checksum of a few evenly spaced rows of the training data (as data-parallel fit
     compares them across ranks)."""
-    from .fit import _fingerprint
+    from .hostdata import fingerprint
 
-    return _fingerprint(x)
+    return fingerprint(x)
 
 
 def _settings(optimizer) -> np.ndarray:

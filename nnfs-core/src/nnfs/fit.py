@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import math
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +47,7 @@ from .hostdata import (
     Targets,
     accuracy,
     check_cross_entropy,
+    fingerprint,
     sample_weights,
     samples,
     targets,
@@ -900,14 +900,7 @@ def _fit_local(arguments: FitArguments) -> History:
 
 # --- data-parallel ------------------------------------------------------------------------------
 
-#: Rows of the data whose checksum the ranks compare (evenly spaced, so the check is cheap).
-_FINGERPRINT_ROWS = 64
-
-
-def _fingerprint(array: np.ndarray) -> int:
-    """A checksum of a few evenly spaced rows, the same for equal data in any dtype."""
-    rows = np.unique(np.linspace(0, len(array) - 1, _FINGERPRINT_ROWS).astype(np.int64))
-    return zlib.crc32(np.ascontiguousarray(array[rows], dtype=np.float64).tobytes())
+_fingerprint = fingerprint  # the ranks compare their data by it
 
 
 def _targets_fingerprint(target: Targets) -> int:

@@ -26,6 +26,7 @@ from nnfs.philox import dropout_mask
 from . import reference as ref
 from .checks import (
     CheckSkipped,
+    DeclaredUnsupported,
     _check,
     _training_ops_supported,
     _uniform,
@@ -50,9 +51,9 @@ def _numbers(kind: OptimizerKind, decay: float, t: int, eta: float = 0.05) -> np
 
 
 def _declared_unsupported(factory: Factory, operation: str, call) -> None:
-    expect_unsupported(call, operation)
-    raise CheckSkipped(f"skipped (declared unsupported): {operation} raises "
-                       "UnsupportedOperation, as declared")
+    """``call`` must raise UnsupportedOperation: the check is skipped, as declared."""
+    expect_unsupported(call, operation)  # raises DeclaredUnsupported
+    raise DeclaredUnsupported(operation)
 
 
 @_check
@@ -165,7 +166,9 @@ def check_gradients_with_dropout(factory: Factory) -> None:
     if not _training_ops_supported(factory):
         return
     if not supported(factory, "dropout_mask"):
-        raise CheckSkipped("skipped (declared unsupported): dropout_mask")
+        with factory.matrix(2, 2) as m:
+            _declared_unsupported(factory, "dropout_mask",
+                                  lambda: factory.dropout_mask(m, 0.5, 1, 0))
     from .checks import _host_forward, _mean_loss
 
     rng = np.random.default_rng(21)
@@ -247,7 +250,9 @@ def check_optimizers_agree_with_cpu(factory: Factory) -> None:
     if not _training_ops_supported(factory):
         return
     if not supported(factory, "optimizer_step"):
-        raise CheckSkipped("skipped (declared unsupported): optimizer_step")
+        with factory.vector(3) as p, factory.vector(3) as g:
+            _declared_unsupported(factory, "optimizer_step",
+                                  lambda: factory.optimizer_step("sgd", p, g))
     dropout = supported(factory, "dropout_mask")
     cpu = factory
     if factory.name != "cpu":

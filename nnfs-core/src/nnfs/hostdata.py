@@ -10,7 +10,6 @@ a cost is not defined for.
 from __future__ import annotations
 
 import zlib
-
 from dataclasses import dataclass
 
 import numpy as np

@@ -8,7 +8,8 @@ import re
 import pytest
 from conftest import ROOT
 
-HEADINGS = ["### Optimizers and learning-rate schedules", "### Dropout", "### Early stopping"]
+HEADINGS = ["### Optimizers and learning-rate schedules", "### Dropout", "### Early stopping",
+            "### Checkpoints and resume"]
 
 
 def example(heading: str) -> str:
@@ -20,12 +21,15 @@ def example(heading: str) -> str:
     return block.group(1)
 
 
-def test_the_training_examples_run(capsys):
+def test_the_training_examples_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the checkpoint's example writes run.npz
     namespace: dict = {}
-    for heading in HEADINGS:
+    for heading in HEADINGS[:3]:
         exec(compile(example(heading), f"README.md: {heading}", "exec"), namespace)
     history = namespace["history"]
     assert history.best_epoch is not None and 1 <= history.best_epoch <= history.epochs
+    exec(compile(example(HEADINGS[3]), f"README.md: {HEADINGS[3]}", "exec"), namespace)
+    assert namespace["history"].epochs == 20 and (tmp_path / "run.npz").exists()
     assert namespace["probabilities"].shape == (100, 2)
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 2

@@ -321,7 +321,10 @@ def _check_outputs(args: argparse.Namespace, parameters: int | None = None,
     from .io import check_writable
 
     if args.save:
-        size = None if parameters is None else parameters * itemsize + MODEL_FILE_OVERHEAD
+        # a checkpoint holds the parameters, the training's copy, two moments and the best
+        copies = 5 if getattr(args, "checkpoint_every", 0) else 1
+        size = (None if parameters is None
+                else copies * parameters * itemsize + MODEL_FILE_OVERHEAD)
         check_writable(args.save, "--save", size)
     if args.plot:
         check_writable(args.plot, "--plot", None if parameters is None else PLOT_FILE_SIZE)

@@ -44,7 +44,8 @@ def parse_layers(text: str, dropout: float | None = None) -> list[FullyConnected
                 value = float(rate)
             except ValueError:
                 raise NnfsValueError(f"--layers: {item.strip()!r}: the dropout rate {rate!r} "
-                                     "must be a number in [0, 1)") from None
+                                     "must be a number in [0, 1) (UNITS:ACTIVATION:DROPOUT, "
+                                     "as in 256:relu:0.2)") from None
         else:
             value = dropout if dropout is not None and hidden else 0.0
         try:

@@ -315,6 +315,15 @@ MODEL_FILE_OVERHEAD = 4096
 PLOT_FILE_SIZE = 100_000
 
 
+def _checkpoint_copies(args: argparse.Namespace) -> int:
+    """How many vectors of the parameters' size a checkpoint of --checkpoint-every holds: the
+    model, the training's weights beside the folded ones, the optimizer's state and early
+    stopping's best weights (its other entries fit in MODEL_FILE_OVERHEAD for small data)."""
+    state = {"sgd": 0, "momentum": 1, "nesterov": 1}.get(getattr(args, "optimizer", "sgd"), 2)
+    return (1 + (not args.no_standardize) + state
+            + (getattr(args, "patience", None) is not None))
+
+
 def _check_outputs(args: argparse.Namespace, parameters: int | None = None,
                    itemsize: int = 4) -> None:
     """Refuse, before any training, the files train would fail to write: --save (a model of
@@ -322,8 +331,9 @@ def _check_outputs(args: argparse.Namespace, parameters: int | None = None,
     from .io import check_writable
 
     if args.save:
-        # a checkpoint holds the parameters, the training's copy, two moments and the best
-        copies = 5 if getattr(args, "checkpoint_every", 0) else 1
+        copies = 1
+        if getattr(args, "checkpoint_every", 0):  # a checkpoint holds more than the model
+            copies = _checkpoint_copies(args)
         size = (None if parameters is None
                 else copies * parameters * itemsize + MODEL_FILE_OVERHEAD)
         check_writable(args.save, "--save", size)

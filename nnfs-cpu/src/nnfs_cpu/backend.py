@@ -315,7 +315,8 @@ def _adam_rule(k, p, g, state, w) -> list[Plan]:
 def _adamw_shrink(k, p, d, w) -> list[Plan]:
     # p ← p − η·λ·d⊙p, before the Adam step
     return [functools.partial(np.multiply, d, p, w),
-            functools.partial(np.multiply, w, k.neg_eta_decay, w), functools.partial(np.add, p, w, p)]
+            functools.partial(np.multiply, w, k.neg_eta_decay, w),
+            functools.partial(np.add, p, w, p)]
 
 
 @dataclass(frozen=True)

@@ -429,7 +429,7 @@ def _read_archive(path: object, where: str,
     from .io import _open_model, _read_parameters
 
     known = {"format", "format_version", "in_dim", "units", "activations", "dropout", "dtype",
-             "parameters", "training_parameters", *ENTRIES}
+             "parameters", "task", "classes", "training_parameters", *ENTRIES}
     with _open_model(path, "fit: resume") as (model, archive, header):
         unknown = sorted(set(archive.names) - known)
         if unknown:

@@ -216,6 +216,7 @@ def run_export(args) -> int:
 
 
 def _file_dtype(model: str) -> str:
-    """The dtype a model file (already checked by read_model) was saved in."""
-    with np.load(model, allow_pickle=False) as archive:
-        return str(archive["dtype"].item())
+    """The dtype a model file (already checked by read_model, of either format) was saved in."""
+    from .io import inspect_model
+
+    return inspect_model(model).dtype

@@ -347,17 +347,17 @@ class World:
 
     # --- files ------------------------------------------------------------------------------
 
-    def save(self, network, path) -> Path:
-        """Save ``network`` on rank 0 only (``nnfs.save``), after checking that every rank holds
-        the same weights; every rank returns once the file is written, or raises
-        :class:`nnfs.DataParallelError` if rank 0 could not write it."""
+    def save(self, network, path, **options) -> Path:
+        """Save ``network`` on rank 0 only (``nnfs.save``, with ``options``), after checking
+        that every rank holds the same weights; every rank returns once the file is written, or
+        raises :class:`nnfs.DataParallelError` if rank 0 could not write it."""
         from .io import save
 
         self.check_same_weights(network, "before saving")
         outcome = None
         if self.rank == 0:
             try:
-                save(network, path)
+                save(network, path, **options)
             except Exception as error:
                 outcome = f"{type(error).__name__}: {error}"
         outcome = self.comm.bcast(outcome, root=0)

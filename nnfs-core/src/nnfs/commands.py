@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io as text_io
+import math
 import re
 import sys
 import time
@@ -11,10 +14,23 @@ import numpy as np
 
 import nnfs
 
-from .errors import NnfsValueError
+from ._scaling import (
+    check_representable,
+    check_targets,
+    finite,
+    fold_scaling,
+    folded_parameters,
+    scaling_for,
+    standardizer,  # noqa: F401 - where benchmarks/digits_vs_sklearn.py finds it
+)
+from .errors import NnfsValueError, TrainingDiverged
 from .network import FullyConnected, fully_connected
 
-DEFAULT_LAYERS = "256:relu,10:softmax"
+DEFAULT_LAYERS = "256:relu,10:softmax"  # for the digits; an example in messages
+DEFAULT_HIDDEN = "256:relu"
+#: The hidden layer of a regression: narrow and bounded, so that plain SGD at the default
+#: learning rates stays stable on a linear output (256 relu units diverge at eta 0.05).
+DEFAULT_REGRESSION_HIDDEN = "64:tanh"
 DEFAULT_EPOCHS = 50
 DEFAULT_BATCH = 16
 DEFAULT_ETA = "30:0.05,20:0.01"  # over DEFAULT_EPOCHS; scaled to --epochs (default_schedule)
@@ -169,10 +185,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NAME or NAME:key=value,... (default: NNFS_BACKEND, else the best "
                              "installed backend; nnfs backends lists them)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--layers", default=DEFAULT_LAYERS,
-                        help=f"UNITS:ACTIVATION,... ending with the output layer (default "
-                             f"{DEFAULT_LAYERS}); UNITS:ACTIVATION:DROPOUT gives a hidden layer "
-                             "its dropout rate, as in 256:relu:0.2")
+    parser.add_argument("--layers", default=None,
+                        help="UNITS:ACTIVATION,... ending with the output layer (default: "
+                             f"{DEFAULT_HIDDEN} and a softmax unit per class, or for "
+                             f"regression {DEFAULT_REGRESSION_HIDDEN},1:linear); "
+                             "UNITS:ACTIVATION:DROPOUT gives a hidden layer its dropout rate, "
+                             "as in 256:relu:0.2")
+    parser.add_argument("--task", default="auto", choices=["auto", "classification", "regression"],
+                        help="what the labels are: classes, or regression targets (trained with "
+                             "a linear output on the quadratic cost); auto: regression when the "
+                             "labels are numbers not all whole (default: auto)")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs (default {DEFAULT_EPOCHS}; with a schedule, its length)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
@@ -214,19 +236,27 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "scikit-learn's digits")
     parser.add_argument("--labels", default=None, help="the IDX labels file, if not found by name")
     parser.add_argument("--label-column", default=None,
-                        help="CSV label column: header name or index (default: the last)")
+                        help="CSV label column: header name or index (default: the last); its "
+                             "labels may be class numbers, text, or regression targets")
+    parser.add_argument("--delimiter", default=",",
+                        help="the CSV files' delimiter: one character, or 'tab' (default: ,)")
     parser.add_argument("--test-data", default=None,
                         help="a separate test set (same format); default: hold out --test-fraction")
     parser.add_argument("--test-labels", default=None, help="the IDX labels file of --test-data")
     parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--save", default=None, metavar="FILE", help="save the trained model (.npz)")
+    parser.add_argument("--save", default=None, metavar="FILE",
+                        help="save the trained model: FILE.npz, or FILE.safetensors (needs "
+                             "nnfs-core[safetensors])")
     parser.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                         help="with --save: also save every N epochs, each file written whole, "
                              "with what --resume needs to continue the run")
+    parser.add_argument("--report", action="store_true",
+                        help="also print the confusion matrix and each class's precision and "
+                             "recall on the test data")
     parser.add_argument("--plot", default=None, metavar="PNG", help="plot the cost per epoch")
     parser.add_argument("--no-standardize", action="store_true",
-                        help="train on the features as they are, not scaled to zero mean and "
-                             "unit variance")
+                        help="train on the features (and regression targets) as the reader "
+                             "gives them, not scaled to zero mean and unit variance")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--mpi", action="store_true",
                         help="train data-parallel across the ranks of an MPI job, --batch-size "
@@ -234,39 +264,27 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "process); needs nnfs-core[mpi]")
 
 
-def standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and scale of each feature (scale 1 for a constant feature)."""
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
-    return mean, np.where(scale > 1e-12, scale, 1.0)
-
-
-def fold_standardization(network, mean: np.ndarray, scale: np.ndarray) -> None:
-    """Make the first layer take raw features: W·((x − μ)/σ) + b = (W/σ)·x + (b − (W/σ)·μ)."""
-    first = network.layers[0]
-    weights = nnfs.transfer(first.weights).astype(np.float64) / scale
-    bias = nnfs.transfer(first.bias).astype(np.float64) - weights @ mean
-    nnfs.transfer(weights, first.weights)
-    nnfs.transfer(bias, first.bias)
-
-
 def _load_data(args: argparse.Namespace):
     from . import data
 
     if args.data is None:
+        if args.task == "regression":
+            raise NnfsValueError("--task regression needs --data: the digits are classes")
         dataset = data.digits()
     else:
-        dataset = data.read(args.data, args.label_column, args.labels)
+        dataset = data.read(args.data, args.label_column, args.labels,
+                            delimiter=args.delimiter, task=args.task)
     if dataset.y is None:
         raise NnfsValueError(f"{args.data}: training needs labels (a label column or file)")
     if args.test_data is not None:
-        test = data.read(args.test_data, args.label_column, args.test_labels)
+        test = data.read(args.test_data, args.label_column, args.test_labels,
+                         delimiter=args.delimiter, task=dataset.task)
         if test.y is None:
             raise NnfsValueError(f"{args.test_data}: the test set needs labels")
         if test.X.shape[1] != dataset.X.shape[1]:
             raise NnfsValueError(f"{args.test_data} has {test.X.shape[1]} features, the training "
                                  f"data {dataset.X.shape[1]}")
-        return dataset, test
+        return dataset, data.in_classes_of(test, dataset)
     return data.split(dataset, args.test_fraction, args.seed)
 
 
@@ -286,7 +304,7 @@ def _on_every_rank(world, what: str, action):
 
 def run_train(args: argparse.Namespace) -> int:
     # the same command line on every rank: checked alone, before any work
-    layers = parse_layers(args.layers, args.dropout)
+    layers = None if args.layers is None else parse_layers(args.layers, args.dropout)
     plan = training_plan(args)
     if args.patience is not None and args.patience < 0:
         raise NnfsValueError(f"--patience must be 0 or more, got {args.patience}")
@@ -298,6 +316,14 @@ def run_train(args: argparse.Namespace) -> int:
                              "the file to write the checkpoints to")
     if args.checkpoint_every < 0:
         raise NnfsValueError(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
+    if args.checkpoint_every and str(args.save).lower().endswith(".safetensors"):
+        raise NnfsValueError(f"--checkpoint-every writes checkpoints that --resume continues "
+                             f"from, with the optimizer's state and the run's position, which "
+                             f"only the npz format holds: give --save a name that does not end "
+                             f"in .safetensors (got {args.save!r})")
+    from .data import check_delimiter
+
+    args.delimiter = check_delimiter(args.delimiter)
     world = _data_parallel_world(args)
     if world is None:
         return _train(args, layers, plan, None)
@@ -327,10 +353,11 @@ def _checkpoint_copies(args: argparse.Namespace) -> int:
 def _check_outputs(args: argparse.Namespace, parameters: int | None = None,
                    itemsize: int = 4) -> None:
     """Refuse, before any training, the files train would fail to write: --save (a model of
-    ``parameters``, once they are known) and --plot."""
-    from .io import check_writable
+    ``parameters``, once they are known, in a format that can be written here) and --plot."""
+    from .io import check_format, check_writable
 
     if args.save:
+        check_format(args.save)
         copies = 1
         if getattr(args, "checkpoint_every", 0):  # a checkpoint holds more than the model
             copies = _checkpoint_copies(args)
@@ -343,22 +370,51 @@ def _check_outputs(args: argparse.Namespace, parameters: int | None = None,
         check_writable(args.log, "--log")
 
 
-def folded(parameters: np.ndarray, network, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """The flat ``parameters`` of ``network`` with the standardization folded into the first
-    layer (see :func:`fold_standardization`), on the host."""
-    first = network.layers[0]
-    rows, cols = first.out_dim, first.in_dim
-    result = parameters.astype(np.float64)
-    weights = result[:rows * cols].reshape(cols, rows).T / scale  # stored column by column
-    result[rows * cols:rows * (cols + 1)] -= weights @ mean
-    result[:rows * cols] = weights.T.reshape(-1)
-    return result.astype(parameters.dtype)
+def output_layers(layers, train, classes: int, dropout: float | None = None):
+    """``--layers``, checked against the data, or by default the hidden layer (of dropout
+    rate ``dropout``) and the output the data asks for: a softmax unit per class, or one
+    linear output for regression."""
+    if train.task == "regression":
+        if layers is None:
+            return parse_layers(f"{DEFAULT_REGRESSION_HIDDEN},1:linear", dropout)
+        last = layers[-1]
+        if (last.units, last.activation.kind) != (1, "linear"):
+            raise NnfsValueError(
+                f"regression trains a linear output on the quadratic cost: end --layers with "
+                f"1:linear (one output for the label column), got {last.units}:"
+                f"{last.activation.kind}")
+        return layers
+    if layers is None:
+        return parse_layers(f"{DEFAULT_HIDDEN},{max(classes, 2)}:softmax", dropout)
+    units = layers[-1].units
+    if train.class_names is not None and units != classes:
+        shown = ", ".join(map(repr, train.class_names[:5])) + (
+            ", ..." if classes > 5 else "")
+        raise NnfsValueError(
+            f"the last layer has {units} units but the data has {classes} classes named by "
+            f"text ({shown}), one output each; end --layers with {classes}:softmax")
+    if units < classes:
+        raise NnfsValueError(
+            f"the last layer has {units} units but the data has {classes} "
+            f"classes (labels 0 to {classes - 1}); end --layers with {classes}:softmax")
+    return layers
+
+
+def _model_labels(train, layers) -> dict:
+    """What ``nnfs.save`` keeps of the data's labels: the task, and the classes' names."""
+    from .io import check_labels
+
+    labels = {"task": "regression" if train.task == "regression" else "classification"}
+    if train.class_names is not None:
+        check_labels(train.class_names, labels["task"], layers[-1].units, "the data's labels")
+        labels["classes"] = list(train.class_names)
+    return labels
 
 
 def _train(args: argparse.Namespace, layers, plan, world) -> int:
+    from . import _metrics
     from .checkpoints import Checkpoints
     from .fit import fit
-    from .io import save
 
     epochs, optimizer, schedule = plan
 
@@ -374,7 +430,9 @@ def _train(args: argparse.Namespace, layers, plan, world) -> int:
     # every rank reads the data (and trains on its share of every batch), checks it, finds its
     # backend: each of these fails on every rank together, naming the ranks at fault
     train, test = _on_every_rank(world, "reading the data", lambda: _load_data(args))
+    regression = train.task == "regression"
     classes = max(train.classes, test.classes)
+    cost = None if args.cost == "auto" else args.cost
     watch = args.patience is not None or args.schedule == "plateau"
     if watch:  # watched on a part of the training data; the test data is only measured
         from . import data
@@ -383,22 +441,30 @@ def _train(args: argparse.Namespace, layers, plan, world) -> int:
                                         lambda: data.split(train, args.validation_fraction,
                                                            args.seed))
 
-    def check_classes() -> None:
-        if layers[-1].units < classes:
-            raise NnfsValueError(
-                f"the last layer has {layers[-1].units} units but the data has {classes} "
-                f"classes (labels 0 to {classes - 1}); end --layers with {classes}:softmax")
+    def check_data():
+        chosen = output_layers(layers, train, classes, args.dropout)
+        if regression and cost == "cross_entropy":
+            raise NnfsValueError("--cost cross_entropy is a classifier's: regression trains on "
+                                 "the quadratic cost")
+        check_representable(train.X, args.dtype, train.feature_names)
+        if regression:
+            check_targets(train.y, args.dtype)
+        return chosen, _model_labels(train, chosen)
 
-    _on_every_rank(world, "checking the data", check_classes)
+    chosen, labels = _on_every_rank(world, "checking the data", check_data)
     factory = _on_every_rank(world, "selecting the backend",
                              lambda: nnfs.backend(args.backend, args.dtype))
-    cost = None if args.cost == "auto" else args.cost
     quiet = args.quiet or not root
     say = (lambda *a: None) if quiet else print
-    say(f"data: {args.data or 'digits (scikit-learn)'}: {len(train)} training and {len(test)} test samples, "
-        f"{train.X.shape[1]} features, {classes} classes"
+    if regression:
+        what = f"regression targets from {train.y.min():.6g} to {train.y.max():.6g}"
+    else:
+        what = f"{classes} classes"
+    say(f"data: {args.data or 'digits (scikit-learn)'}: {len(train)} training and {len(test)} "
+        f"test samples, {train.X.shape[1]} features, {what}"
         + (f"; {len(watched)} training samples held out for validation" if watch else ""))
-    with nnfs.inference_network(factory, train.X.shape[1], layers, seed=args.seed) as network:
+    scaling = scaling_for(train, not args.no_standardize)
+    with nnfs.inference_network(factory, train.X.shape[1], chosen, seed=args.seed) as network:
         if root:  # the model's size is known: is there room for it?
             _check_outputs(args, network.parameter_count, factory.itemsize)
         say(f"network: {network.in_dim} → "
@@ -416,56 +482,81 @@ def _train(args: argparse.Namespace, layers, plan, world) -> int:
 
         def on_epoch(epoch: int, history) -> None:
             if args.checkpoint_every and (epoch % args.checkpoint_every == 0
-                                          or epoch == total):
-                checkpointed.append(epoch)  # fit wrote it before calling this
+                                          or epoch == total) and finite(network):
+                checkpointed.append(epoch)  # fit wrote it before calling this (if finite)
             if args.log and root:
                 write_log(args.log, history)
             if not quiet and not terminal and (epoch % every == 0 or epoch == total):
-                print(f"epoch {epoch:>4}/{total}: cost {history.cost[-1]:.5g}, "
-                      f"{shown} accuracy {history.validation_accuracy[-1]:.4f}", flush=True)
+                if regression:  # the quadratic cost is half the mean square error
+                    mse = 2 * max(0.0, history.validation_cost[-1])
+                    measure = f"{shown} rmse {scaling.target_scale * math.sqrt(mse):.5g}"
+                else:
+                    measure = f"{shown} accuracy {history.validation_accuracy[-1]:.4f}"
+                print(f"epoch {epoch:>4}/{total}: cost {history.cost[-1]:.5g}, {measure}",
+                      flush=True)
 
-        x_train, x_test = train.X, test.X
-        if not args.no_standardize:
-            mean, scale = standardizer(train.X)
-            x_train, x_test = (train.X - mean) / scale, (test.X - mean) / scale
-        validation = (x_test, test.y)
+        def targets(dataset):
+            return scaling.targets(dataset.y) if regression else dataset.y
+
+        validation = (scaling.inputs(test.X), targets(test))
         if watch:
-            validation = (watched.X if args.no_standardize else (watched.X - mean) / scale,
-                          watched.y)
+            validation = (scaling.inputs(watched.X), targets(watched))
         checkpoint = None
-        if args.checkpoint_every:
+        if args.checkpoint_every:  # each checkpoint's model takes the data as the final one
             checkpoint = Checkpoints(
-                args.save, every=args.checkpoint_every, model=None if args.no_standardize
-                else lambda parameters: folded(parameters, network, mean, scale))
+                args.save, every=args.checkpoint_every,
+                model=lambda parameters: folded_parameters(parameters, network, scaling))
         stopping = None if args.patience is None else nnfs.EarlyStopping(patience=args.patience)
         started = time.perf_counter()
         try:
-            history = fit(network, x_train, train.y, epochs=epochs, optimizer=optimizer,
-                          schedule=schedule, batch_size=args.batch_size, cost=cost,
-                          seed=args.seed, validation=validation, quiet=quiet,
+            history = fit(network, scaling.inputs(train.X), targets(train), epochs=epochs,
+                          optimizer=optimizer, schedule=schedule, batch_size=args.batch_size,
+                          cost=cost, seed=args.seed, validation=validation, quiet=quiet,
                           on_epoch=on_epoch, early_stopping=stopping, checkpoint=checkpoint,
                           resume=args.resume, data_parallel=world)
-        except KeyboardInterrupt:
-            saved = (f"; {args.save} holds the checkpoint of epoch {checkpointed[-1]}"
-                     if checkpointed else "; nothing was saved")
-            raise KeyboardInterrupt(f"training stopped{saved}") from None
+        except (KeyboardInterrupt, TrainingDiverged) as stopped:
+            saved = (f"{args.save} holds the checkpoint of epoch {checkpointed[-1]}"
+                     if checkpointed else "nothing was saved")
+            if isinstance(stopped, TrainingDiverged):  # one line, and exit status 1
+                raise TrainingDiverged(f"{stopped} ({saved})", stopped.epoch, stopped.eta) \
+                    from None
+            raise KeyboardInterrupt(f"training stopped; {saved}") from None
         seconds = time.perf_counter() - started
-        if not args.no_standardize:  # the saved model then takes raw features
-            fold_standardization(network, mean, scale)
-        predicted = nnfs.predict(network, test.X).argmax(axis=1)
-        right = int(np.count_nonzero(predicted == test.y))
-        if root:
-            print(f"test accuracy: {right / len(test):.2%} ({right} of {len(test)}) after "
-                  f"{history.epochs} epochs in {seconds:.2f} s")
-            if history.stopped_epoch is not None:
-                print(f"early stopping: stopped after epoch {history.stopped_epoch}, the "
-                      f"weights of epoch {history.best_epoch} (the best validation cost)")
-        if world is not None:
-            say(f"data-parallel: {history.allreduce_seconds:.2f} s of the {seconds:.2f} s "
-                f"summing gradients across the {world.size} ranks")
-        if args.save:  # the model, over the last checkpoint: the run is complete
-            (save if world is None else world.save)(network, args.save)
-            say(f"saved: {args.save}")
+        # the saved model then takes the data as the user has it
+        model, note = fold_scaling(network, scaling)
+        try:
+            outputs = nnfs.predict(model, test.X)
+            if root and note:
+                print(f"nnfs train: note: {note}", file=sys.stderr)
+            if root:
+                done = f"after {history.epochs} epochs in {seconds:.2f} s"
+                if regression:
+                    scores = _metrics.regression(test.y, outputs[:, 0])
+                    print(f"test rmse: {scores.rmse:.6g}, mae: {scores.mae:.6g}, r2: "
+                          f"{scores.r2:.4f} ({len(test)} samples) {done}")
+                else:
+                    predicted = outputs.argmax(axis=1)
+                    right = int(np.count_nonzero(predicted == test.y))
+                    print(f"test accuracy: {right / len(test):.2%} ({right} of {len(test)}) "
+                          f"{done}")
+                if history.stopped_epoch is not None:
+                    print(f"early stopping: stopped after epoch {history.stopped_epoch}, the "
+                          f"weights of epoch {history.best_epoch} (the best validation cost)")
+                if args.report and not regression:
+                    scores = _metrics.classification(test.y, predicted, outputs.shape[1])
+                    names = [train.label_text(i) for i in range(outputs.shape[1])]
+                    print(_metrics.confusion_table(scores, names))
+            if world is not None:
+                say(f"data-parallel: {history.allreduce_seconds:.2f} s of the {seconds:.2f} s "
+                    f"summing gradients across the {world.size} ranks")
+            if args.save:  # the model, over the last checkpoint: the run is complete
+                from .io import save
+
+                (save if world is None else world.save)(model, args.save, **labels)
+                say(f"saved: {args.save}")
+        finally:
+            if model is not network:
+                model.release()
     if args.plot and root:
         from .plot import plot_history
 
@@ -475,58 +566,93 @@ def _train(args: argparse.Namespace, layers, plan, world) -> int:
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a model saved by nnfs train --save")
+    parser.add_argument("--model", required=True,
+                        help="a model saved by nnfs train --save (.npz or .safetensors)")
     parser.add_argument("--data", required=True,
                         help="samples: .npz (X), .csv or MNIST IDX; a label column or labels "
-                             "file, if present, is used to report accuracy")
+                             "file, if present, is used to report accuracy (or, for a "
+                             "regression model, RMSE, MAE and R²)")
     parser.add_argument("--labels", default=None, help="the IDX labels file, if not found by name")
     parser.add_argument("--label-column", default=None,
                         help="CSV label column (name or index), or 'none' when every column is "
                              "a feature (default: the last column, when there is one more "
                              "column than the model has inputs)")
-    parser.add_argument("--output", default=None, help="CSV file for the predictions (default: stdout)")
+    parser.add_argument("--delimiter", default=",",
+                        help="the CSV file's delimiter: one character, or 'tab' (default: ,)")
+    parser.add_argument("--output", default=None,
+                        help="CSV file for the predictions (default: stdout)")
     parser.add_argument("--probabilities", action="store_true",
                         help="write every output of the network, not only the predicted label")
     parser.add_argument("--backend", default=None)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default=None, choices=["float32", "float64"],
+                        help="the network's dtype (default: the model file's)")
+
+
+def _predictions_csv(model, outputs: np.ndarray, probabilities: bool) -> tuple[str, list[str]]:
+    """The predictions as CSV text (labels, every output, or values), and the label (as
+    text) of each sample, for a classifier."""
+    text = text_io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    if model.task == "regression":
+        digits = 9 if outputs.dtype == np.float32 else 17  # enough to read back the same number
+        names = ["value"] if outputs.shape[1] == 1 else [f"value_{i}"
+                                                         for i in range(outputs.shape[1])]
+        writer.writerow(names)
+        writer.writerows([f"{v:.{digits}g}" for v in row] for row in outputs)
+        return text.getvalue(), []
+    indices = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
+    names = list(model.classes) if model.classes is not None else None
+    labels = [names[i] for i in indices] if names else [str(i) for i in indices]
+    if probabilities:
+        columns = names if names and len(names) == outputs.shape[1] else \
+            [f"output_{i}" for i in range(outputs.shape[1])]
+        writer.writerow(["label", *columns])
+        writer.writerows([label, *(f"{v:.6g}" for v in row)]
+                         for label, row in zip(labels, outputs, strict=True))
+    else:
+        writer.writerow(["label"])
+        writer.writerows([label] for label in labels)
+    return text.getvalue(), labels
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import io as text_io
-
-    from . import data
+    from . import _metrics, data
     from .io import check_writable, inspect_model, load, write_whole
 
     if nnfs.mpi.launched_size() > 1 and nnfs.mpi.launched_rank() != 0:
         # predicting is not shared out: under mpiexec rank 0 does all of it and is the only
         # one to print and write, so that --output is not written once per rank
         return 0
+    delimiter = data.check_delimiter(args.delimiter)
     if args.output:
         check_writable(args.output, "--output")
-    in_dim = inspect_model(args.model).in_dim
-    label_column = args.label_column
-    dataset = data.read(args.data, "none" if label_column is None else label_column, args.labels)
-    if label_column is None and dataset.y is None and dataset.X.shape[1] == in_dim + 1:
-        dataset = data.read(args.data, None, args.labels)  # the extra last column is the label
-    if dataset.X.shape[1] != in_dim:
+    model = inspect_model(args.model)
+    regression = model.task == "regression"
+    if regression and args.probabilities:
+        raise NnfsValueError(f"--probabilities: {args.model} is a regression model, whose "
+                             "outputs are the values it writes")
+    dataset = data.read(args.data, args.label_column, args.labels, delimiter=delimiter,
+                        task="regression" if regression else "classification",
+                        features=model.in_dim)
+    if dataset.X.shape[1] != model.in_dim:
         raise NnfsValueError(f"{args.data} has {dataset.X.shape[1]} features per sample but the "
-                             f"model {args.model} takes {in_dim}")
-    factory = nnfs.backend(args.backend, args.dtype)
+                             f"model {args.model} takes {model.in_dim}")
+    factory = nnfs.backend(args.backend, args.dtype or model.dtype)
     with load(args.model, factory) as network:
         outputs = nnfs.predict(network, dataset.X)
-    labels = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
-    text = text_io.StringIO()
-    if args.probabilities:
-        text.write(",".join(["label"] + [f"output_{i}" for i in range(outputs.shape[1])]) + "\n")
-        for label, row in zip(labels, outputs):
-            text.write(",".join([str(label)] + [f"{v:.6g}" for v in row]) + "\n")
-    else:
-        text.write("label\n" + "".join(f"{label}\n" for label in labels))
+    text, labels = _predictions_csv(model, outputs, args.probabilities)
     if args.output:
-        write_whole(args.output, lambda file: file.write(text.getvalue().encode()), "--output")
+        write_whole(args.output, lambda file: file.write(text.encode()), "--output")
     else:
-        sys.stdout.write(text.getvalue())
-    if dataset.y is not None:
-        right = int(np.count_nonzero(labels == dataset.y))
+        sys.stdout.write(text)
+    if dataset.y is None:
+        return 0
+    if regression:
+        scores = _metrics.regression(dataset.y, outputs[:, 0])
+        print(f"rmse: {scores.rmse:.6g}, mae: {scores.mae:.6g}, r2: {scores.r2:.4f} "
+              f"({len(dataset)} samples)", file=sys.stderr)
+    else:
+        right = sum(label == dataset.label_text(int(i)) for label, i in
+                    zip(labels, dataset.y, strict=True))
         print(f"accuracy: {right / len(dataset):.2%} ({right} of {len(dataset)})", file=sys.stderr)
     return 0

@@ -699,6 +699,15 @@ def _postfix(history: History) -> dict[str, str]:
     return shown
 
 
+def _write_checkpoint(stepper: _LocalStepper | _DataParallelStepper,
+                      progress: _Progress) -> None:
+    """Write the checkpoint, unless the last update left weights that are not finite: that
+    divergence is found when the stepper finishes (or at the next batch), and the file keeps
+    the last checkpoint whose weights were finite (nnfs.load refuses others)."""
+    if stepper.rollback.parameters_finite():
+        progress.write_checkpoint()
+
+
 def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepper,
             history: History, bar, held: HeldCtrlC, progress: _Progress) -> None:
     """Every epoch from where ``progress`` stands: the learning rate from the schedule, the
@@ -745,7 +754,7 @@ def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepp
         if writes:
             with lock:
                 releases.check()
-                progress.write_checkpoint()
+                _write_checkpoint(stepper, progress)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(_postfix(history), refresh=False)
@@ -754,7 +763,7 @@ def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepp
             if arguments.checkpoint is not None and not writes:
                 with lock:
                     releases.check()
-                    progress.write_checkpoint()
+                    _write_checkpoint(stepper, progress)
         if held.pending:
             raise KeyboardInterrupt
         if stop:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import struct
 import warnings
 import zipfile
@@ -310,6 +311,17 @@ DATA_FILES = [
             "line 1: column 1 holds '?'", "a header's names must not be numbers", ".csv"),
     BadFile("csv-with-semicolons", lambda: b"a;b;label\n1;2;0\n3;4;1\n",
             "holds '1;2;0'", "separated by ';'", ".csv"),
+    BadFile("csv-labels-of-numbers-and-text", lambda: b"a,b,c,label\n1,2,3,cat\n4,5,6,7\n",
+            "line 3: the label column 3 ('label') holds '7' among text",
+            "all class numbers, all text, or all targets", ".csv"),
+    BadFile("csv-a-target-of-infinity", lambda: b"a,b,c,y\n1,2,3,0.5\n4,5,6,-inf\n",
+            "line 3: column 3 ('y') holds '-inf'", "not a finite number", ".csv"),
+    BadFile("npz-labels-of-long-text",
+            lambda: npz_data(X=np.zeros((2, 3)), y=np.array(["a", "b" * 2000])),
+            "got <U2000 of shape (2,)", "text of at most 1024 characters"),
+    BadFile("npz-labels-of-bytes",
+            lambda: npz_data(X=np.zeros((2, 3)), y=np.array([b"a", b"b"])),
+            "got |S1 of shape (2,)", "one label per sample"),
     BadFile("npy-named-npz", lambda: npy(np.zeros((4, 3))),
             "is a single numpy array (.npy)", "not an .npz data archive"),
     BadFile("npz-truncated", lambda: npz_data(X=np.zeros((4, 3)), y=np.zeros(4))[:100],
@@ -358,3 +370,214 @@ DATA_FILES = [
 ]
 
 
+
+
+# --- safetensors model files --------------------------------------------------------------------
+
+def model_tensors(dtype: str = "float32") -> dict[str, np.ndarray]:
+    """The tensors of the model of ``model_entries``, as a safetensors file holds them."""
+    parameters = model_entries(dtype)["parameters"]
+    tensors, start, width = {}, 0, 3
+    for i, units in enumerate(MODEL_UNITS):
+        tensors[f"layers.{i}.weight"] = parameters[start:start + units * width].reshape(
+            width, units).T.copy()
+        tensors[f"layers.{i}.bias"] = parameters[start + units * width:
+                                                 start + units * width + units].copy()
+        start += units * width + units
+        width = units
+    return tensors
+
+
+def model_metadata(dtype: str = "float32", **changes: str | None) -> dict[str, str]:
+    metadata = {"format": "nnfs-model", "format_version": "1", "in_dim": "3",
+                "units": "[4, 2]", "activations": '["tanh", "sigmoid"]', "dtype": dtype}
+    metadata.update(changes)
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def safetensors_file(header: dict | str | bytes, data: bytes, length: int | None = None) -> bytes:
+    """A safetensors file: the 8-byte length (``length``, or the header's own), the header
+    (a dict as compact JSON, or text or bytes as given), then ``data``."""
+    if isinstance(header, dict):
+        header = json.dumps(header, separators=(",", ":"))
+    raw = header.encode() if isinstance(header, str) else header
+    return (len(raw) if length is None else length).to_bytes(8, "little") + raw + data
+
+
+def safetensors_model(metadata: dict | None = None, tensors: dict | None = None,
+                      entries: dict | None = None, dtype: str = "float32") -> tuple[dict, bytes]:
+    """The header and data of a model in the safetensors format, as nnfs writes it: its
+    metadata and tensors (each may be changed), and ``entries`` changing tensor entries."""
+    metadata = model_metadata(dtype) if metadata is None else metadata
+    tensors = model_tensors(dtype) if tensors is None else tensors
+    header: dict = {"__metadata__": metadata}
+    data, offset = b"", 0
+    codes = {np.dtype("float32"): "F32", np.dtype("float64"): "F64",
+             np.dtype("float16"): "F16"}
+    for name, array in tensors.items():
+        raw = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": codes[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        data += raw
+        offset += len(raw)
+    for name, entry in (entries or {}).items():
+        header[name] = entry
+    return header, data
+
+
+def good_safetensors(dtype: str = "float32") -> bytes:
+    return safetensors_file(*safetensors_model(dtype=dtype))
+
+
+def _tensors(**changes: np.ndarray | None) -> dict[str, np.ndarray]:
+    tensors = model_tensors()
+    tensors.update(changes)
+    return {name: value for name, value in tensors.items() if value is not None}
+
+
+def _st(metadata=None, tensors=None, entries=None) -> bytes:
+    return safetensors_file(*safetensors_model(metadata, tensors, entries))
+
+
+def _st_offsets(name: str, offsets: list) -> bytes:
+    header, data = safetensors_model()
+    header[name] = dict(header[name], data_offsets=offsets)
+    return safetensors_file(header, data)
+
+
+def _st_text(header_text: str) -> bytes:
+    """A file whose header is ``header_text`` and whose data is the good model's."""
+    return safetensors_file(header_text, safetensors_model()[1])
+
+
+def _st_nan() -> bytes:
+    weights = model_tensors()["layers.0.weight"].copy()
+    weights.flat[5] = np.nan  # row 1, column 2: parameter 2·4 + 1 = 9 in nnfs's column order
+    return _st(tensors=_tensors(**{"layers.0.weight": weights}))
+
+
+_ST = ".safetensors"
+#: Model files in the safetensors format that are damaged or crafted, each refused with a
+#: ModelFileError (part of MODEL_FILES, so on every path that reads a model).
+SAFETENSORS_FILES = [
+    BadFile("st-header-length-of-2-to-the-63",
+            lambda: safetensors_file(*safetensors_model(), length=2**63),
+            "declares 9223372036854775808 bytes", "at most 16777216", _ST),
+    BadFile("st-header-longer-than-the-file",
+            lambda: safetensors_file(*safetensors_model(), length=100_000),
+            "its header declares 100000 bytes", "damaged or truncated", _ST),
+    BadFile("st-shorter-than-its-length", lambda: b"\x10\x00\x00\x00",
+            "it has 4 bytes", "starts with an 8-byte header length", _ST),
+    BadFile("st-header-not-json", lambda: _st_text("{not json at all}"),
+            "is damaged", "not the JSON of a safetensors file", _ST),
+    BadFile("st-header-of-invalid-utf-8", lambda: _st_text("{}")[:8] + b"{\xff}",
+            "is damaged", "not the JSON of a safetensors file", _ST),
+    BadFile("st-header-a-json-list", lambda: _st_text("[1, 2, 3]"),
+            "a JSON list", "not the object of a safetensors file", _ST),
+    BadFile("st-header-nested-100000-deep",
+            lambda: _st_text('{"a":' + "[" * 100_000 + "]" * 100_000 + "}"),
+            "nested too deeply", "safetensors header", _ST),
+    BadFile("st-a-key-twice",
+            lambda: _st_text(json.dumps(safetensors_model()[0], separators=(",", ":"))[:-1]
+                             + ',"__metadata__":{}}'),
+            "the key '__metadata__' appears twice", "not the JSON of a safetensors file", _ST),
+    BadFile("st-nan-in-the-json", lambda: _st_offsets("layers.0.bias", [0, "NaN"]).replace(
+        b'"NaN"', b"NaN "), "NaN is no JSON number", "not the JSON", _ST),
+    BadFile("st-a-number-of-5000-digits", lambda: _st_offsets("layers.0.bias", [0, 7]).replace(
+        b"[0,7]", b"[0," + b"7" * 5000 + b"]"), "is damaged", "not the JSON", _ST),
+    BadFile("st-no-metadata",
+            lambda: safetensors_file({k: v for k, v in safetensors_model()[0].items()
+                                      if k != "__metadata__"}, safetensors_model()[1]),
+            "no metadata", "not an nnfs model", _ST),
+    BadFile("st-metadata-of-numbers", lambda: _st(metadata={"in_dim": 3}),
+            "'__metadata__'", "must map names to strings", _ST),
+    BadFile("st-a-pytorch-file", lambda: _st(metadata={"format": "pt"}),
+            "lacks 'format_version'", "not an nnfs model", _ST),
+    BadFile("st-format-version-3", lambda: _st(metadata=model_metadata(format_version="3")),
+            "format version 3", "reads versions 1, 2", _ST),
+    BadFile("st-version-2-without-dropout",
+            lambda: _st(metadata=model_metadata(format_version="2")),
+            "version 2 without 'dropout'", "model file", _ST),
+    BadFile("st-a-dropout-rate-of-1",
+            lambda: _st(metadata=model_metadata(format_version="2", dropout="[1.0, 0.0]")),
+            "'dropout' must be 2 rates in [0, 1)", "got [1.0, 0.0]", _ST),
+    BadFile("st-dropout-as-text",
+            lambda: _st(metadata=model_metadata(format_version="2", dropout='["a", "b"]')),
+            "'dropout' must be a JSON list", "numbers", _ST),
+    BadFile("st-in-dim-not-a-number", lambda: _st(metadata=model_metadata(in_dim="three")),
+            "'in_dim' must be a whole number", "'three'", _ST),
+    BadFile("st-units-not-a-list", lambda: _st(metadata=model_metadata(units="4,2")),
+            "'units' must be a JSON list", "whole numbers", _ST),
+    BadFile("st-units-of-booleans", lambda: _st(metadata=model_metadata(units="[true, 2]")),
+            "'units' must be a JSON list", "whole numbers", _ST),
+    BadFile("st-a-million-layers",
+            lambda: _st(metadata=model_metadata(units=json.dumps([1] * 10**6))),
+            "'units' must be a JSON list of 1 to 10000", "whole numbers", _ST),
+    BadFile("st-activations-of-another-count",
+            lambda: _st(metadata=model_metadata(activations='["tanh"]')),
+            "'activations'", "must be 2 names, one per layer", _ST),
+    BadFile("st-unknown-activation",
+            lambda: _st(metadata=model_metadata(activations='["tanh", "swish"]')),
+            "'swish'", "unknown activation", _ST),
+    BadFile("st-unknown-dtype", lambda: _st(metadata=model_metadata(dtype="float16")),
+            "'float16'", "unknown dtype", _ST),
+    BadFile("st-classes-of-another-count",
+            lambda: _st(metadata=model_metadata(classes='["cat"]')),
+            "1 classes for a network of 2 outputs", "expected 2", _ST),
+    BadFile("st-task-unknown", lambda: _st(metadata=model_metadata(task="clustering")),
+            "'clustering'", "one of classification, regression", _ST),
+    BadFile("st-a-tensor-missing", lambda: _st(tensors=_tensors(**{"layers.1.bias": None})),
+            "lacks 'layers.1.bias'", "not those of the network its metadata declares", _ST),
+    BadFile("st-a-tensor-besides",
+            lambda: _st(tensors=_tensors(**{"optimizer.state": np.zeros(2, np.float32)})),
+            "holds 'optimizer.state' besides", "not those of the network", _ST),
+    BadFile("st-float16-tensors",
+            lambda: _st(tensors={k: v.astype(np.float16) for k, v in model_tensors().items()}),
+            "holds F16", "a float32 nnfs model holds F32", _ST),
+    BadFile("st-weights-transposed",
+            lambda: _st(tensors=_tensors(**{"layers.0.weight": np.zeros((3, 4), np.float32)})),
+            "has the shape [3, 4]", "needs [4, 3]", _ST),
+    BadFile("st-a-gap-between-tensors", lambda: _st_offsets("layers.1.bias", [100, 108]),
+            "leaves a gap", "is damaged", _ST),
+    BadFile("st-tensors-that-overlap", lambda: _st_offsets("layers.0.bias", [40, 56]),
+            "overlaps the one before it", "is damaged", _ST),
+    BadFile("st-bytes-after-the-tensors", lambda: good_safetensors() + bytes(8),
+            "tensors hold 104 bytes of data, but the file has 112", "damaged or truncated",
+            _ST),
+    BadFile("st-cut-short", lambda: good_safetensors()[:-8],
+            "tensors hold 104 bytes of data, but the file has 96", "damaged or truncated", _ST),
+    BadFile("st-tensors-declaring-a-trillion-floats",
+            lambda: _st_offsets("layers.1.bias", [96, 96 + 4 * 10**12]),
+            "hold 4000000000096 bytes", "damaged or truncated", _ST),
+    BadFile("st-a-tensor-entry-with-more-keys",
+            lambda: _st(entries={"layers.0.bias": {"dtype": "F32", "shape": [4],
+                                                   "data_offsets": [48, 64], "code": "x"}}),
+            "'layers.0.bias'", "exactly 'dtype', 'shape' and 'data_offsets'", _ST),
+    BadFile("st-offsets-as-floats", lambda: _st_offsets("layers.0.bias", [48.0, 64.0]),
+            "data_offsets", "whole numbers with begin ≤ end", _ST),
+    BadFile("st-offsets-backwards", lambda: _st_offsets("layers.0.bias", [64, 48]),
+            "data_offsets", "begin ≤ end", _ST),
+    BadFile("st-a-nan-parameter", _st_nan, "parameter 9 is nan", "finite numbers", _ST),
+    BadFile("st-an-empty-file", lambda: b"", "it has 0 bytes", "8-byte header length", _ST),
+]
+
+#: Model files of the npz format whose optional entries are wrong.
+MODEL_FILES += [
+    BadFile("classes-of-another-count",
+            lambda: zip_of({**model_members(), "classes.npy": npy(np.array(["a", "b", "c"]))}),
+            "'classes' must be a list of text labels", "one per output (2)"),
+    BadFile("classes-named-twice",
+            lambda: zip_of({**model_members(), "classes.npy": npy(np.array(["a", "a"]))}),
+            "the class 'a' is named twice", "a label of its own"),
+    BadFile("classes-as-numbers",
+            lambda: zip_of({**model_members(), "classes.npy": npy(np.array([0, 1]))}),
+            "got int64 of shape (2,)", "'classes' must be a list of text labels"),
+    BadFile("task-unknown",
+            lambda: zip_of({**model_members(), "task.npy": npy(np.array("clustering"))}),
+            "'clustering'", "one of classification, regression"),
+    BadFile("classes-of-a-regression-model",
+            lambda: zip_of({**model_members(), "task.npy": npy(np.array("regression")),
+                            "classes.npy": npy(np.array(["a", "b"]))}),
+            "a regression model has no classes", "got 2"),
+]
+MODEL_FILES += SAFETENSORS_FILES

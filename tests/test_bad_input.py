@@ -261,6 +261,34 @@ def save_where_writing_is_refused(w: World):
         return nnfs.save(w.network, w.model)
 
 
+def poisoned_network(index: int, value: float):
+    """A setup making ``world.other`` a copy of the world's network with one parameter set
+    to ``value`` behind the checks of transfer, as an update that diverged leaves it."""
+
+    def setup(w: World) -> None:
+        copy = w.keep(nnfs.inference_network(w.factory, 3, [fully_connected(4, tanh),
+                                                            fully_connected(2, sigmoid)]))
+        parameters = nnfs.transfer(w.network.parameters).copy()
+        parameters[index] = value
+        w.factory.backend.write(parameters.astype(w.factory.numpy_dtype), copy.parameters)
+        w.other = copy
+
+    return setup
+
+
+def needs_safetensors(world: World) -> str | None:
+    try:
+        import safetensors  # noqa: F401
+    except ImportError:
+        return "writing safetensors needs the safetensors package (nnfs-core[safetensors])"
+    return None
+
+
+def save_without_safetensors(w: World):
+    with mock.patch.dict(sys.modules, {"safetensors": None, "safetensors.numpy": None}):
+        return nnfs.save(w.network, w.dir / "new.safetensors")
+
+
 def load_where_reading_is_refused(w: World):
     """As the operating system refuses (simulated here; SITUATIONS below has the real one)."""
     with mock.patch("nnfs._files.open", refuse, create=True):
@@ -620,6 +648,47 @@ CASES: list[Case] = [
     Case("save/into-a-directory-not-writable", save_where_writing_is_refused,
          nnfs.NnfsPermissionError, PermissionError, "save", "cannot write in",
          lambda w: str(w.dir), device=False),
+    # what load would refuse, refused by save before it writes (issue #16)
+    Case("save/nan-parameters", lambda w: nnfs.save(w.other, w.dir / "new.npz"),
+         V, ValueError, "save: the network to write to", "parameter 3 is nan",
+         "a model holds finite numbers", setup=poisoned_network(3, math.nan)),
+    Case("save/infinite-parameters", lambda w: nnfs.save(w.other, w.dir / "new.npz"),
+         V, ValueError, "save: the network to write to", "parameter 0 is inf",
+         "a model holds finite numbers", setup=poisoned_network(0, -math.inf)),
+    Case("save/nan-parameters-as-safetensors",
+         lambda w: nnfs.save(w.other, w.dir / "new.safetensors"),
+         V, ValueError, "save: the network to write to", "parameter 25 is nan",
+         "did its training diverge", setup=poisoned_network(25, math.nan), device=False,
+         only=needs_safetensors),
+    Case("save/more-layers-than-load-reads", lambda w: nnfs.save(w.other, w.dir / "new.npz"),
+         V, ValueError, "save", "got 10001", "a model has 1 to 10000 layers",
+         setup=set_other(lambda w: w.keep(nnfs.inference_network(
+             w.factory, 1, [fully_connected(1, "linear")] * 10_001))), device=False),
+    Case("save/an-unknown-format",
+         lambda w: nnfs.save(w.network, w.dir / "m.onnx", format="onnx"),
+         V, ValueError, "save: format", "'onnx'", "one of npz, safetensors", device=False),
+    Case("save/classes-of-another-count",
+         lambda w: nnfs.save(w.network, w.dir / "new.npz", classes=["cat"]),
+         V, ValueError, "save", "1 classes for a network of 2 outputs", "expected 2",
+         device=False),
+    Case("save/a-class-named-twice",
+         lambda w: nnfs.save(w.network, w.dir / "new.npz", classes=["cat", "cat"]),
+         V, ValueError, "save", "the class 'cat' is named twice", "a label of its own",
+         device=False),
+    Case("save/a-class-with-a-nul",
+         lambda w: nnfs.save(w.network, w.dir / "new.npz", classes=["cat", "d\0g"]),
+         V, ValueError, "save", "class 1", "no NUL", device=False),
+    Case("save/an-unknown-task",
+         lambda w: nnfs.save(w.network, w.dir / "new.npz", task="clustering"),
+         V, ValueError, "save", "'clustering'", "one of classification, regression",
+         device=False),
+    Case("save/classes-of-a-regression",
+         lambda w: nnfs.save(w.network, w.dir / "new.npz", task="regression",
+                             classes=["a", "b"]),
+         V, ValueError, "save", "got 2", "a regression model has no classes", device=False),
+    Case("save/safetensors-without-its-package", save_without_safetensors,
+         nnfs.MissingDependency, ImportError, "safetensors", "not installed",
+         "pip install 'nnfs-core[safetensors]'", device=False),
 
     # --- load -----------------------------------------------------------------------------
     Case("load/missing-file", lambda w: nnfs.load(w.dir / "absent.npz", w.factory),
@@ -1026,6 +1095,56 @@ COMMANDS = [
                                 "--cost", "quadratic", "--no-standardize", "--data",
                                 "{dir}/large.csv"),
             "training diverged in epoch 1", "eta=1000000000000.0", "a smaller eta"),
+    # a last update that diverges: exit 1, nothing saved (issue #16)
+    Command("train/last-update-diverging",
+            ("train", "--quiet", "--backend", "cpu", "--data", "{dir}/large.csv", "--layers",
+             "8:relu,2:linear", "--cost", "quadratic", "--no-standardize", "--batch-size",
+             "32", "--eta", "1:1e-9,1:1e35", "--save", "{dir}/new.npz"),
+            "training diverged in epoch 2", "the update of its last batch left parameters",
+            "nothing was saved"),
+    Command("train/checkpoints-into-a-safetensors-file",
+            (*TRAIN, "--save", "{dir}/new.safetensors", "--checkpoint-every", "1"),
+            "--checkpoint-every", "only the npz format holds",
+            "a name that does not end in .safetensors"),
+    Command("train/a-feature-float32-cannot-read", (*TRAIN[:-4], "--data", "{dir}/when.csv"),
+            "feature 0 ('when')", "float32 cannot tell its values apart", "--dtype float64"),
+    # regression, text labels, delimiters (issue #19)
+    Command("train/regression-with-a-softmax-output",
+            (*TRAIN[:-4], "--data", "{dir}/prices.csv", "--layers", "8:tanh,2:softmax"),
+            "end --layers with 1:linear", "got 2:softmax", "regression trains a linear output"),
+    Command("train/regression-with-cross-entropy",
+            (*TRAIN[:-4], "--data", "{dir}/prices.csv", "--cost", "cross_entropy"),
+            "--cost cross_entropy", "a classifier's", "regression trains on the quadratic cost"),
+    Command("train/regression-of-the-digits", ("train", "--quiet", "--task", "regression"),
+            "--task regression", "the digits are classes", "needs --data"),
+    Command("train/an-unknown-task", (*TRAIN, "--task", "clustering"),
+            "--task", "'clustering'", "choose from", status=2),
+    Command("train/text-labels-without-an-output-each",
+            (*TRAIN[:-4], "--data", "{dir}/animals.csv", "--layers", "8:tanh,2:softmax"),
+            "has 3 classes named by text", "the last layer has 2 units",
+            "end --layers with 3:softmax"),
+    Command("train/a-test-label-the-training-data-lacks",
+            (*TRAIN[:-4], "--data", "{dir}/animals.csv", "--layers", "8:tanh,3:softmax",
+             "--test-data", "{dir}/owls.csv"),
+            "owls.csv", "the label 'owl'", "none of the classes of the training data"),
+    Command("train/test-labels-of-numbers-for-text-ones",
+            (*TRAIN[:-4], "--data", "{dir}/animals.csv", "--layers", "8:tanh,3:softmax",
+             "--test-data", "{dir}/train.csv"),
+            "train.csv", "its labels are class numbers", "but those of the training data"),
+    Command("predict/probabilities-of-a-regression-model",
+            ("predict", "--model", "{dir}/regression.npz", "--data", "{dir}/train.csv",
+             "--probabilities"),
+            "--probabilities", "is a regression model", "the values it writes"),
+] + [
+    Command(f"{command}--delimiter/{name}", (*arguments, "--delimiter", delimiter),
+            "--delimiter", given, "must be one character")
+    for name, delimiter, given in (("two-characters", ";;", "';;'"), ("a-digit", "1", "'1'"),
+                                   ("a-quote", '"', "'\"'"), ("a-line-end", "\n", "'\\n'"),
+                                   ("a-letter", "e", "'e'"), ("nothing", "", "''"))
+    for command, arguments in (("train", TRAIN), ("predict", ("predict", "--model",
+                                                              "{dir}/model.npz", "--data",
+                                                              "{dir}/train.csv")))
+] + [
     Command("predict/missing-model", ("predict", "--model", "{dir}/absent.npz", "--data",
                                       "{dir}/train.csv"),
             "load", "absent.npz", "does not exist"),
@@ -1238,6 +1357,14 @@ def command_world(tmp_path_factory) -> Path:
                 for row, label in zip(X, labels, strict=True)]
         (root / name).write_text("\n".join(["a,b,c,label", *rows]) + "\n")
     (root / "many.csv").write_text("\n".join(f"{i % 7},{i % 5},{i % 3}" for i in range(3000)))
+    (root / "prices.csv").write_text("a,b,c,price\n" + "".join(
+        f"{a:.4f},{b:.4f},{c:.4f},{1000 + 100 * a + 0.5:.2f}\n" for a, b, c in X))
+    names = np.where(X[:, 0] > 0.5, "zebra", np.where(X[:, 1] > 0, "cat", "emu"))
+    (root / "animals.csv").write_text("a,b,c,animal\n" + "".join(
+        f"{a:.4f},{b:.4f},{c:.4f},{n}\n" for (a, b, c), n in zip(X, names, strict=True)))
+    (root / "owls.csv").write_text("a,b,c,animal\n1,2,3,cat\n4,5,6,owl\n")
+    (root / "when.csv").write_text("when,x,label\n" + "".join(
+        f"{1e9 + a * 0.01:.17g},{b:.4f},{int(b > 0)}\n" for a, b, _ in X))
     (root / "word.csv").write_text("a,b,label\n1,2,0\n3,oops,1\n")
     (root / "nan.csv").write_text("a,b,label\nnan,2,0\n3,4,1\n")
     (root / "five.csv").write_text("1,2,3,4,5\n6,7,8,9,10\n")
@@ -1247,6 +1374,8 @@ def command_world(tmp_path_factory) -> Path:
              y=np.zeros(1))
     with nnfs.inference_network(nnfs.backend("cpu"), 3, [fully_connected(2, "softmax")]) as net:
         nnfs.save(net, root / "model.npz")
+    with nnfs.inference_network(nnfs.backend("cpu"), 3, [fully_connected(1, "linear")]) as net:
+        nnfs.save(net, root / "regression.npz", task="regression")
     (root / "good-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((4, 1, 3))))
     (root / "good-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(4)))
     os.mkfifo(root / "pipe.npz")

@@ -455,3 +455,77 @@ def test_a_checkpoint_loads_as_its_model(tmp_path, cpu):
         with nnfs.load(tmp_path / "run.npz", cpu) as loaded:
             np.testing.assert_array_equal(nnfs.transfer(loaded.parameters),
                                           nnfs.transfer(net.parameters))
+
+
+# --- save refuses what load would refuse (issue #16) ----------------------------------------------
+
+def poisoned(network, index: int, value: float):
+    """``network`` with one parameter set to ``value`` behind the checks of transfer (as a
+    diverged update leaves it)."""
+    parameters = nnfs.transfer(network.parameters).copy()
+    parameters[index] = value
+    network.factory.backend.write(parameters, network.parameters)
+    return network
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+@pytest.mark.parametrize("value, kind", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "inf")])
+def test_save_refuses_parameters_that_are_not_finite_and_leaves_the_old_file(tmp_path, cpu64,
+                                                                           suffix, value, kind):
+    if suffix == ".safetensors":
+        pytest.importorskip("safetensors", reason="writing safetensors needs the package")
+    path = tmp_path / f"model{suffix}"
+    with network(cpu64, seed=1) as good, network(cpu64, seed=2) as bad:
+        nnfs.save(good, path)
+        before = path.read_bytes()
+        poisoned(bad, 7, value)
+        with pytest.raises(nnfs.NnfsValueError, match=rf"save: the network to write to .*: "
+                                                      rf"parameter 7 is {kind}; a model holds "
+                                                      r"finite numbers.*did its training diverge"):
+            nnfs.save(bad, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_save_and_load_share_their_bound_on_layers(tmp_path, cpu, monkeypatch):
+    """The bounds load checks are the bounds save checks: with MAX_LAYERS lowered to 2, a
+    3-layer network is refused by save (before anything is written) and its file by load."""
+    from nnfs import io
+
+    path = tmp_path / "deep.npz"
+    with nnfs.inference_network(cpu, 3, [fully_connected(2, "tanh")] * 3) as deep:
+        nnfs.save(deep, path)
+        monkeypatch.setattr(io, "MAX_LAYERS", 2)
+        with pytest.raises(nnfs.NnfsValueError, match="a model has 1 to 2 layers, got 3"):
+            nnfs.save(deep, tmp_path / "new.npz")
+    with pytest.raises(nnfs.ModelFileError, match="at most 2 layers"):
+        nnfs.load(path, cpu)
+    assert not (tmp_path / "new.npz").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"classes": ["a"]}, "1 classes for a network of 2 outputs; expected 2"),
+    ({"classes": ["a", "a"]}, "the class 'a' is named twice"),
+    ({"classes": ["a", ""]}, r"class 1 \(''\) must be 1 to 1024 characters"),
+    ({"classes": ["a", "b\0"]}, "with no NUL"),
+    ({"classes": ["a", 1]}, "class 1 must be text, got int"),
+    ({"classes": "ab"}, "classes must be a list of text labels"),
+    ({"classes": ["a", "x" * 1025]}, "must be 1 to 1024 characters"),
+    ({"task": "clustering"}, "the task must be one of classification, regression"),
+    ({"task": "regression", "classes": ["a", "b"]}, "a regression model has no classes"),
+])
+def test_save_refuses_labels_that_load_would_refuse(tmp_path, cpu, options, message):
+    with network(cpu) as original, pytest.raises(nnfs.NnfsValueError, match=message):
+        nnfs.save(original, tmp_path / "m.npz", **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_labels_of_a_one_output_classifier_are_its_two_sides(tmp_path, cpu):
+    from nnfs.io import inspect_model
+
+    with nnfs.inference_network(cpu, 3, [fully_connected(1, "sigmoid")]) as binary:
+        nnfs.save(binary, tmp_path / "b.npz", classes=["no", "yes"])
+    assert inspect_model(tmp_path / "b.npz").classes == ("no", "yes")
+    with np.load(tmp_path / "b.npz") as archive:
+        assert archive["classes"].tolist() == ["no", "yes"]
+        assert archive["task"].item() == "classification"

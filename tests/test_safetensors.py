@@ -11,10 +11,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 import nnfs
 from bad_files import SAFETENSORS_FILES, good_safetensors, model_metadata, safetensors_file
+from conftest import ROOT
 from nnfs import fully_connected
 from nnfs.io import inspect_model
 from test_io import mutate
@@ -257,6 +257,7 @@ def test_nnfs_train_refuses_a_safetensors_save_it_could_not_write_before_trainin
 def test_a_safetensors_model_is_exported_to_onnx_and_predicted_by_nnfs(tmp_path):
     pytest.importorskip("onnxruntime", reason="onnxruntime runs the exported model")
     import onnxruntime
+
     from conftest import run_nnfs
 
     factory = nnfs.backend("cpu")

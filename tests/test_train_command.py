@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import nnfs
-from nnfs import fully_connected
 from conftest import run_nnfs
+from nnfs import fully_connected
 
 
 def accuracy_of(output: str) -> float:

@@ -15,7 +15,7 @@ Three kinds of method, and ``help(Backend)`` shows them all:
   ``dropout_mask`` (dropout); their defaults raise :class:`nnfs.UnsupportedOperation`, and a
   backend without them lists them in ``capabilities.unsupported``;
 * **may override**, each with a working default: ``free``, ``read_samples``,
-  ``write_samples``, ``cost_delta``, ``layer_forward``, ``synchronize``, ``memory_limits``,
+  ``write_samples``, ``write_rows``, ``cost_delta``, ``layer_forward``, ``synchronize``, ``memory_limits``,
   ``describe``, ``allreduce``, ``audit_memory``, ``release``;
 * **may call**: ``memory`` (the allocation ledger), ``dtype``, ``numpy_dtype``, ``itemsize``,
   ``capabilities``.
@@ -231,6 +231,30 @@ class Backend(abc.ABC):
         bytes as they are; the default goes through :meth:`write` with a transposed copy.
         """
         self.write(np.ascontiguousarray(host.T), x)
+
+    def write_rows(self, host: np.ndarray, rows: np.ndarray | slice, x: Matrix,
+                   staging: np.ndarray) -> None:
+        """Copy the rows ``rows`` of ``host`` into ``x``: row ``rows[j]`` becomes column j.
+
+        This is how ``fit`` moves a mini-batch to the device, once per batch. ``host`` is a
+        2-D host array of :attr:`dtype`, one sample per row and ``x.rows`` columns, C-ordered
+        (the user's data, possibly memory-mapped: only the rows named are read). ``rows`` is a
+        1-D integer array of ``x.cols`` row numbers, each in range (checked by the caller), or
+        a ``slice`` of step 1 over ``x.cols`` consecutive rows (the batches of an epoch in the
+        data's own order). ``staging`` is a C-ordered ``x.cols × x.rows`` host array of
+        :attr:`dtype`, the caller's, allocated once with the other buffers: the default gathers
+        the rows into it (no allocation: ``numpy.take`` with ``mode="wrap"``, which does not
+        buffer) and then calls :meth:`write_samples`; consecutive rows go to
+        :meth:`write_samples` as they are, without a gather. A backend whose matrices are
+        host memory (the CPU's) gathers straight into ``x``, one copy instead of two.
+
+        .. versionadded:: 0.2
+        """
+        if isinstance(rows, slice):
+            self.write_samples(host[rows], x)
+            return
+        np.take(host, rows, axis=0, out=staging, mode="wrap")
+        self.write_samples(staging, x)
 
     def read_samples(self, x: Matrix, out: np.ndarray) -> None:
         """Copy ``x`` into ``out``, a C-ordered ``x.cols × x.rows`` host array (one sample

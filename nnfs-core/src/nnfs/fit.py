@@ -315,95 +315,138 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
 
 # --- moving batches to the device ---------------------------------------------------------------
 
+def _in_order(arguments: FitArguments, order: np.ndarray) -> bool:
+    """Whether every batch will be consecutive rows of the data: no shuffling, and the order
+    (a resumed run's, from its checkpoint) the data's own."""
+    return not arguments.shuffle and bool(np.array_equal(order, np.arange(len(order))))
+
+
 class _Batches:
-    """Preallocated host and device buffers that move batches of host data to the device."""
+    """Preallocated host and device buffers that move batches of host data to the device.
+
+    A batch's rows go to the device with the backend's ``write_rows``: gathered straight into
+    the device matrix where the device's memory is host memory (the CPU backend), else through
+    one host staging array. When the batches are consecutive rows (``in_order``: an epoch in
+    the data's own order, and validation), the rows are written as they are, with no gather.
+    Class labels become one-hot columns the same way, as rows of an identity matrix. Arrays of
+    another dtype than the network's, or not C-ordered, are gathered and converted on the host
+    first. Nothing here allocates once it is built."""
 
     def __init__(self, training: TrainingNetwork, y_device: Matrix, cost: Cost,
-                 arrays: list[np.ndarray], w_device: Matrix | None = None):
+                 arrays: list[np.ndarray], w_device: Matrix | None = None,
+                 in_order: bool = False):
         self.training = training
         self.factory = training.factory
+        self.backend = training.factory.backend
         self.cost = cost
+        self.in_order = in_order
         batch_size = training.batch_size
         dtype = self.factory.numpy_dtype
+        out_dim = training.inference.out_dim
         self.x_host = np.empty((batch_size, training.inference.in_dim), dtype)
-        self.y_host = np.empty((batch_size, training.inference.out_dim), dtype)
-        # arrays of another dtype are gathered into these, then converted into the above
+        self.y_host = np.empty((batch_size, out_dim), dtype)
+        #: one-hot rows: row k is the target of label k
+        self.identity = np.eye(out_dim, dtype=dtype)
+        # arrays of another dtype (or layout) are gathered into these, then converted into the
+        # above; the others go to write_rows as they are
         self.raw: dict[tuple, np.ndarray] = {}
+        self.direct: dict[int, bool] = {}
         for array in arrays:
-            if array.dtype != dtype:
+            direct = array.dtype == dtype and array.flags.c_contiguous
+            self.direct[id(array)] = direct
+            if not direct:
                 self.raw.setdefault((array.dtype, array.shape[1]),
                                     np.empty((batch_size, array.shape[1]), array.dtype))
         self.labels = np.empty(batch_size, np.int64)
-        self.rows = np.arange(batch_size)
         self.y_device = y_device
-        self._targets: dict[int, Matrix] = {batch_size: y_device}
+        # per batch size: the training network and the target and weight matrices
+        self._networks: dict[int, tuple[TrainingNetwork, Matrix, Matrix | None]] = {}
+        self._steps: dict[tuple, TrainingStep] = {}
         # sample weights: each sample's weight in every row of its column (out_dim × batch), so
         # that one elementwise product scales the output δ column by column
         self.w_device = w_device
-        self._weights: dict[int, Matrix | None] = {batch_size: w_device}
         if w_device is not None:
             self.w_samples = np.empty(batch_size, np.float64)
-            self.w_host = np.empty((batch_size, training.inference.out_dim), dtype)
+            self.w_host = np.empty((batch_size, out_dim), dtype)
+
+    def _buffers(self, count: int) -> tuple[TrainingNetwork, Matrix, Matrix | None]:
+        """The training network, target and weight matrices of a batch of ``count``."""
+        found = self._networks.get(count)
+        if found is None:
+            whole = count == self.training.batch_size
+            y = self.y_device if whole else self.y_device.columns(0, count)
+            w = self.w_device
+            if w is not None and not whole:
+                w = w.columns(0, count)
+            found = self._networks[count] = (self.training.narrowed(count), y, w)
+        return found
 
     def network(self, count: int) -> tuple[TrainingNetwork, Matrix]:
         """The training network and target matrix for a batch of ``count`` samples."""
-        y = self._targets.get(count)
-        if y is None:
-            y = self._targets[count] = self.y_device.columns(0, count)
-        return self.training.narrowed(count), y
+        network, y, _ = self._buffers(count)
+        return network, y
 
     def weights(self, count: int) -> Matrix | None:
         """The sample-weight matrix for a batch of ``count`` samples; None when unweighted."""
-        if self.w_device is None:
-            return None
-        found = self._weights.get(count)
-        if found is None:
-            found = self._weights[count] = self.w_device.columns(0, count)
-        return found
+        return self._buffers(count)[2]
 
     def step(self, count: int, scale: float, separate_update: bool = False,
              weighted: bool = True, optimizer: OptimizerState | None = None) -> TrainingStep:
         """The training step of a batch of ``count`` samples whose gradient is scaled by
         ``scale`` (and each sample's by its weight, when the data has weights and
         ``weighted``), updated by ``optimizer``'s step when given."""
-        network, y = self.network(count)
-        return network.step(y, self.cost, scale, separate_update=separate_update,
-                            weights=self.weights(count) if weighted else None,
-                            optimizer=optimizer)
+        key = (count, scale, separate_update, weighted, optimizer)
+        found = self._steps.get(key)
+        if found is None:
+            network, y, w = self._buffers(count)
+            found = self._steps[key] = network.step(
+                y, self.cost, scale, separate_update=separate_update,
+                weights=w if weighted else None, optimizer=optimizer)
+        return found
 
-    def _gather(self, source: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
-        if source.dtype == out.dtype:
-            np.take(source, index, axis=0, out=out)
+    def _write(self, source: np.ndarray, index: np.ndarray, rows: np.ndarray | slice,
+               staging: np.ndarray, matrix: Matrix) -> None:
+        """Rows ``index`` of ``source`` (``rows``: the same, as a slice when consecutive)
+        into ``matrix``, through ``staging`` where they must be converted."""
+        if self.direct.get(id(source), False):
+            self.backend.write_rows(source, rows, matrix, staging)
+            return
+        raw = self.raw[(source.dtype, source.shape[1])][:len(index)]
+        if isinstance(rows, slice):
+            np.copyto(raw, source[rows])
         else:
-            raw = self.raw[(source.dtype, source.shape[1])][:len(index)]
-            np.take(source, index, axis=0, out=raw)
-            np.copyto(out, raw)
+            np.take(source, index, axis=0, out=raw, mode="wrap")
+        np.copyto(staging, raw)
+        self.backend.write_samples(staging, matrix)
 
-    def load(self, x: np.ndarray, target: Targets | None, index: np.ndarray) -> None:
-        """Gather the samples ``index`` of ``x`` (and their targets) into the device matrices
-        of a batch of ``len(index)``."""
+    def load(self, x: np.ndarray, target: Targets | None, index: np.ndarray,
+             consecutive: bool | None = None) -> None:
+        """Copy the samples ``index`` of ``x`` (and their targets) into the device matrices of
+        a batch of ``len(index)``. ``consecutive``: whether ``index`` is consecutive rows
+        (default: the batches' ``in_order``)."""
         count = len(index)
-        network, y = self.network(count)
-        backend = self.factory.backend
-        xs = self.x_host[:count]
-        self._gather(x, index, xs)
-        backend.write_samples(xs, network.input)
+        network, y, w = self._buffers(count)
+        if consecutive is None:
+            consecutive = self.in_order
+        # the rows as a slice when consecutive: written as they are, with no gather
+        rows = slice(int(index[0]), int(index[0]) + count) if consecutive else index
+        self._write(x, index, rows, self.x_host[:count], network.input)
         if target is None:
             return
-        ys = self.y_host[:count]
-        if target.labels is not None:
-            labels = self.labels[:count]
-            np.take(target.labels, index, out=labels)
-            ys.fill(0.0)
-            ys[self.rows[:count], labels] = 1.0
+        if target.labels is not None:  # one-hot: the labels' rows of the identity
+            if consecutive:
+                labels = target.labels[rows]
+            else:
+                labels = self.labels[:count]
+                np.take(target.labels, index, out=labels, mode="wrap")
+            self.backend.write_rows(self.identity, labels, y, self.y_host[:count])
         else:
-            self._gather(target.values, index, ys)
-        backend.write_samples(ys, y)
-        if target.weights is not None and self.w_device is not None:
+            self._write(target.values, index, rows, self.y_host[:count], y)
+        if target.weights is not None and w is not None:
             ws = self.w_host[:count]
-            np.take(target.weights, index, out=self.w_samples[:count])
+            np.take(target.weights, index, out=self.w_samples[:count], mode="wrap")
             ws[...] = self.w_samples[:count, None]
-            backend.write_samples(ws, self.weights(count))
+            self.backend.write_samples(ws, w)
 
     def evaluate(self, x: np.ndarray, target: Targets, first: int,
                  stop: int) -> tuple[float, int]:
@@ -416,7 +459,7 @@ class _Batches:
         index = np.arange(first, stop)
         for start in range(0, len(index), batch_size):
             rows = index[start:start + batch_size]
-            self.load(x, target, rows)
+            self.load(x, target, rows, consecutive=True)
             step = self.step(len(rows), 1.0, weighted=False)
             for op in step.network.evaluation_plan:  # without dropout
                 op()
@@ -891,7 +934,7 @@ def _fit_local(arguments: FitArguments) -> History:
                 _checkpoints.write, arguments.checkpoint, arguments, training, progress,
                 history)
         batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays(),
-                           w_device)
+                           w_device, in_order=_in_order(arguments, progress.order))
         bar = _progress_bar(arguments.epochs - progress.epoch, arguments.quiet)
         try:
             _epochs(arguments, _LocalStepper(arguments, batches, progress), history, bar, held,
@@ -1002,7 +1045,8 @@ def _fit_data_parallel(world, arguments: FitArguments) -> History:
             progress.write_checkpoint = write_checkpoint
         bar = None
         try:  # from here on, a rank that fails alone ends the job (the others wait for it)
-            batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays())
+            batches = _Batches(training, y_device, arguments.cost, arguments.host_arrays(),
+                               in_order=_in_order(arguments, progress.order))
             summed.broadcast(inference.parameters)
             bar = _progress_bar(arguments.epochs - progress.epoch,
                                 arguments.quiet or world.rank != 0)

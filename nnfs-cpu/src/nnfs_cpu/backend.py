@@ -14,8 +14,9 @@ the core's cache, so the extra passes cost little memory bandwidth.
 
 Threads. numpy's BLAS uses every core for the matrix products, but a ufunc uses one. An
 elementwise operation on a large array is therefore split into as many lanes as the factory has
-threads: the first lane runs in the calling thread, the others in helper threads (ufuncs release
-the GIL), each with a scratch of its own.
+threads: the first lane runs in the calling thread, the others in worker threads that live as
+long as the backend (ufuncs release the GIL), each with a scratch of its own. Handing a lane to
+a worker allocates nothing: no future, no queue item (see ``_Worker``).
 
 Training beyond plain SGD. ``optimizer_step`` is one pass over the parameter, gradient and
 state vectors, block by block (each block's steps follow one another while it is in the cache),
@@ -34,9 +35,9 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,9 +83,83 @@ def _blocks(total: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]
     return [(start, min(start + step, total)) for start in range(0, total, step)]
 
 
-def _run(steps: list[Plan]) -> None:
-    for step in steps:
-        step()
+class _Worker:
+    """One helper thread that stays for the backend's lifetime and runs the groups of steps
+    it is handed, one group at a time.
+
+    Handing over costs no allocation: the group is stored in an attribute, and two locks that
+    are never freed serve as the signals ``go`` (the worker waits on it) and ``done`` (the
+    caller waits on it). A ``concurrent.futures`` pool would make a future, a condition and
+    a work item for every call. The worker runs with numpy's floating-point warnings off (the
+    training loop silences them anyway); an exception in a step is kept and raised again in
+    the caller."""
+
+    __slots__ = ("__weakref__", "done", "error", "go", "group", "stopped", "thread")
+
+    def __init__(self, name: str):
+        _watch_forks(self)
+        self.stopped = False  # after stop(), or in a child process (the thread is not there)
+        self.go = threading.Lock()
+        self.done = threading.Lock()
+        self.go.acquire()
+        self.done.acquire()
+        self.group: list[Plan] | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        np.seterr(all="ignore")  # this thread's own setting
+        while True:
+            self.go.acquire()
+            group = self.group
+            if group is None:  # stop
+                self.done.release()
+                return
+            try:
+                for step in group:
+                    step()
+            except BaseException as error:  # handed to the caller
+                self.error = error
+            self.done.release()
+
+    def start(self, group: list[Plan]) -> None:
+        """Begin running ``group`` in the worker's thread."""
+        self.group = group
+        self.go.release()
+
+    def wait(self) -> None:
+        """Wait for the group begun by :meth:`start`; raise what it raised."""
+        self.done.acquire()
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.group = None
+        self.go.release()
+        self.done.acquire()
+        self.thread.join()
+
+
+#: Every worker alive, so that a forked child knows its workers' threads are not there.
+_WORKERS: weakref.WeakSet[_Worker] = weakref.WeakSet()
+_FORKS_WATCHED = [False]
+
+
+def _after_fork_in_child() -> None:
+    for worker in list(_WORKERS):
+        worker.stopped = True
+
+
+def _watch_forks(worker: _Worker) -> None:
+    if not _FORKS_WATCHED[0] and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _FORKS_WATCHED[0] = True
+    _WORKERS.add(worker)
 
 
 def _scaled_norm(flat: np.ndarray) -> float:
@@ -98,21 +173,35 @@ def _scaled_norm(flat: np.ndarray) -> float:
 
 
 class _Lanes:
-    """Run groups of steps at once: the first in the calling thread, the others in the pool's
-    threads, and return when all are done."""
+    """Run groups of steps at once: the first in the calling thread, each other one in a
+    worker thread of its own, and return when all are done. One call at a time runs on the
+    workers (a lock held for the call: plans of one backend may be run from several
+    threads)."""
 
-    __slots__ = ("pool", "first", "others")
+    __slots__ = ("first", "jobs", "lock", "others", "workers")
 
-    def __init__(self, pool: ThreadPoolExecutor, groups: list[list[Plan]]):
-        self.pool = pool
+    def __init__(self, workers: list[_Worker], lock: threading.Lock, groups: list[list[Plan]]):
+        self.workers = tuple(workers[:len(groups) - 1])
+        self.lock = lock
         self.first = groups[0]
         self.others = groups[1:]
+        self.jobs = tuple(zip(self.workers, self.others))
 
     def __call__(self) -> None:
-        pending = [self.pool.submit(_run, group) for group in self.others]
-        _run(self.first)
-        for future in pending:
-            future.result()
+        with self.lock:
+            if self.workers[0].stopped:  # released, or in a forked child: all of it here
+                for group in (self.first, *self.others):
+                    for step in group:
+                        step()
+                return
+            for worker, group in self.jobs:
+                worker.start(group)
+            try:
+                for step in self.first:
+                    step()
+            finally:
+                for worker in self.workers:
+                    worker.wait()
 
 
 # --- the activations: each kind's forward and backward, side by side ---------------------------
@@ -377,7 +466,8 @@ class CpuBackend(api.Backend):
         # sigmoid, tanh and their derivatives on MKL's threads, when MKL multiplies
         found = mkl_vml() if self._mkl is not None and vml else None
         self._vml = None if isinstance(found, str) else found
-        self._pool_executor: ThreadPoolExecutor | None = None
+        self._workers: list[_Worker] = []  # started by the first plan that shares its work
+        self._workers_lock = threading.Lock()
         self._part = BLOCK  # elements in each of the three parts of a lane's scratch
         self._scratch: list[np.ndarray | None] = [None] * threads
         self._lane_scratch(0)
@@ -388,15 +478,18 @@ class CpuBackend(api.Backend):
             self.memory.allocated(self._scratch[lane].nbytes)
         return self._scratch[lane]
 
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._pool_executor is None:
-            self._pool_executor = ThreadPoolExecutor(self.threads - 1, "nnfs-cpu")
-        return self._pool_executor
+    def _pool(self) -> list[_Worker]:
+        """The worker threads (``threads − 1`` of them), started when first needed: while a
+        plan is made, never while one runs."""
+        if not self._workers:
+            self._workers = [_Worker(f"nnfs-cpu-{i + 1}") for i in range(self.threads - 1)]
+        return self._workers
 
     def release(self) -> None:
-        if self._pool_executor is not None:
-            self._pool_executor.shutdown(wait=True)
-            self._pool_executor = None
+        with self._workers_lock:  # not while a plan runs on them
+            workers, self._workers = self._workers, []
+            for worker in workers:
+                worker.stop()
 
     def _lanes(self, elements: int, blocks: list[tuple[int, int]],
                steps_of: Callable[[int, int, int], list[Plan]]) -> list[Plan]:
@@ -413,7 +506,7 @@ class CpuBackend(api.Backend):
         groups = [group for group in groups if group]
         if len(groups) <= 1:  # nothing, or nothing to share
             return groups[0] if groups else []
-        return [_Lanes(self._pool(), groups)]
+        return [_Lanes(self._pool(), self._workers_lock, groups)]
 
     def _whole(self, ufunc, *arrays: np.ndarray) -> list[Plan]:
         """``ufunc(*arrays)`` on equally sized arrays, the last one the output, shared among
@@ -472,6 +565,15 @@ class CpuBackend(api.Backend):
 
     def write_samples(self, host: np.ndarray, x: Matrix) -> None:
         np.copyto(x.handle, host)  # the handle is already one sample per row
+
+    def write_rows(self, host: np.ndarray, rows: np.ndarray | slice, x: Matrix,
+                   staging: np.ndarray) -> None:
+        # the device's memory is host memory: gathered straight into the matrix, one copy;
+        # mode="wrap" does not buffer (the caller checked the rows are in range)
+        if isinstance(rows, slice):
+            np.copyto(x.handle, host[rows])
+        else:
+            np.take(host, rows, axis=0, out=x.handle, mode="wrap")
 
     def read_samples(self, x: Matrix, out: np.ndarray) -> None:
         np.copyto(out, x.handle)

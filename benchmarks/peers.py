@@ -20,28 +20,12 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
 
 import numpy as np
 
 import nnfs
-from nnfs.bench import PRESETS, Preset
-
-ETA = 0.05
-
-
-def medians_per_epoch(runs: dict, repeats: int, epochs: int) -> dict[str, float]:
-    """Time every run ``repeats`` times, taking turns (A B C A B C...), so that a machine that
-    speeds up or slows down affects them all alike; the median per epoch of each."""
-    for run in runs.values():
-        run(1)  # warm up
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run(epochs)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) / epochs for name, values in times.items()}
+from nnfs import bench
+from nnfs.bench import FIT_ETA, PRESETS, SGD_ETA as ETA, Preset
 
 
 class NumpyPeer:
@@ -186,31 +170,183 @@ class TorchAutogradPeer:
             self.cost = float(squared.detach()) / (2 * out.numel())
 
 
-class NnfsRun:
-    name = "nnfs"
+# --- the fit preset: mini-batches of a shuffled data set -----------------------------------
 
-    def __init__(self, factory, preset, weights, biases, x, y):
-        self.factory = factory
-        layers = [nnfs.fully_connected(units, kind) for units, kind in preset.layers]
-        self.x = factory.matrix(*x.shape, x)
-        self.y = factory.matrix(*y.shape, y)
-        self.network = nnfs.inference_network(factory, preset.in_dim, layers)
-        for layer, w, bias in zip(self.network.layers, weights, biases):
-            nnfs.transfer(w, layer.weights)
-            nnfs.transfer(bias, layer.bias)
-        self.training = nnfs.training_network(self.network, self.x)
+
+def batch_orders(n: int, seed: int):
+    """fit's order of the samples, epoch after epoch: one generator of ``seed``, each epoch
+    a new shuffle of the order before (as ``nnfs.fit`` does)."""
+    rng = np.random.default_rng(seed)
+    order = np.arange(n)
+    while True:
+        rng.shuffle(order)
+        yield order
+
+
+class NumpyFitPeer:
+    """fit's workload by hand in numpy, samples in rows as users hold them: ``h = relu(x·W₁ᵀ +
+    b₁)``, ``p = softmax(h·W₂ᵀ + b₂)``; every array preallocated, every operation ``out=``."""
+
+    name = "numpy, by hand"
+
+    def __init__(self, preset: Preset, weights, biases, x, labels, seed, dtype):
+        self.x, self.labels = x.astype(dtype, copy=False), labels
+        self.orders = batch_orders(len(x), seed)
+        self.batch = preset.batch
+        self.W = [np.ascontiguousarray(w.astype(dtype)) for w in weights]
+        self.b = [b.astype(dtype) for b in biases]
+        b, (hidden, _), (out, _) = preset.batch, *preset.layers
+        self.xb = np.empty((b, preset.in_dim), dtype)
+        self.h = np.empty((b, hidden), dtype)
+        self.p = np.empty((b, out), dtype)
+        self.dh = np.empty((b, hidden), dtype)
+        self.mask = np.empty((b, hidden), bool)
+        self.gW = [np.empty_like(w) for w in self.W]
+        self.gb = [np.empty_like(v) for v in self.b]
+        self.column = np.empty((b, 1), dtype)
+        self.picked = np.empty(b, dtype)
+        self.rows = np.arange(b)
         self.cost = math.nan
-        self.gemms = self.training.products()
 
     def epochs(self, count: int) -> None:
-        self.cost = nnfs.sgd(self.training, self.y, nnfs.quadratic_cost, count, ETA)
-        self.factory.synchronize()
-
-    def floor(self, count: int) -> None:
+        W, bias, gW, gb = self.W, self.b, self.gW, self.gb
+        n = len(self.x)
         for _ in range(count):
-            for op in self.gemms:
-                op()
-        self.factory.synchronize()
+            order = next(self.orders)
+            total = 0.0
+            for start in range(0, n, self.batch):
+                index = order[start:start + self.batch]
+                m = len(index)
+                xb, h, p, dh = self.xb[:m], self.h[:m], self.p[:m], self.dh[:m]
+                column, rows, mask = self.column[:m], self.rows[:m], self.mask[:m]
+                np.take(self.x, index, axis=0, out=xb, mode="wrap")
+                labels = self.labels[index]
+                np.matmul(xb, W[0].T, out=h)  # h = relu(x·W₁ᵀ + b₁)
+                np.add(h, bias[0], out=h)
+                np.maximum(h, 0, out=h)
+                np.matmul(h, W[1].T, out=p)  # p = softmax(h·W₂ᵀ + b₂)
+                np.add(p, bias[1], out=p)
+                np.max(p, axis=1, keepdims=True, out=column)
+                np.subtract(p, column, out=p)
+                np.exp(p, out=p)
+                np.sum(p, axis=1, keepdims=True, out=column)
+                np.divide(p, column, out=p)
+                picked = self.picked[:m]
+                np.copyto(picked, p[rows, labels])
+                total -= float(np.log(np.maximum(picked, np.finfo(p.dtype).eps)).sum())
+                p[rows, labels] -= 1.0  # ∂ℓ/∂z = p − y, then scaled by −η/m
+                np.multiply(p, -FIT_ETA / m, out=p)
+                np.matmul(p.T, h, out=gW[1])
+                np.sum(p, axis=0, out=gb[1])
+                np.matmul(p, W[1], out=dh)  # before W₂'s update
+                np.greater(h, 0, out=mask)
+                np.multiply(dh, mask, out=dh)
+                np.matmul(dh.T, xb, out=gW[0])
+                np.sum(dh, axis=0, out=gb[0])
+                for i in (0, 1):
+                    np.add(W[i], gW[i], out=W[i])
+                    np.add(bias[i], gb[i], out=bias[i])
+            self.cost = total / n
+
+
+class TorchFitPeer:
+    """fit's workload in PyTorch as most people write it: ``nn.Sequential``,
+    ``nn.CrossEntropyLoss`` (the mean over the batch) and ``torch.optim.SGD``, each batch
+    indexed out of the data tensor."""
+
+    name = "PyTorch eager"
+
+    def __init__(self, preset: Preset, weights, biases, x, labels, seed, dtype):
+        import torch
+
+        self.torch = torch
+        t = getattr(torch, dtype)
+        (hidden, _), (out, _) = preset.layers
+        self.model = torch.nn.Sequential(torch.nn.Linear(preset.in_dim, hidden, dtype=t),
+                                         torch.nn.ReLU(), torch.nn.Linear(hidden, out, dtype=t))
+        with torch.no_grad():
+            for linear, w, bias in zip((self.model[0], self.model[2]), weights, biases):
+                linear.weight.copy_(torch.tensor(w))
+                linear.bias.copy_(torch.tensor(bias))
+        self.x = torch.from_numpy(x.astype(dtype, copy=False))
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=FIT_ETA)
+        self.orders = batch_orders(len(x), seed)
+        self.batch = preset.batch
+        self.cost = math.nan
+
+    def epochs(self, count: int) -> None:
+        torch, n = self.torch, len(self.x)
+        for _ in range(count):
+            order = torch.from_numpy(next(self.orders))
+            total = 0.0
+            for start in range(0, n, self.batch):
+                index = order[start:start + self.batch]
+                self.optimizer.zero_grad()
+                loss = self.loss(self.model(self.x[index]), self.labels[index])
+                loss.backward()
+                self.optimizer.step()
+                total += float(loss) * len(index)
+            self.cost = total / n
+
+
+def initial_parameters(factory, preset: Preset, seed: int = 0, bias: float = 0.0):
+    """The weights and biases of the preset's network drawn from ``seed``, as float64 host
+    arrays (each bias shifted by ``bias``)."""
+    with bench.network(factory, preset, seed) as initial:
+        return ([nnfs.transfer(layer.weights).astype(np.float64) for layer in initial.layers],
+                [nnfs.transfer(layer.bias).astype(np.float64) + bias for layer in initial.layers])
+
+
+def load_peers(classes, *arguments) -> tuple[list, str]:
+    """numpy's peer, and PyTorch's where it is installed; a note on PyTorch."""
+    peers = [classes[0](*arguments)]
+    try:
+        import torch
+    except ImportError:
+        return peers, "PyTorch not installed: pip install torch==2.13.0 to compare with it"
+    peers += [cls(*arguments) for cls in classes[1:]]
+    return peers, f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def print_table(seconds: dict[str, float], costs: dict[str, float], floor_name: str,
+                rel_tol: float) -> None:
+    floor, ours = seconds["floor"], seconds["nnfs"]
+    unit, scale = ("ms", 1e3) if floor > 1e-3 else ("µs", 1e6)
+    print(f"{'':26} {unit + '/epoch':>11} {'× floor':>8} {'× nnfs':>7}  final cost")
+    print(f"{floor_name:26} {floor * scale:>11.3f} {1:>8.2f} {floor / ours:>7.2f}")
+    reference = costs["nnfs"]
+    for name, cost in costs.items():
+        same = math.isclose(cost, reference, rel_tol=rel_tol, abs_tol=1e-7)
+        print(f"{name:26} {seconds[name] * scale:>11.3f} {seconds[name] / floor:>8.2f} "
+              f"{seconds[name] / ours:>7.2f}  {cost:.6g}{'' if same else '  (DIFFERS)'}")
+        if not same:
+            raise SystemExit(f"{name} ended at cost {cost}, nnfs at {reference}")
+    warning = bench.ratio_warning(ours / floor, "nnfs's epoch")
+    if warning:
+        print(warning)
+
+
+def main_fit(args, factory, preset: Preset) -> None:
+    weights, biases = initial_parameters(factory, preset)
+    x, labels = bench.make_data(preset, factory.numpy_dtype)
+    epochs = args.epochs or preset.epochs
+    peers, torch_note = load_peers((NumpyFitPeer, TorchFitPeer), preset, weights, biases, x,
+                                   labels, 0, args.dtype)
+    print(f"fit ({preset.describe()}), {args.dtype}, {epochs} epoch{'s' * (epochs > 1)} × "
+          f"{args.repeats} repeats; {torch_note}")
+    print(f"nnfs: {factory.describe()}")
+    with bench.network(factory, preset) as net:
+        work = bench.FitWorkload(factory, preset, net, x, labels)
+        try:
+            runs = {"floor": work.floor, **{peer.name: peer.epochs for peer in peers}}
+            times = work.take_turns(runs, args.repeats, epochs)
+        finally:
+            work.release()
+    seconds = {name: statistics.median(values) for name, values in times.items()}
+    costs = {"nnfs": work.cost, **{peer.name: peer.cost for peer in peers}}
+    print_table(seconds, costs, f"GEMM floor (nnfs {factory.name})", 1e-3)
 
 
 def main() -> None:
@@ -222,48 +358,36 @@ def main() -> None:
                         help="the cpu backend's BLAS (default: its own choice, MKL if installed)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="the fit preset's batch")
     args = parser.parse_args()
-    preset = PRESETS[args.preset]
-    epochs = args.epochs or preset.epochs
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (preset.in_dim, preset.batch))
-    y = np.full((preset.layers[-1][0], preset.batch), 0.33)
+    preset = bench.preset(args.preset, args.batch_size)
     options = {} if args.blas is None else {"blas": args.blas}
     factory = nnfs.backend(args.backend, args.dtype, **options)
-    with nnfs.inference_network(factory, preset.in_dim,
-                                [nnfs.fully_connected(u, k) for u, k in preset.layers],
-                                seed=0) as initial:
-        weights = [nnfs.transfer(layer.weights).astype(np.float64) for layer in initial.layers]
-        biases = [nnfs.transfer(layer.bias).astype(np.float64) + 0.01 for layer in initial.layers]
-    runs = [NnfsRun(factory, preset, weights, biases, x, y),
-            NumpyPeer(preset, weights, biases, x, y, args.dtype)]
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        runs += [TorchManualPeer(preset, weights, biases, x, y, args.dtype),
-                 TorchAutogradPeer(preset, weights, biases, x, y, args.dtype)]
-        torch_note = f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
-    except ImportError:
-        torch_note = "PyTorch not installed: pip install torch==2.13.0 to compare with it"
-    print(f"{args.preset} ({preset.in_dim}×{preset.batch}, "
-          + ", ".join(f"{u} {k}" for u, k in preset.layers)
-          + f"), {args.dtype}, {epochs} epochs × {args.repeats} repeats; {torch_note}")
+    if preset.minibatch:
+        main_fit(args, factory, preset)
+        return
+    epochs = args.epochs or preset.epochs
+    x, y = bench.make_data(preset, np.float64)
+    weights, biases = initial_parameters(factory, preset, bias=0.01)
+    peers, torch_note = load_peers((NumpyPeer, TorchManualPeer, TorchAutogradPeer), preset,
+                                   weights, biases, x, y, args.dtype)
+    print(f"{args.preset} ({preset.describe()}), {args.dtype}, {epochs} epochs × "
+          f"{args.repeats} repeats; {torch_note}")
     print(f"nnfs: {factory.describe()}")
-    timed = {"floor": runs[0].floor, **{run.name: run.epochs for run in runs}}
-    seconds = medians_per_epoch(timed, args.repeats, epochs)
-    floor, ours = seconds["floor"], seconds["nnfs"]
-    unit, scale = ("ms", 1e3) if floor > 1e-3 else ("µs", 1e6)
-    print(f"{'':26} {unit + '/epoch':>11} {'× floor':>8} {'× nnfs':>7}  final cost")
-    print(f"{'GEMM floor (nnfs ' + factory.name + ')':26} {floor * scale:>11.3f} {1:>8.2f} "
-          f"{floor / ours:>7.2f}")
-    reference_cost = runs[0].cost
-    for run in runs:
-        same = math.isclose(run.cost, reference_cost, rel_tol=2e-3, abs_tol=1e-7)
-        print(f"{run.name:26} {seconds[run.name] * scale:>11.3f} {seconds[run.name] / floor:>8.2f} "
-              f"{seconds[run.name] / ours:>7.2f}  {run.cost:.6g}{'' if same else '  (DIFFERS)'}")
-        if not same:
-            raise SystemExit(f"{run.name} ended at cost {run.cost}, nnfs at {reference_cost}")
+    with bench.network(factory, preset) as net:
+        for layer, w, b in zip(net.layers, weights, biases):
+            nnfs.transfer(w, layer.weights)
+            nnfs.transfer(b, layer.bias)
+        work = bench.SgdWorkload(factory, preset, net, x, y)
+        try:
+            runs = {"nnfs": work.epochs, "floor": work.floor,
+                    **{peer.name: peer.epochs for peer in peers}}
+            times = bench.take_turns(runs, args.repeats, epochs, factory.synchronize)
+        finally:
+            work.release()
+    seconds = {name: statistics.median(values) for name, values in times.items()}
+    costs = {"nnfs": work.cost, **{peer.name: peer.cost for peer in peers}}
+    print_table(seconds, costs, f"GEMM floor (nnfs {factory.name})", 2e-3)
 
 
 if __name__ == "__main__":

@@ -186,7 +186,6 @@ class SgdWorkload:
         self.y = factory.matrix(preset.layers[-1][0], preset.batch, y)
         self.training = nnfs.training_network(net, self.x)
         self.cost = float("nan")
-        nnfs.sgd(self.training, self.y, nnfs.quadratic_cost, 1, SGD_ETA)  # warm up
         self.products = steps(self.training.products())
 
     def held_bytes(self) -> int:

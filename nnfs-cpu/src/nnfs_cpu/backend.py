@@ -240,21 +240,39 @@ def _tanh_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int)
 
 
 def _relu_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
-    return [functools.partial(np.maximum, s, backend._c(0.0), out=s)]
+    # a = max(s, 0) against an array of zeros: numpy's maximum with a scalar (a 0-d array)
+    # takes a loop without SIMD, 4× slower on a 64 × 256 block
+    return [functools.partial(np.maximum, s, backend._zeros(s.shape), out=s)]
 
 
 def _relu_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int) -> list[Plan]:
-    work = backend._work(a.shape, lane=lane)  # δ ⊙= [a > 0]; a ≥ 0, so sign(a) is that
-    return [functools.partial(np.sign, a, work), functools.partial(np.multiply, d, work, d)]
+    # δ ⊙= [a > 0]: the comparison into booleans and one product, 2× faster than sign(a)
+    mask = backend._mask(a.shape, lane=lane)
+    return [functools.partial(np.greater, a, backend._zeros(a.shape), out=mask),
+            functools.partial(np.multiply, d, mask, out=d)]
+
+
+#: Rows of at most this many entries are reduced across, over the transposed view: numpy's
+#: reduction along a short contiguous row costs more per row than its loop over columns.
+NARROW = 32
+
+
+def _row_reductions(s: np.ndarray, column: np.ndarray) -> tuple[Plan, Plan]:
+    """The maximum and the sum of each row of ``s`` into ``column`` (rows × 1), as plans."""
+    if s.shape[1] <= NARROW:
+        flat = column[:, 0]
+        return (functools.partial(np.maximum.reduce, s.T, axis=0, out=flat),
+                functools.partial(np.add.reduce, s.T, axis=0, out=flat))
+    return (functools.partial(np.max, s, axis=1, keepdims=True, out=column),
+            functools.partial(np.sum, s, axis=1, keepdims=True, out=column))
 
 
 def _softmax_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
     # per sample (a row here): exp(s − max s) / Σ exp(s − max s)
     column = backend._work((s.shape[0], 1), part=2, lane=lane)
-    return [functools.partial(np.max, s, axis=1, keepdims=True, out=column),
-            functools.partial(np.subtract, s, column, s), functools.partial(np.exp, s, s),
-            functools.partial(np.sum, s, axis=1, keepdims=True, out=column),
-            functools.partial(np.divide, s, column, s)]
+    largest, total = _row_reductions(s, column)
+    return [largest, functools.partial(np.subtract, s, column, s),
+            functools.partial(np.exp, s, s), total, functools.partial(np.divide, s, column, s)]
 
 
 def _softmax_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray,
@@ -468,6 +486,7 @@ class CpuBackend(api.Backend):
         self._vml = None if isinstance(found, str) else found
         self._workers: list[_Worker] = []  # started by the first plan that shares its work
         self._workers_lock = threading.Lock()
+        self._zero_buffer: np.ndarray | None = None
         self._part = BLOCK  # elements in each of the three parts of a lane's scratch
         self._scratch: list[np.ndarray | None] = [None] * threads
         self._lane_scratch(0)
@@ -582,6 +601,22 @@ class CpuBackend(api.Backend):
         """``value`` as a 0-d array of the factory's dtype: a ufunc takes it three times faster
         than a Python float, which it would convert on every call."""
         return np.array(value, dtype=self.numpy_dtype)
+
+    def _mask(self, shape: tuple[int, ...], lane: int = 0) -> np.ndarray:
+        """A boolean array of ``shape`` in the bytes of part 0 of a lane's scratch."""
+        size = int(np.prod(shape))
+        work = self._work((size,), lane=lane)
+        return work.view(np.uint8)[:size].view(np.bool_).reshape(shape)
+
+    def _zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A read-only array of zeros of ``shape``, shared by every plan (grown, like the
+        scratch, while a plan is made)."""
+        size = int(np.prod(shape))
+        if self._zero_buffer is None or self._zero_buffer.size < size:
+            self._zero_buffer = self.allocate(max(size, BLOCK))
+            self.memory.allocated(self._zero_buffer.nbytes)
+            self._zero_buffer.setflags(write=False)
+        return self._zero_buffer[:size].reshape(shape)
 
     def _work(self, shape: tuple[int, ...], part: int = 0, lane: int = 0) -> np.ndarray:
         """A view of ``shape`` into part 0, 1 or 2 of a lane's scratch (views of different
@@ -828,7 +863,7 @@ class CpuBackend(api.Backend):
         then MKL's finishing passes; the sigmoid's first scaling costs no pass of its own."""
         ot = out.handle
         if not self._uses_vml(kind, ot) or not ot.flags.c_contiguous:
-            return super().layer_forward(kind, weights, x, bias, out, ones)
+            return self._layer_forward_biased(kind, weights, x, bias, out)
         scale = self._vml_scale(kind)
         add_bias = self._mkl.gemm(scale, ones.handle[:, None], bias.handle[None, :], 1.0, ot)
         finish = self._vml_finish(kind, ot)
@@ -836,6 +871,19 @@ class CpuBackend(api.Backend):
             return super().layer_forward(kind, weights, x, bias, out, ones)
         product = api.steps(self.gemm(scale, weights, x, 0.0, out, False, False))
         return [*product, add_bias, *finish]
+
+    def _layer_forward_biased(self, kind, weights, x, bias, out) -> list[Plan]:
+        """Without MKL's vector functions: the bias copied into every sample's row of
+        ``out`` (a broadcast copy, 2–3× faster than numpy's broadcast addition after the
+        product), the product added to it inside BLAS (β = 1, one call), then the activation
+        in place. Where no BLAS takes β, the default: the product, then bias and activation."""
+        ot = out.handle
+        product = api.steps(self.gemm(1.0, weights, x, 1.0, out, False, False))
+        if len(product) != 1 or not ot.flags.c_contiguous \
+                or self._library(1.0, 1.0, ot.size * weights.cols) is None:
+            return super().layer_forward(kind, weights, x, bias, out, None)
+        return [functools.partial(np.copyto, ot, bias.handle), *product,
+                *api.steps(self.activation(kind, out, None, out))]
 
     def _vml_activation_backward(self, kind: ActivationKind, at: np.ndarray,
                                  dt: np.ndarray) -> list[Plan] | None:

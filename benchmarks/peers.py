@@ -25,7 +25,9 @@ import numpy as np
 
 import nnfs
 from nnfs import bench
-from nnfs.bench import FIT_ETA, PRESETS, SGD_ETA as ETA, Preset
+from nnfs.bench import FIT_ETA, PRESETS, SGD_ETA, Preset
+
+ETA = SGD_ETA
 
 
 class NumpyPeer:
@@ -265,7 +267,8 @@ class TorchFitPeer:
         self.model = torch.nn.Sequential(torch.nn.Linear(preset.in_dim, hidden, dtype=t),
                                          torch.nn.ReLU(), torch.nn.Linear(hidden, out, dtype=t))
         with torch.no_grad():
-            for linear, w, bias in zip((self.model[0], self.model[2]), weights, biases):
+            for linear, w, bias in zip((self.model[0], self.model[2]), weights, biases,
+                                       strict=True):
                 linear.weight.copy_(torch.tensor(w))
                 linear.bias.copy_(torch.tensor(bias))
         self.x = torch.from_numpy(x.astype(dtype, copy=False))
@@ -375,7 +378,7 @@ def main() -> None:
           f"{args.repeats} repeats; {torch_note}")
     print(f"nnfs: {factory.describe()}")
     with bench.network(factory, preset) as net:
-        for layer, w, b in zip(net.layers, weights, biases):
+        for layer, w, b in zip(net.layers, weights, biases, strict=True):
             nnfs.transfer(w, layer.weights)
             nnfs.transfer(b, layer.bias)
         work = bench.SgdWorkload(factory, preset, net, x, y)

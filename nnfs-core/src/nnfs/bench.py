@@ -333,7 +333,7 @@ def run(preset_name: str | Preset, backend: str | None = None, dtype: str = "flo
     return Result(preset_name, factory.name, factory.dtype, epochs, repeats, seconds,
                   floor_seconds, ratio, epoch_flops(chosen) / seconds / 1e9, held, allocations,
                   work.cost, factory.describe(), chosen.batch,
-                  list(zip(times["nnfs"], times["floor"])), ratio_warning(ratio))
+                  list(zip(times["nnfs"], times["floor"], strict=True)), ratio_warning(ratio))
 
 
 def _time_text(seconds: float) -> str:

@@ -15,8 +15,8 @@ Three kinds of method, and ``help(Backend)`` shows them all:
   ``dropout_mask`` (dropout); their defaults raise :class:`nnfs.UnsupportedOperation`, and a
   backend without them lists them in ``capabilities.unsupported``;
 * **may override**, each with a working default: ``free``, ``read_samples``,
-  ``write_samples``, ``write_rows``, ``cost_delta``, ``layer_forward``, ``synchronize``, ``memory_limits``,
-  ``describe``, ``allreduce``, ``audit_memory``, ``release``;
+  ``write_samples``, ``write_rows``, ``cost_delta``, ``layer_forward``, ``synchronize``,
+  ``memory_limits``, ``describe``, ``allreduce``, ``audit_memory``, ``release``;
 * **may call**: ``memory`` (the allocation ledger), ``dtype``, ``numpy_dtype``, ``itemsize``,
   ``capabilities``.
 

@@ -185,7 +185,7 @@ class _Lanes:
         self.lock = lock
         self.first = groups[0]
         self.others = groups[1:]
-        self.jobs = tuple(zip(self.workers, self.others))
+        self.jobs = tuple(zip(self.workers, self.others, strict=True))
 
     def __call__(self) -> None:
         with self.lock:

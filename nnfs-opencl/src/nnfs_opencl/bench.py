@@ -6,7 +6,8 @@ It prints
    host) and of CLBlast where pyclblast is installed, for square float32 matrices, with the
    three transposes training uses (nn: forward, nt: weight gradients, tn: back-propagation);
 2. the seconds per epoch of the article's benchmark network scaled down (by default 0.4:
-   input 4000×4000, layers 2000 tanh, 400 sigmoid, 10 sigmoid) on the cpu and opencl backends.
+   input 4000×4000, layers 2000 tanh, 400 sigmoid, 10 sigmoid) on the cpu and opencl backends,
+   each against its own GEMM floor, timed by ``nnfs bench``'s own code (``nnfs.bench.run``).
 
 Each figure is the median of several runs; machines are noisy, so compare figures of one run.
 This is a benchmark, not a test: it checks nothing and never fails on a slow machine.
@@ -19,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -97,39 +99,39 @@ def _version(distribution: str) -> str:
         return "?"
 
 
-def scaled_sizes(scale: float) -> tuple[int, int, list[tuple[int, str]]]:
-    """(inputs, samples, layers) of the article's 10000×10000 → 5000 → 1000 → 10 network."""
+def scaled_preset(scale: float):
+    """The article's 10000×10000 → 5000 → 1000 → 10 network scaled by ``scale`` (0.4 is
+    ``nnfs bench scaled``), as an ``nnfs bench`` preset."""
+    from nnfs.bench import PRESETS
+
     def scaled(n: int) -> int:
         return max(1, round(n * scale))
 
-    return scaled(10000), scaled(10000), [(scaled(5000), "tanh"), (scaled(1000), "sigmoid"),
-                                          (10, "sigmoid")]
-
-
-def epoch_seconds(factory: nnfs.Factory, scale: float, epochs: int) -> float:
-    """Median seconds of one sgd epoch of the scaled article network on ``factory``."""
-    inputs, samples, layers = scaled_sizes(scale)
-    rng = np.random.default_rng(0)
-    with factory.matrix(inputs, samples, rng.uniform(0, 1, (inputs, samples))) as x, \
-            factory.matrix(10, samples) as y, \
-            nnfs.inference_network(factory, inputs, [nnfs.fully_connected(units, kind)
-                                                     for units, kind in layers],
-                                   seed=0) as inference, \
-            nnfs.training_network(inference, x) as training:
-        factory.fill(y, 0.33)
-        return _median_seconds(
-            lambda: nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.05), epochs)
+    return replace(PRESETS["scaled"], in_dim=scaled(10000), batch=scaled(10000),
+                   layers=((scaled(5000), "tanh"), (scaled(1000), "sigmoid"), (10, "sigmoid")))
 
 
 def epoch_table(scale: float, epochs: int, device: object) -> None:
-    inputs, samples, layers = scaled_sizes(scale)
-    shape = ", ".join(f"{units} {kind}" for units, kind in layers)
-    print(f"\nthe article's network scaled by {scale}: input {inputs}×{samples}, layers {shape}; "
-          f"seconds per epoch (median of {epochs})")
-    cpu = epoch_seconds(nnfs.backend("cpu"), scale, epochs)
-    print(f"  cpu     {cpu:8.3f}", flush=True)
-    opencl = epoch_seconds(nnfs.backend("opencl", device=device), scale, epochs)
-    print(f"  opencl  {opencl:8.3f}   ({opencl / cpu:.2f} × the cpu backend's time)")
+    """Seconds per epoch of the scaled network on the cpu and opencl backends, each against
+    its own GEMM floor, timed by ``nnfs bench``'s code (``nnfs.bench.run``: runs of one epoch,
+    each followed by its floor)."""
+    from nnfs import bench
+
+    preset = scaled_preset(scale)
+    print(f"\nthe article's network scaled by {scale}: {preset.describe()}; seconds per epoch "
+          f"(median of {epochs}, each epoch followed by its GEMM floor, as nnfs bench times)")
+    results = {}
+    for name, options in (("cpu", {}), ("opencl", {"device": device})):
+        result = bench.run(preset, name, epochs=1, repeats=epochs, **options)
+        results[name] = result
+        relative = "" if name == "cpu" else \
+            f"   ({result.seconds_per_epoch / results['cpu'].seconds_per_epoch:.2f} × the " \
+            "cpu backend's time)"
+        print(f"  {name:7} {result.seconds_per_epoch:8.3f}   floor "
+              f"{result.floor_seconds_per_epoch:8.3f}   ratio {result.ratio_to_floor:.3f}×"
+              f"{relative}", flush=True)
+        if result.warning:
+            print(f"  {result.warning}")
 
 
 def main(argv: list[str] | None = None) -> int:

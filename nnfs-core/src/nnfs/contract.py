@@ -253,7 +253,7 @@ class Backend(abc.ABC):
         if isinstance(rows, slice):
             self.write_samples(host[rows], x)
             return
-        np.take(host, rows, axis=0, out=staging, mode="wrap")
+        host.take(rows, axis=0, out=staging, mode="wrap")
         self.write_samples(staging, x)
 
     def read_samples(self, x: Matrix, out: np.ndarray) -> None:

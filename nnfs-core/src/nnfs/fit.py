@@ -415,7 +415,7 @@ class _Batches:
         if isinstance(rows, slice):
             np.copyto(raw, source[rows])
         else:
-            np.take(source, index, axis=0, out=raw, mode="wrap")
+            source.take(index, axis=0, out=raw, mode="wrap")
         np.copyto(staging, raw)
         self.backend.write_samples(staging, matrix)
 
@@ -438,13 +438,13 @@ class _Batches:
                 labels = target.labels[rows]
             else:
                 labels = self.labels[:count]
-                np.take(target.labels, index, out=labels, mode="wrap")
+                target.labels.take(index, out=labels, mode="wrap")
             self.backend.write_rows(self.identity, labels, y, self.y_host[:count])
         else:
             self._write(target.values, index, rows, self.y_host[:count], y)
         if target.weights is not None and w is not None:
             ws = self.w_host[:count]
-            np.take(target.weights, index, out=self.w_samples[:count], mode="wrap")
+            target.weights.take(index, out=self.w_samples[:count], mode="wrap")
             ws[...] = self.w_samples[:count, None]
             self.backend.write_samples(ws, w)
 

@@ -71,6 +71,11 @@ VML_BLOCK = 1 << 16
 #: costs more than numpy's ufunc (the benchmark's tiny network is 20% slower in VML).
 VML_MIN = 1 << 12
 
+#: Outputs from which a layer's bias goes in before its product (a broadcast copy, then the
+#: product with β = 1): below it, a BLAS call through ctypes (0.8 µs) costs more than numpy's
+#: product and broadcast addition (the tiny preset's layers are 2 × 4 and 2 × 1).
+BIAS_IN_PRODUCT_MIN = 1024
+
 #: The values of the ``blas`` option.
 BLAS_CHOICES = ("auto", "mkl", "numpy")
 
@@ -601,7 +606,7 @@ class CpuBackend(api.Backend):
         if isinstance(rows, slice):
             np.copyto(x.handle, host[rows])
         else:
-            np.take(host, rows, axis=0, out=x.handle, mode="wrap")
+            host.take(rows, axis=0, out=x.handle, mode="wrap")  # the method: no wrapper
 
     def read_samples(self, x: Matrix, out: np.ndarray) -> None:
         np.copyto(out, x.handle)
@@ -612,7 +617,7 @@ class CpuBackend(api.Backend):
         return np.array(value, dtype=self.numpy_dtype)
 
     def _filled(self, value: float, shape: tuple[int, ...]) -> np.ndarray:
-        """A read-only array of ``shape`` whose every entry is ``value`` (0 or 1), shared by
+        """A read-only array of ``shape`` whose every entry is ``value`` (0, 1, ε...), shared by
         every plan, grown like the scratch while a plan is made: numpy's ``maximum`` and
         ``minimum`` run 4× faster against an array than against a scalar."""
         size = int(np.prod(shape))
@@ -887,6 +892,8 @@ class CpuBackend(api.Backend):
         product), the product added to it inside BLAS (β = 1, one call), then the activation
         in place. Where no BLAS takes β, the default: the product, then bias and activation."""
         ot = out.handle
+        if ot.size < BIAS_IN_PRODUCT_MIN:
+            return super().layer_forward(kind, weights, x, bias, out, None)
         product = api.steps(self.gemm(1.0, weights, x, 1.0, out, False, False))
         if len(product) != 1 or not ot.flags.c_contiguous \
                 or self._library(1.0, 1.0, ot.size * weights.cols) is None:
@@ -913,7 +920,7 @@ class CpuBackend(api.Backend):
         # the scratch views are taken now, while the plan is made: running it takes none
         blocks = [(yb, ab, self._work(ab.shape), self._work(ab.shape, part=1))
                   for yb, ab in self._flat_blocks(y.handle, a.handle)]
-        subtract, clip, log = np.subtract, np.clip, np.log
+        subtract, log = np.subtract, np.log
 
         if kind == CostKind.QUADRATIC:  # Σ (a − y)²
             squares = [(yb, ab, work, self._dot(work, work)) for yb, ab, work, _ in blocks]
@@ -936,15 +943,19 @@ class CpuBackend(api.Backend):
             return total
 
         binary = kind == CostKind.BINARY_CROSS_ENTROPY
-        low, high, one = self._c(eps), self._c(1.0 - eps), self._c(1.0)
-
-        terms = [(ab, work, other, self._dot(yb, work), self._dot(yb, other))
+        one = self._c(1.0)
+        maximum, minimum = np.maximum, np.minimum
+        # a clipped to [ε, 1 − ε] against arrays of the bounds: numpy's clip goes through two
+        # Python wrappers, and its loop with scalar bounds has no SIMD
+        terms = [(ab, work, other, self._dot(yb, work), self._dot(yb, other),
+                  self._filled(eps, ab.shape), self._filled(1.0 - eps, ab.shape))
                  for yb, ab, work, other in blocks]
 
         def total() -> float:
             result = 0.0
-            for ab, work, other, y_work, y_other in terms:
-                clip(ab, low, high, work)
+            for ab, work, other, y_work, y_other, low, high in terms:
+                maximum(ab, low, out=work)
+                minimum(work, high, out=work)
                 if binary:  # y·ln a + (1 − y)·ln(1 − a) = y·ln a + ln(1 − a) − y·ln(1 − a)
                     subtract(one, work, other)
                     log(other, other)

@@ -73,9 +73,9 @@ def test_batch_size_is_for_the_fit_preset_only():
         bench.preset("fit", 0)
 
 
-def test_the_command_takes_a_batch_size_and_backend_options():
+def test_the_command_takes_a_batch_size_and_a_backend_s_options():
     command = [sys.executable, "-m", "nnfs", "bench", "tiny", "--epochs", "20", "--repeats",
-               "2", "--option", "threads=1", "--option", "blas=numpy", "--json"]
+               "2", "--backend", "cpu:threads=1,blas=numpy", "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)

@@ -169,10 +169,6 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (the median is shown)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="samples per step of the fit preset (default 64)")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                        help="a backend option, its value a Python literal or a word "
-                             "(for example --option blas=numpy --option threads=1); may be "
-                             "given more than once")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.add_argument("--mpi", action="store_true",
                         help="time a data-parallel fit of the workload, its batch split across "
@@ -195,27 +191,11 @@ def _bench(args: argparse.Namespace) -> int:
             print(bench.as_json(result) if args.json else bench.report_parallel(result))
         return 0
     result = bench.run(args.preset, args.backend, args.dtype, args.epochs, args.repeats,
-                       batch_size=args.batch_size, **_backend_options(args.option))
+                       batch_size=args.batch_size)
     print(bench.as_json(result) if args.json else bench.report(result))
     if result.warning and args.json:
         print(f"nnfs bench: {result.warning}", file=sys.stderr)
     return 0
-
-
-def _backend_options(given: list[str]) -> dict[str, object]:
-    """``--option NAME=VALUE`` arguments as keyword arguments of the backend."""
-    import ast
-
-    options: dict[str, object] = {}
-    for option in given:
-        name, equals, text = option.partition("=")
-        if not equals or not name.isidentifier():
-            raise NnfsValueError(f"--option must be NAME=VALUE, got {option!r}")
-        try:
-            options[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            options[name] = text  # a bare word: the string itself (blas=numpy)
-    return options
 
 
 #: name: (help, add the arguments, run)

@@ -504,6 +504,8 @@ class CpuBackend(api.Backend):
         self._part = BLOCK  # elements in each of the three parts of a lane's scratch
         self._scratch: list[np.ndarray | None] = [None] * threads
         self._lane_scratch(0)
+        for value in self._constant_values():  # now, not when the first plan needs them
+            self._filled(value, (BLOCK,))
 
     def _lane_scratch(self, lane: int) -> np.ndarray:
         if self._scratch[lane] is None or self._scratch[lane].size < 3 * self._part:
@@ -617,9 +619,11 @@ class CpuBackend(api.Backend):
         return np.array(value, dtype=self.numpy_dtype)
 
     def _filled(self, value: float, shape: tuple[int, ...]) -> np.ndarray:
-        """A read-only array of ``shape`` whose every entry is ``value`` (0, 1, ε...), shared by
-        every plan, grown like the scratch while a plan is made: numpy's ``maximum`` and
-        ``minimum`` run 4× faster against an array than against a scalar."""
+        """A read-only array of ``shape`` whose every entry is ``value`` (one of
+        :meth:`_constant_values`), shared by every plan: numpy's ``maximum`` and ``minimum``
+        run 4× faster against an array than against a scalar. The arrays are allocated with
+        the scratch, when the backend starts, and grow (like the scratch) only for a block
+        wider than BLOCK, while a plan is made."""
         size = int(np.prod(shape))
         found = self._constants.get(value)
         if found is None or found.size < size:
@@ -629,6 +633,11 @@ class CpuBackend(api.Backend):
             self.memory.allocated(found.nbytes)
             self._constants[value] = found
         return found[:size].reshape(shape)
+
+    def _constant_values(self) -> tuple[float, ...]:
+        """The constants plans compare against: 0 and 1 (relu), the cross-entropy's clip."""
+        eps = float(np.finfo(self.numpy_dtype).eps)
+        return (0.0, 1.0, eps, 1.0 - eps)
 
     def _work(self, shape: tuple[int, ...], part: int = 0, lane: int = 0) -> np.ndarray:
         """A view of ``shape`` into part 0, 1 or 2 of a lane's scratch (views of different

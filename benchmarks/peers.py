@@ -121,7 +121,8 @@ class TorchManualPeer:
                     else:
                         torch.sigmoid(a[i], out=a[i])
                 torch.sub(a[last], self.y, out=d[last])
-                self.cost = float(torch.dot(d[last].view(-1), d[last].view(-1))) / (2 * d[last].numel())
+                flat = d[last].view(-1)
+                self.cost = float(torch.dot(flat, flat)) / (2 * d[last].numel())
                 for i in range(last, -1, -1):
                     if kinds[i] == "tanh":
                         a[i].mul_(a[i]).neg_().add_(1.0)
@@ -148,7 +149,7 @@ class TorchAutogradPeer:
         self.torch = torch
         t = getattr(torch, dtype)
         modules = []
-        for (units, kind), w, bias in zip(preset.layers, weights, biases):
+        for (units, kind), w, bias in zip(preset.layers, weights, biases, strict=True):
             linear = torch.nn.Linear(w.shape[1], units, dtype=t)
             with torch.no_grad():
                 linear.weight.copy_(torch.tensor(w))

@@ -197,9 +197,14 @@ def test_mkl_asked_for_and_missing_says_how_to_install_it(monkeypatch):
 
 
 @needs_mkl
-def test_mkl_is_used_when_installed_unless_told_otherwise():
+def test_mkl_is_used_when_installed_on_an_intel_processor_unless_told_otherwise(monkeypatch):
+    from nnfs_cpu import backend as cpu_backend
+
+    monkeypatch.setattr(cpu_backend, "mkl_is_fast_here", lambda: True)
     assert "products in MKL" in cpu_factory("float32").describe()
-    assert "products in MKL" in cpu_factory("float32", blas="mkl").describe()
+    monkeypatch.setattr(cpu_backend, "mkl_is_fast_here", lambda: False)  # AMD, say
+    assert "MKL" not in cpu_factory("float32").describe()
+    assert "products in MKL" in cpu_factory("float32", blas="mkl").describe()  # asked for
     assert "MKL" not in cpu_factory("float32", blas="numpy").describe()
     with pytest.raises(nnfs.NnfsValueError, match="direct_blas=False needs blas='numpy'"):
         cpu_factory("float32", blas="mkl", direct_blas=False)
@@ -270,3 +275,13 @@ def test_an_accumulating_epoch_writes_no_gradient_and_allocates_nothing():
         assert factory.stats().allocations == before
         assert np.all(nnfs.transfer(training.gradient) == 7.0)
         assert not np.array_equal(nnfs.transfer(net.parameters), start)
+
+
+def test_the_processors_vendor_decides_auto(monkeypatch):
+    from nnfs_cpu import device
+
+    assert isinstance(device.cpu_vendor(), str)
+    monkeypatch.setattr(device, "cpu_vendor", lambda: "AuthenticAMD")
+    assert device.mkl_is_fast_here() is False
+    monkeypatch.setattr(device, "cpu_vendor", lambda: "GenuineIntel")
+    assert device.mkl_is_fast_here() is True

@@ -88,7 +88,7 @@ def test_bad_vml_option():
 
 @needs_vml
 def test_vml_is_used_with_mkl_unless_told_otherwise():
-    assert "vector math" in cpu_factory("float32").describe()
+    assert "vector math" in cpu_factory("float32", blas="mkl").describe()
     assert "vector math" not in cpu_factory("float32", vml=False).describe()
     assert "vector math" not in cpu_factory("float32", blas="numpy").describe()
 
@@ -106,7 +106,7 @@ def test_the_kit_passes_with_mkl_products_and_numpy_activations(check, dtype):
 def test_activations_saturate_without_overflow_or_nan(kind, dtype):
     """exp(−s) overflows to ∞ for very negative s in the float64 sigmoid, and the float32 one
     goes through tanh: both must give the limits 0 and 1 (−1 and 1 for tanh), not NaN."""
-    factory = cpu_factory(dtype)
+    factory = cpu_factory(dtype, blas="mkl")
     values = [-1e4, -800.0, -90.0, -1.0, 0.0, 1.0, 90.0, 800.0, 1e4]
     s = np.tile(values, (cpu_backend.VML_MIN // len(values) + 1, 1))  # enough to go to MKL
     reference = (0.5 * np.tanh(0.5 * s) + 0.5) if kind == "sigmoid" else np.tanh(s)
@@ -125,7 +125,7 @@ def test_activations_saturate_without_overflow_or_nan(kind, dtype):
 def test_small_activations_stay_with_numpy():
     """Below VML_MIN elements a ctypes call costs more than a ufunc: such layers keep numpy's
     functions, and larger ones go to MKL's."""
-    factory = cpu_factory("float32")
+    factory = cpu_factory("float32", blas="mkl")
     with factory.matrix(4, 8) as small, factory.matrix(64, 64) as large:
         for matrix, expected in ((small, False), (large, True)):
             steps = api.steps(factory.backend.activation("tanh", matrix, None, matrix))
@@ -151,7 +151,7 @@ def forward_outputs(factory, kinds, batch=70):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kinds", [("sigmoid", "tanh", "sigmoid"), ("tanh", "relu", "linear")])
 def test_the_layer_forward_pass_agrees_with_numpy_and_with_inference(kinds, dtype):
-    trained, inferred = forward_outputs(cpu_factory(dtype), kinds)
+    trained, inferred = forward_outputs(cpu_factory(dtype, blas="mkl"), kinds)
     plain, _ = forward_outputs(cpu_factory(dtype, vml=False), kinds)
     close = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(trained, inferred, rtol=close, atol=close)
@@ -173,7 +173,7 @@ def train(factory, epochs=30):
 @needs_vml
 def test_training_with_vml_follows_numpy_step_by_step():
     """Layers of 75000 elements: more than one VML block per pass, and MKL's threads."""
-    vml_parameters, vml_costs = train(cpu_factory("float64"))
+    vml_parameters, vml_costs = train(cpu_factory("float64", blas="mkl"))
     numpy_parameters, numpy_costs = train(cpu_factory("float64", blas="numpy", direct_blas=False))
     np.testing.assert_allclose(vml_parameters, numpy_parameters, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(vml_costs, numpy_costs, rtol=1e-10)

@@ -50,7 +50,7 @@ from nnfs.backend_api import ActivationKind, CostKind, Hyper, MemoryLimits, Opti
 from nnfs.philox import M0, M1, MASK32, ROUNDS, W0, W1, keep_scale, threshold
 
 from .blas import Blas, mkl_blas, numpy_blas
-from .device import available_memory
+from .device import available_memory, mkl_is_fast_here
 from .vml import mkl_vml
 
 #: Elements of scratch per block: blocks of this size stay in a core's L2 cache.
@@ -485,7 +485,9 @@ class CpuBackend(api.Backend):
         if blas == "mkl" and not direct_blas:
             raise nnfs.NnfsValueError("cpu backend: blas='mkl' is called directly; "
                                       "direct_blas=False needs blas='numpy'")
-        mkl = mkl_blas() if blas in ("auto", "mkl") and direct_blas else None
+        # auto: MKL where it is installed and the faster BLAS of this processor (Intel's)
+        wanted = blas == "mkl" or (blas == "auto" and mkl_is_fast_here())
+        mkl = mkl_blas() if wanted and direct_blas else None
         if blas == "mkl" and isinstance(mkl, str):
             raise nnfs.BackendUnavailable(f"cpu backend: blas='mkl': {mkl}")
         self.threads = threads

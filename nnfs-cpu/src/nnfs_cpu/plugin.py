@@ -20,7 +20,8 @@ PRIORITY = 10
 OPTIONS = (
     api.BackendOption("threads", int, "threads for elementwise work; default: the cores, at "
                       "most 8"),
-    api.BackendOption("blas", str, "which BLAS multiplies", ("auto", "mkl", "numpy")),
+    api.BackendOption("blas", str, "which BLAS multiplies; auto: MKL where it is installed, on "
+                      "an Intel processor, else numpy's", ("auto", "mkl", "numpy")),
     api.BackendOption("direct_blas", bool, "gemm and gemv with alpha and beta in one BLAS call"),
     api.BackendOption("vml", bool, "activations in MKL's vector math when MKL multiplies"),
 )
@@ -31,8 +32,9 @@ def probe() -> api.BackendStatus:
     import os
 
     from .blas import mkl_blas
+    from .device import mkl_is_fast_here
 
-    mkl = mkl_blas()
+    mkl = mkl_blas() if mkl_is_fast_here() else "not the faster BLAS on this processor"
     blas = "numpy's BLAS" if isinstance(mkl, str) else mkl.name
     return api.BackendStatus(
         available=True,

@@ -48,8 +48,8 @@ FLOAT32_ROUNDING = {
 _DIVERGES = (
     "plain SGD at the default eta=0.05 diverges on the check's unscaled make_regression "
     "targets (values in the hundreds): fit raises nnfs.TrainingDiverged, a FloatingPointError, "
-    "naming the epoch; scale the targets (TransformedTargetRegressor) until the adaptive "
-    "optimizers come. The float64 instance, with eta=0.001, passes it")
+    "naming the epoch; scale the targets (TransformedTargetRegressor), or train with Adam: "
+    "the float64 instance, with eta=0.001, and the Adam instance pass it")
 _SLOW_ETA = (
     "this instance's eta=0.001 (chosen so that the unscaled targets of the other checks do not "
     "diverge) is too small to reach R² > 0.5 on the standardised targets of this check in 20 "
@@ -60,7 +60,9 @@ def expected_failures(estimator) -> dict[str, str]:
     """The checks each instance is expected to fail, with the reason."""
     if not isinstance(estimator, NnfsRegressor):
         return {}
-    if estimator.eta == 0.05:
+    if estimator.optimizer == "adam":
+        return {}
+    if estimator.eta is None:  # plain SGD's own rate, 0.05
         return {"check_regressor_data_not_an_array": _DIVERGES,
                 "check_regressor_multioutput": _DIVERGES}
     return {"check_regressors_train": _SLOW_ETA}
@@ -75,6 +77,7 @@ def _check_name(check) -> str:
     NnfsClassifier(**SMALL, dtype="float64"),
     NnfsRegressor(**SMALL),
     NnfsRegressor(**SMALL, eta=0.001, dtype="float64"),
+    NnfsRegressor(**SMALL, optimizer="adam"),
 ], expected_failed_checks=expected_failures)
 def test_scikit_learn_estimator_checks(estimator, check):
     name = _check_name(check)
@@ -203,7 +206,10 @@ def test_unfitted_estimators_say_so():
     ({"hidden_layer_sizes": "16"}, nnfs.NnfsTypeError, "hidden_layer_sizes must be a sequence"),
     ({"activation": "swish"}, nnfs.NnfsValueError, "activation must be one of linear"),
     ({"activation": ["relu"]}, nnfs.NnfsValueError, "activation must be one of linear"),
-    ({"optimizer": "adam"}, nnfs.NnfsValueError, "optimizer must be one of sgd"),
+    ({"optimizer": "rmsprop"}, nnfs.NnfsValueError, "optimizer must be one of sgd, momentum"),
+    ({"optimizer": "sgd", "momentum": 0.9}, nnfs.NnfsValueError, "momentum is for the"),
+    ({"optimizer": "momentum", "momentum": 1.0}, nnfs.NnfsValueError, "momentum"),
+    ({"optimizer": "adam", "weight_decay": -1.0}, nnfs.NnfsValueError, "weight_decay"),
     ({"epochs": 0}, nnfs.NnfsValueError, "epochs must be a positive integer"),
     ({"batch_size": 2.5}, nnfs.NnfsValueError, "batch_size must be a positive integer"),
     ({"eta": -0.1}, nnfs.NnfsValueError, "eta must be a positive number"),
@@ -221,6 +227,44 @@ def test_bad_hyper_parameters_are_refused_by_fit_not_init(parameters, error, tex
     with pytest.raises(error, match=text):
         model.fit(X, y)
     assert not model.__sklearn_is_fitted__()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("sgd", nnfs.optimizers.SGD(0.05)),
+    ("momentum", nnfs.optimizers.SGD(0.05, momentum=0.9)),
+    ("nesterov", nnfs.optimizers.SGD(0.05, momentum=0.9, nesterov=True)),
+    ("adam", nnfs.optimizers.Adam(3e-3)),
+    ("adamw", nnfs.optimizers.AdamW(3e-3, weight_decay=0.01)),
+])
+def test_each_optimizer_trains_as_nnfs_fit_does_with_it(name, expected):
+    """optimizer= names nnfs.optimizers' rules, at each one's own rate: the estimator's
+    weights are those of nnfs.fit with that optimizer, bit for bit."""
+    X, y = blobs(60)
+    model = NnfsClassifier(**SMALL, optimizer=name, dtype="float64").fit(X, y)
+    rng = np.random.RandomState(0)
+    seed, fit_seed = int(rng.randint(2**31 - 1)), int(rng.randint(2**31 - 1))
+    factory = nnfs.backend(None, "float64")
+    with nnfs.inference_network(factory, 6, [nnfs.fully_connected(16, "relu"),
+                                             nnfs.fully_connected(3, "softmax")],
+                                seed=seed) as network:
+        nnfs.fit(network, X, y, epochs=20, batch_size=32, optimizer=expected, seed=fit_seed,
+                 quiet=True)
+        np.testing.assert_array_equal(nnfs.transfer(network.parameters),
+                                      nnfs.transfer(model.network_.parameters))
+    assert model.score(X, y) > 0.9
+
+
+def test_adam_trains_the_digits_well_in_ten_epochs():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0, stratify=y)
+    adam = make_pipeline(StandardScaler(), NnfsClassifier(
+        (64,), optimizer="adam", epochs=10, random_state=0)).fit(X_train, y_train)
+    assert adam.score(X_test, y_test) > 0.95
 
 
 # --- weights -------------------------------------------------------------------------------------

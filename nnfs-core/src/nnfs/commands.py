@@ -14,6 +14,7 @@ import numpy as np
 
 import nnfs
 
+from . import optimizers, schedules
 from ._scaling import (
     check_representable,
     check_targets,
@@ -110,8 +111,6 @@ def learning_rates(eta_text: str | None, epochs: int | None) -> float | list[tup
     return eta
 
 
-#: --optimizer's choices, and the learning rate each starts from when --eta is not given.
-OPTIMIZERS = {"sgd": None, "momentum": 0.05, "nesterov": 0.05, "adam": 3e-3, "adamw": 3e-3}
 #: --schedule's choices.
 SCHEDULES = ("cosine", "plateau")
 
@@ -122,8 +121,6 @@ def training_plan(args: argparse.Namespace):
     --schedule. Plain SGD keeps the default schedule of 60% of the epochs at 0.05, then 0.01;
     the others start from their own rate (0.05 with momentum, 0.003 for Adam and AdamW, which
     reaches 98% on the digits in 20 epochs)."""
-    from . import optimizers, schedules
-
     name = args.optimizer
     if args.momentum is not None and name not in ("momentum", "nesterov"):
         raise NnfsValueError(f"--momentum is for --optimizer momentum or nesterov, not {name}")
@@ -136,7 +133,7 @@ def training_plan(args: argparse.Namespace):
     if name == "sgd" and args.schedule is None:
         eta = learning_rates(args.eta, args.epochs)
     else:
-        eta = parse_eta(args.eta) if args.eta is not None else OPTIMIZERS[name] or 0.05
+        eta = parse_eta(args.eta) if args.eta is not None else optimizers.RATES[name]
         if isinstance(eta, list) and args.epochs is not None \
                 and args.epochs != sum(n for n, _ in eta):
             raise NnfsValueError(f"--epochs {args.epochs} contradicts the schedule --eta "
@@ -149,16 +146,9 @@ def training_plan(args: argparse.Namespace):
         schedule = schedules.Cosine()
     elif args.schedule == "plateau":
         schedule = schedules.ReduceOnPlateau(factor=0.5, patience=3)
-    decay = args.weight_decay
     try:
-        if name in ("sgd", "momentum", "nesterov"):
-            momentum = 0.0 if name == "sgd" else (0.9 if args.momentum is None else args.momentum)
-            optimizer = optimizers.SGD(rate, momentum=momentum, nesterov=name == "nesterov",
-                                       weight_decay=decay or 0.0)
-        elif name == "adam":
-            optimizer = optimizers.Adam(rate, weight_decay=decay or 0.0)
-        else:
-            optimizer = optimizers.AdamW(rate, weight_decay=0.01 if decay is None else decay)
+        optimizer = optimizers.named(name, rate, momentum=args.momentum,
+                                     weight_decay=args.weight_decay)
     except NnfsValueError as error:
         raise NnfsValueError(f"--optimizer {name}: {error}") from None
     return epochs, optimizer, schedule
@@ -202,7 +192,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learning rate, or a schedule EPOCHS:ETA,... (default: 0.05 for the "
                              "first 60%% of the epochs, then 0.01; "
                              f"{DEFAULT_ETA} for the default {DEFAULT_EPOCHS})")
-    parser.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS),
+    parser.add_argument("--optimizer", default="sgd", choices=list(optimizers.RATES),
                         help="the update rule (torch.optim's); momentum and nesterov start from "
                              "--eta 0.05, adam and adamw from 0.003 (default: sgd, plain)")
     parser.add_argument("--momentum", type=float, default=None,

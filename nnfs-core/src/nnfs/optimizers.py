@@ -194,6 +194,30 @@ def optimizer(value: object, what: str = "optimizer") -> Optimizer:
                         f"{value!r}")
 
 
+
+#: The optimizers by name (``nnfs train --optimizer``, the estimators' ``optimizer=``), and the
+#: learning rate each starts from when none is given: 0.05 for SGD with or without momentum,
+#: 0.003 for Adam and AdamW (which reaches 98% on the digits in 20 epochs).
+RATES = {"sgd": 0.05, "momentum": 0.05, "nesterov": 0.05, "adam": 3e-3, "adamw": 3e-3}
+
+
+def named(name: object, eta: float | None = None, *, momentum: float | None = None,
+          weight_decay: float | None = None, what: str = "optimizer") -> Optimizer:
+    """The optimizer called ``name`` (one of :data:`RATES`), at ``eta`` (default: its rate in
+    :data:`RATES`). ``momentum`` (default 0.9) is for ``"momentum"`` and ``"nesterov"`` only;
+    ``weight_decay`` defaults to each optimizer's own (0, and 0.01 for AdamW)."""
+    if not isinstance(name, str) or name not in RATES:
+        raise NnfsValueError(f"{what} must be one of {', '.join(RATES)}, got {name!r}")
+    if momentum is not None and name not in ("momentum", "nesterov"):
+        raise NnfsValueError(f"momentum is for the optimizers momentum and nesterov, not {name}")
+    rate = RATES[name] if eta is None else eta
+    if name in ("sgd", "momentum", "nesterov"):
+        return SGD(rate, momentum=0.0 if name == "sgd" else (0.9 if momentum is None else momentum),
+                   nesterov=name == "nesterov", weight_decay=weight_decay or 0.0)
+    if name == "adam":
+        return Adam(rate, weight_decay=weight_decay or 0.0)
+    return AdamW(rate, weight_decay=0.01 if weight_decay is None else weight_decay)
+
 # --- the optimizer while training: its state on the device -------------------------------------
 
 @dataclass(eq=False)
@@ -324,5 +348,5 @@ def decay_mask(inference) -> np.ndarray:
     return mask
 
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "OptimizerState", "decay_mask", "optimizer",
-           "state_sizes"]
+__all__ = ["RATES", "SGD", "Adam", "AdamW", "Optimizer", "OptimizerState", "decay_mask", "named",
+           "optimizer", "state_sizes"]

@@ -15,9 +15,9 @@ They follow scikit-learn's estimator rules, so they work in ``Pipeline``, ``Grid
     search.fit(X, y)          # any labels: strings, 1..10, booleans
 
 Hyper-parameters are stored by ``__init__`` as given and checked by ``fit``. Training is
-``nnfs.fit`` (mini-batch SGD, nothing allocated per batch) on the backend and dtype given, so a
-grid search can run on OpenCL or CUDA (``backend="cuda"``). The module needs scikit-learn
-(``pip install "nnfs-core[sklearn]"``); ``import nnfs`` does not import it.
+``nnfs.fit`` (mini-batch SGD, momentum or Adam, nothing allocated per batch) on the backend
+and dtype given, so a grid search can run on OpenCL or CUDA (``backend="cuda"``). The module
+needs scikit-learn (``pip install "nnfs-core[sklearn]"``); ``import nnfs`` does not import it.
 
 **Pickles.** A fitted estimator pickles through a host copy of its weights (no device object
 is in the pickle); unpickled, it rebuilds its network on its ``backend`` and ``dtype`` when it
@@ -52,11 +52,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 import nnfs
 
+from . import optimizers
 from .activations import ACTIVATIONS
 from .network import fully_connected
 
-#: The optimizers the estimators can train with (those of nnfs.fit; more will come).
-OPTIMIZERS = ("sgd",)
+#: The optimizers the estimators can train with, by name (``nnfs train --optimizer``'s).
+OPTIMIZERS = tuple(optimizers.RATES)
 
 
 class _EarlyStop(Exception):
@@ -71,7 +72,8 @@ class _NnfsEstimator(BaseEstimator):
     _cost = "quadratic"
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, epochs=50,
-                 batch_size=32, eta=0.05, optimizer="sgd", shuffle=True, early_stopping=False,
+                 batch_size=32, eta=None, optimizer="sgd", momentum=None, weight_decay=None,
+                 shuffle=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, random_state=None,
                  backend=None, dtype="float32", verbose=False):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -80,6 +82,8 @@ class _NnfsEstimator(BaseEstimator):
         self.batch_size = batch_size
         self.eta = eta
         self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay = weight_decay
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -113,8 +117,8 @@ class _NnfsEstimator(BaseEstimator):
             raise NnfsValueError(f"{name}: activation must be one of {', '.join(ACTIVATIONS)}, "
                                  f"got {self.activation!r}")
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
-            raise NnfsValueError(f"{name}: optimizer must be one of {', '.join(OPTIMIZERS)} "
-                                 f"(plain SGD with eta), got {self.optimizer!r}")
+            raise NnfsValueError(f"{name}: optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                                 f"got {self.optimizer!r}")
         for what in ("epochs", "batch_size", "n_iter_no_change"):
             value = getattr(self, what)
             if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
@@ -128,10 +132,21 @@ class _NnfsEstimator(BaseEstimator):
         if (isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real)
                 or not self.tol >= 0):
             raise NnfsValueError(f"{name}: tol must be a number of 0 or more, got {self.tol!r}")
-        if (isinstance(self.eta, bool) or not isinstance(self.eta, numbers.Real)
-                or not np.isfinite(self.eta) or self.eta <= 0):
-            raise NnfsValueError(f"{name}: eta must be a positive number (the learning rate), "
-                                 f"got {self.eta!r}")
+        if self.eta is not None and (isinstance(self.eta, bool)
+                                     or not isinstance(self.eta, numbers.Real)
+                                     or not np.isfinite(self.eta) or self.eta <= 0):
+            raise NnfsValueError(f"{name}: eta must be a positive number (the learning rate) "
+                                 f"or None (the optimizer's own), got {self.eta!r}")
+        self._make_optimizer()
+
+    def _make_optimizer(self) -> optimizers.Optimizer:
+        """The optimizer the hyper-parameters name (its settings checked by nnfs)."""
+        try:
+            return optimizers.named(self.optimizer,
+                                    None if self.eta is None else float(self.eta),
+                                    momentum=self.momentum, weight_decay=self.weight_decay)
+        except (NnfsValueError, NnfsTypeError) as error:
+            raise type(error)(f"{self._name}: {error}") from None
 
     @property
     def _name(self) -> str:
@@ -207,7 +222,7 @@ class _NnfsEstimator(BaseEstimator):
         whose cost is measured after every epoch, stopping when it has not improved by ``tol``
         for ``n_iter_no_change`` epochs, and putting back the weights of the best epoch."""
         network = self.network_
-        arguments = {"epochs": epochs, "eta": float(self.eta), "cost": self._cost,
+        arguments = {"epochs": epochs, "optimizer": self._make_optimizer(), "cost": self._cost,
                      "shuffle": bool(self.shuffle),
                      "seed": int(rng.randint(np.iinfo(np.int32).max)),
                      "quiet": not self.verbose}
@@ -259,7 +274,7 @@ class _NnfsEstimator(BaseEstimator):
 
 class NnfsClassifier(ClassifierMixin, _NnfsEstimator):
     """A classifier: an nnfs network with a softmax output (one unit per class), trained on
-    the cross-entropy by mini-batch SGD (``nnfs.fit``).
+    the cross-entropy by mini-batch training (``nnfs.fit``).
 
     Args:
         hidden_layer_sizes: the widths of the hidden layers, such as ``(100,)`` or ``(64, 32)``;
@@ -268,8 +283,15 @@ class NnfsClassifier(ClassifierMixin, _NnfsEstimator):
             (or ``"softmax"``).
         epochs: passes over the training data (the most, with early stopping).
         batch_size: samples per update (at most the number of training samples).
-        eta: the learning rate.
-        optimizer: ``"sgd"``, for now the only one.
+        eta: the learning rate (``None``: the optimizer's own, 0.05 for ``"sgd"``,
+            ``"momentum"`` and ``"nesterov"``, 0.003 for ``"adam"`` and ``"adamw"``).
+        optimizer: ``"sgd"`` (plain), ``"momentum"``, ``"nesterov"``, ``"adam"`` or
+            ``"adamw"``, with ``torch.optim``'s update rules (see :mod:`nnfs.optimizers`).
+            Each ``fit`` or ``partial_fit`` call starts the optimizer's state (velocity,
+            moments) afresh.
+        momentum: for ``"momentum"`` and ``"nesterov"`` (``None``: 0.9).
+        weight_decay: L2 decay of the weights, not the biases (``None``: 0, and 0.01 for
+            ``"adamw"``, where it is decoupled).
         shuffle: visit the samples in a new order every epoch.
         early_stopping: hold out ``validation_fraction`` of the training data (stratified) and
             stop when its cost has not improved by ``tol`` for ``n_iter_no_change`` epochs; the
@@ -295,11 +317,13 @@ class NnfsClassifier(ClassifierMixin, _NnfsEstimator):
     _cost = "cross_entropy"
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, epochs=50,
-                 batch_size=32, eta=0.05, optimizer="sgd", shuffle=True, early_stopping=False,
+                 batch_size=32, eta=None, optimizer="sgd", momentum=None, weight_decay=None,
+                 shuffle=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, class_weight=None,
                  random_state=None, backend=None, dtype="float32", verbose=False):
         super().__init__(hidden_layer_sizes, activation, epochs=epochs, batch_size=batch_size,
-                         eta=eta, optimizer=optimizer, shuffle=shuffle,
+                         eta=eta, optimizer=optimizer, momentum=momentum,
+                         weight_decay=weight_decay, shuffle=shuffle,
                          early_stopping=early_stopping,
                          validation_fraction=validation_fraction,
                          n_iter_no_change=n_iter_no_change, tol=tol, random_state=random_state,
@@ -399,7 +423,7 @@ class NnfsClassifier(ClassifierMixin, _NnfsEstimator):
 
 class NnfsRegressor(RegressorMixin, _NnfsEstimator):
     """A regressor: an nnfs network with a linear output (one unit per target), trained on
-    the quadratic cost by mini-batch SGD (``nnfs.fit``). ``y`` may have several columns.
+    the quadratic cost by mini-batch training (``nnfs.fit``). ``y`` may have several columns.
 
     The hyper-parameters and attributes are those of :class:`NnfsClassifier`, without the
     classes and ``class_weight``. The targets are used as they are: scale them (for example

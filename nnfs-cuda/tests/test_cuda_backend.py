@@ -214,7 +214,9 @@ def test_probe_without_cupy(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)
     monkeypatch.setitem(sys.modules, "cupy.cuda", None)
     status = probe()
-    assert not status.available and "pip install cupy-cuda12x" in status.reason
+    assert not status.available
+    assert "pip install 'nnfs-cuda[cuda12]'" in status.reason
+    assert "pip install 'nnfs-cuda[cuda13]'" in status.reason
 
 
 def test_probe_refuses_two_cupy_wheels(fake_runtime, monkeypatch):
@@ -232,7 +234,7 @@ def _nvrtc():
         nvrtc.getVersion()
     except Exception as error:  # NVRTC is a CUDA library: it can be missing
         pytest.skip(f"NVRTC cannot be loaded here ({type(error).__name__}: {error}); it comes "
-                    "with nnfs-cuda's dependency cuda-toolkit[nvrtc]")
+                    "with nnfs-cuda's extras cuda12 and cuda13 (cuda-toolkit[nvrtc])")
     return nvrtc
 
 

@@ -5,7 +5,9 @@ package ``nnfs`` and a command ``nnfs``. These tests install a stand-in with its
 (``nnfs/__init__.py``, ``nnfs/core.py``, ``nnfs/console/``, ``nnfs/datasets/``, the command
 ``nnfs = nnfs.console.nnfs:main``, ``nnfs_video_tutorial_code/``) and nnfs's own wheels into a
 throwaway virtual environment, with pip, in each order, and check what the README says happens
-and that its way out works. ``.ci/release`` repeats the same with the real 0.5.1 from the index.
+and that its way out works. With ``NNFS_OTHER_NNFS_WHEEL`` naming the real wheel
+(``pip download --no-deps nnfs==0.5.1``), they install that one instead, and with
+``NNFS_RELEASE_WHEELS`` naming a folder of nnfs's wheels, those: ``.ci/release`` does both.
 
 The throwaway environment borrows numpy and pluggy from this one (a .pth file naming a folder
 of links to them), so nothing is downloaded; pip runs with ``--python`` on it.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -71,16 +74,27 @@ def _other_wheel(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> Path:
-    """nnfs's wheels built from this checkout, and the other distribution's, in one folder."""
+    """nnfs's wheels, and the other distribution's, in one folder. nnfs's are built from this
+    checkout, or taken from the folder ``NNFS_RELEASE_WHEELS`` names (.ci/release's)."""
     folder = tmp_path_factory.mktemp("wheels")
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-         "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", str(folder),
-         *(str(ROOT / name) for name in OURS)],
-        capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"pip could not build nnfs's wheels:\n{result.stdout}{result.stderr}")
-    _other_wheel(folder)
+    release = os.environ.get("NNFS_RELEASE_WHEELS")
+    if release:
+        for name in OURS:
+            for wheel in Path(release).glob(f"{name.replace('-', '_')}-*.whl"):
+                shutil.copy(wheel, folder)
+    else:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+             "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", str(folder),
+             *(str(ROOT / name) for name in OURS)],
+            capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            pytest.fail(f"pip could not build nnfs's wheels:\n{result.stdout}{result.stderr}")
+    real = os.environ.get("NNFS_OTHER_NNFS_WHEEL")
+    if real:
+        shutil.copy(real, folder)
+    else:
+        _other_wheel(folder)
     return folder
 
 

@@ -53,7 +53,8 @@ def source_version(folder: Path, project: dict, pyproject: dict) -> str:
         problem(f"{folder.name}: the version must be dynamic, read from the package")
     attr = pyproject["tool"]["setuptools"]["dynamic"]["version"]["attr"]
     module, _, name = attr.rpartition(".")
-    path = folder / "src" / Path(*module.split(".")) / "__init__.py"
+    path = folder / "src" / Path(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name
                                                 for t in node.targets):

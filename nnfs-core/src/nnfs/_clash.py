@@ -8,8 +8,8 @@ module among them (the other distribution has no file of this name), and so do t
 each backend package calls :func:`require_nnfs_core` when it is imported, so that the clash is
 named, with the way out, instead of surfacing as an ``AttributeError`` somewhere inside it.
 
-This module reads no other module of nnfs but ``errors``, which the other distribution does not
-have either: it must work when ``nnfs/__init__.py`` is not ours.
+This module imports no other module of nnfs but ``errors``, which the other distribution does
+not have either: it must work when ``nnfs/__init__.py`` is not ours.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def recovery() -> str:
 def require_nnfs_core(distribution: str) -> None:
     """Raise :class:`NnfsCoreReplaced`, naming the clash and the way out, when the package
     ``nnfs`` that ``distribution`` (an nnfs backend) builds on is not nnfs-core's."""
-    import nnfs
-
+    # whoever called this imported nnfs._clash, so the package ``nnfs`` is in sys.modules
+    nnfs = sys.modules["nnfs"]
     if getattr(nnfs, MARKER, False) is True:
         return
     where = getattr(nnfs, "__file__", None) or ", ".join(getattr(nnfs, "__path__", [])) or "?"

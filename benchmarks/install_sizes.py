@@ -33,6 +33,8 @@ ROUTES = {
     "nnfs-core[progress]": (["nnfs-core[progress]"], "nnfs-core"),
     "nnfs-core[plot]": (["nnfs-core[plot]"], "nnfs-core"),
     "nnfs-core[mpi]": (["nnfs-core[mpi]"], "nnfs-core"),
+    "nnfs-core[sklearn]": (["nnfs-core[sklearn]"], "nnfs-core"),
+    "nnfs-core[onnx]": (["nnfs-core[onnx]"], "nnfs-core"),
     "nnfs-core[test]": (["nnfs-core[test]"], "nnfs-core"),
     "nnfs-cpu": (["nnfs-core", "nnfs-cpu"], "nnfs-core"),
     "nnfs-cpu[mkl]": (["nnfs-core", "nnfs-cpu[mkl]"], "nnfs-cpu"),

@@ -112,9 +112,9 @@ def test_the_cuda_wheels_bring_nvrtc():
 
 def test_pyopencl_sees_the_systems_pocl_beside_the_wheels():
     """.ci/run installs Debian's PoCL because the wheel's cannot compile for every processor
-    (it does not know AMD's Zen 5); nnfs-opencl takes the first device that builds a program.
-    That works only where pyopencl reads the system's drivers too (pyopencl 2022.2.3 and older
-    see only the wheel's)."""
+    (it does not know AMD's Zen 5), and nnfs-opencl takes the first device that builds a
+    program: pyopencl must see both (pyopencl 2022.2.3 and older see the system's drivers only,
+    so the pocl extra gives them nothing)."""
     pocl = _installed("pocl-binary-distribution")
     pyopencl = _installed("pyopencl")
     if not Path("/etc/OpenCL/vendors/pocl.icd").is_file():

@@ -221,6 +221,11 @@ def find_devices() -> list[DeviceInfo]:
     try:
         from cupy.cuda import runtime
     except Exception as error:  # ImportError, or a broken CuPy installation
+        if isinstance(error, ImportError) and error.name in ("cupy", "cupy.cuda") \
+                and not _cupy_distributions():
+            raise DeviceUnavailable(
+                f"CuPy is not installed; install it with the extra of your CUDA version: "
+                f"{CUDA_PIP}") from None
         raise DeviceUnavailable(
             f"CuPy cannot be imported ({type(error).__name__}: {error}); install it with "
             f"the extra of your CUDA version: {CUDA_PIP}") from None

@@ -11,6 +11,7 @@ It needs only the standard library, and ``tomllib`` or the ``tomli`` that pip ca
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import re
@@ -27,7 +28,18 @@ _SKIPPED = ("__pycache__", ".egg-info", ".pyc")
 
 def _project() -> dict:
     with open("pyproject.toml", "rb") as file:
-        return tomllib.load(file)["project"]
+        pyproject = tomllib.load(file)
+    project = dict(pyproject["project"])
+    if "version" not in project:  # dynamic: the literal __version__ setuptools would read
+        attr = pyproject["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+        module, _, name = attr.rpartition(".")
+        path = Path("src", *module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = [getattr(target, "id", "") for target in getattr(node, "targets", ())]
+            if isinstance(node, ast.Assign) and targets == [name]:
+                project["version"] = ast.literal_eval(node.value)
+    return project
 
 
 def _names(project: dict) -> tuple[str, str]:

@@ -1428,6 +1428,12 @@ def _cannot_run(command: Command) -> str | None:
             return None  # already a user: the refusals happen as they are
         if shutil.which("setpriv") is None:
             return "running as another user needs setpriv (util-linux), which is not here"
+        entry = pwd.getpwnam(command.user)
+        probe = subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
+                                "--clear-groups", sys.executable, "-c", ""],
+                               capture_output=True, text=True, timeout=60)
+        if probe.returncode != 0:  # a Python under a folder only root may enter
+            return f"{command.user} cannot run this Python: {probe.stderr.strip()}"
     if command.mount is not None:
         if os.geteuid() != 0:
             return f"a {command.mount} mount needs root (to mount in a namespace of its own)"

@@ -14,6 +14,9 @@ import nnfs
 from nnfs import fully_connected
 from nnfs.optimizers import SGD, Adam, AdamW, OptimizerState, decay_mask
 from nnfs.training import Rollback, TrainingNetwork
+
+# the refusals below are shown on backends made from the reference backend
+pytest.importorskip("nnfs_reference", reason="the reference backend is not installed")
 from nnfs_reference import ReferenceBackend
 
 V, T = nnfs.NnfsValueError, nnfs.NnfsTypeError

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytest.importorskip("nnfs_cpu", reason="nnfs-cpu is not installed")
+
 import nnfs
 from nnfs import backend_api as api
 from nnfs.registry import Registry

@@ -35,7 +35,7 @@ from nnfs import fully_connected
 from nnfs.testing import CHECKS
 from nnfs_cuda import SlowFloat64Warning, benchmark, kernels
 from nnfs_cuda import backend as cuda_backend
-from nnfs_cuda.device import DeviceUnavailable, find_devices
+from nnfs_cuda.device import DeviceUnavailable, _cupy_distributions, find_devices
 from nnfs_cuda.plugin import probe
 
 # --- 1. without a GPU, for real -----------------------------------------------------------------
@@ -108,6 +108,9 @@ def test_the_offline_gpu_check_installs_and_says_there_is_no_gpu(tmp_path, build
     """The script's steps on a machine without a GPU: the install from the checkout (with
     setuptools, or with offline_build.py as where setuptools is old or missing), the command
     exiting 2 with the reason, the GPU tests skipping with it, one report, exit status 2."""
+    if not _cupy_distributions():
+        pytest.skip("no CuPy is installed (nnfs-cuda's extras cuda12 and cuda13 bring one), "
+                    "and gpu-check.sh runs where one is")
     forced = {"NNFS_GPU_CHECK_OFFLINE_BUILD": "1"} if builder == "offline_build" else {}
     result = _gpu_check(tmp_path, **forced)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -211,10 +214,27 @@ def test_float64_speed_comes_from_the_driver_when_it_says():
 
 
 def test_probe_without_cupy(monkeypatch):
+    """nnfs-cuda alone (no extra) installs no CuPy: the reason names both extras, as a plain
+    fact rather than an exception's name (nnfs backends prints it)."""
     monkeypatch.setitem(sys.modules, "cupy", None)
     monkeypatch.setitem(sys.modules, "cupy.cuda", None)
+    monkeypatch.setattr("nnfs_cuda.device._cupy_distributions", lambda: [])
     status = probe()
-    assert not status.available and "pip install cupy-cuda12x" in status.reason
+    assert not status.available
+    assert status.reason.startswith("CuPy is not installed; install it with the extra of your")
+    assert "pip install 'nnfs-cuda[cuda12]'" in status.reason
+    assert "pip install 'nnfs-cuda[cuda13]'" in status.reason
+    assert "Error" not in status.reason
+
+
+def test_probe_with_a_cupy_that_cannot_be_imported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", None)
+    monkeypatch.setattr("nnfs_cuda.device._cupy_distributions", lambda: ["cupy-cuda12x"])
+    status = probe()
+    assert not status.available
+    assert status.reason.startswith("CuPy cannot be imported (ModuleNotFoundError: import of cupy")
+    assert "pip install 'nnfs-cuda[cuda12]'" in status.reason
 
 
 def test_probe_refuses_two_cupy_wheels(fake_runtime, monkeypatch):
@@ -232,7 +252,7 @@ def _nvrtc():
         nvrtc.getVersion()
     except Exception as error:  # NVRTC is a CUDA library: it can be missing
         pytest.skip(f"NVRTC cannot be loaded here ({type(error).__name__}: {error}); it comes "
-                    "with nnfs-cuda's dependency cuda-toolkit[nvrtc]")
+                    "with nnfs-cuda's extras cuda12 and cuda13 (cuda-toolkit[nvrtc])")
     return nvrtc
 
 

@@ -73,6 +73,8 @@ from ._version import __version__
 from .sgd import sgd
 from .training import TrainingNetwork, TrainingStep, training_network
 
+#: This is nnfs-core's package ``nnfs``, not the unrelated PyPI distribution's (see _clash.py).
+_is_nnfs_core = True
 
 
 def backend(name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:

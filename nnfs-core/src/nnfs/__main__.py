@@ -2,6 +2,10 @@
 
 import sys
 
-from .cli import main
+from ._clash import exit_if_replaced
+
+exit_if_replaced("python -m nnfs")  # before anything reads nnfs/__init__.py, which may not be ours
+
+from .cli import main  # noqa: E402
 
 sys.exit(main())

@@ -35,7 +35,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import _clash, hookspecs
 from ._args import dtype_name
 from .contract import Backend
 from .errors import (
@@ -822,8 +822,7 @@ class Registry:
             warnings.append(
                 f"the unrelated distribution 'nnfs' {other.version} (a helper for the book "
                 "'Neural Networks from Scratch') is installed; it also provides the import name "
-                "'nnfs' and may overwrite nnfs-core's files: pip uninstall nnfs, then "
-                "pip install --force-reinstall nnfs-core"
+                f"'nnfs' and may overwrite nnfs-core's files: {_clash.recovery()}"
             )
         return warnings
 

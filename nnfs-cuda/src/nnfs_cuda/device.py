@@ -39,8 +39,10 @@ from . import kernels
 #: Used when the driver does not report the ratio itself.
 FAST_FLOAT64 = frozenset({(6, 0), (7, 0), (8, 0), (9, 0), (10, 0)})
 
-#: The pip command that brings the CUDA libraries nnfs-cuda loads, without a CUDA toolkit.
-CUDA_LIBRARIES_PIP = "pip install 'cuda-toolkit[cublas,cudart,nvrtc]==12.*'"
+#: The pip commands that bring CuPy and the CUDA libraries nnfs-cuda loads, without a CUDA
+#: toolkit: one extra of nnfs-cuda per CUDA major version (see its pyproject.toml).
+CUDA_PIP = ("pip install 'nnfs-cuda[cuda12]' (NVIDIA driver 525 or newer) or "
+            "pip install 'nnfs-cuda[cuda13]' (driver 580 or newer, a Turing or newer GPU)")
 
 
 class DeviceUnavailable(Exception):
@@ -219,14 +221,19 @@ def find_devices() -> list[DeviceInfo]:
     try:
         from cupy.cuda import runtime
     except Exception as error:  # ImportError, or a broken CuPy installation
+        if isinstance(error, ImportError) and error.name in ("cupy", "cupy.cuda") \
+                and not _cupy_distributions():
+            raise DeviceUnavailable(
+                f"CuPy is not installed; install it with the extra of your CUDA version: "
+                f"{CUDA_PIP}") from None
         raise DeviceUnavailable(
-            f"CuPy cannot be imported ({type(error).__name__}: {error}); install it with: "
-            "pip install cupy-cuda12x") from None
+            f"CuPy cannot be imported ({type(error).__name__}: {error}); install it with "
+            f"the extra of your CUDA version: {CUDA_PIP}") from None
     wheels = _cupy_distributions()
     if len(wheels) > 1:
         raise DeviceUnavailable(
             f"several CuPy distributions are installed ({', '.join(wheels)}) and overwrite each "
-            "other's files; uninstall all of them, then install one (pip install cupy-cuda12x)")
+            f"other's files; uninstall all of them, then install one: {CUDA_PIP}")
     try:
         driver = runtime.driverGetVersion()
     except Exception as error:
@@ -401,7 +408,7 @@ class CupyDevice:
             except Exception as error:
                 raise DeviceUnavailable(
                     f"cuBLAS could not start on device {info} ({type(error).__name__}: {error}); "
-                    f"the CUDA libraries come with: {CUDA_LIBRARIES_PIP}") from None
+                    f"the CUDA libraries come with: {CUDA_PIP}") from None
             try:
                 module = cupy.RawModule(code=kernels.source(), options=kernels.NVRTC_OPTIONS,
                                         name_expressions=kernels.name_expressions(dtype))
@@ -414,7 +421,7 @@ class CupyDevice:
                 raise DeviceUnavailable(
                     f"NVRTC could not compile nnfs-cuda's kernels for device {info} "
                     f"({type(error).__name__}: {error}); the CUDA libraries come with: "
-                    f"{CUDA_LIBRARIES_PIP}") from None
+                    f"{CUDA_PIP}") from None
 
     # --- every call: on the device, on the stream, device errors made nnfs errors ------------
 

@@ -38,9 +38,12 @@ import traceback
 from dataclasses import dataclass
 
 import nnfs
+from nnfs._clash import require_nnfs_core
 
-from . import training_checks  # noqa: F401 - registers the checks of optimizers and dropout
-from .checks import CHECKS, Check, CheckSkipped, DeclaredUnsupported
+require_nnfs_core("nnfs.testing")  # the kit needs nnfs-core's nnfs, not the other 'nnfs'
+
+from . import training_checks  # noqa: E402, F401 - registers the checks of optimizers and dropout
+from .checks import CHECKS, Check, CheckSkipped, DeclaredUnsupported  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ that must not run here (it needs an MPI launch, a GPU, a data set) is marked in 
 the line before it, ``<!-- not run: REASON -->``, and is reported as a skip with that reason.
 A shell block runs only when the line before it is ``<!-- run -->`` (the cheap ones:
 ``nnfs backends``, ``nnfs demo``), each line through bash with this environment's commands
-first on the ``PATH``. The last tests hold the README's "Where things live" table to the tree.
+first on the ``PATH``. The doctests of the docstrings the API reference shows run too, and the
+last tests hold the README's "Where things live" table to the tree.
 """
 
 from __future__ import annotations
@@ -130,6 +131,35 @@ def test_the_cheap_shell_examples_run(block, tmp_path):
         assert result.returncode == 0, (block.where, line, result.stderr)
         assert "Traceback" not in result.stderr, (block.where, line, result.stderr)
         assert result.stdout.strip(), (block.where, line, "printed nothing")
+
+
+# --- the API reference's docstrings ---------------------------------------------------------------
+
+def documented_modules() -> list[str]:
+    """The modules the reference pages document (``automodule``), and for ``nnfs``, whose
+    imported members it shows, the modules those members come from."""
+    names = set()
+    for page in sorted((ROOT / "docs" / "reference").glob("*.md")):
+        names.update(re.findall(r"^\.\. automodule:: ([\w.]+)", page.read_text(encoding="utf-8"),
+                                re.MULTILINE))
+    if "nnfs" in names:
+        import nnfs
+
+        names.update(getattr(getattr(nnfs, name), "__module__", None) or "nnfs"
+                     for name in nnfs.__all__)
+    return sorted(name for name in names if name.startswith("nnfs"))
+
+
+def test_the_doctests_of_the_reference_pass():
+    import doctest
+    import importlib
+
+    attempted = 0
+    for name in documented_modules():
+        result = doctest.testmod(importlib.import_module(name), verbose=False, report=True)
+        assert result.failed == 0, f"{name}: {result.failed} doctest(s) failed (printed above)"
+        attempted += result.attempted
+    assert attempted >= 1, "the reference's docstrings hold no doctest any more: is this found?"
 
 
 # --- the README's "Where things live" -------------------------------------------------------------

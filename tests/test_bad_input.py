@@ -28,8 +28,8 @@ Bad plugins are catalogued next to this file, in ``tests/test_plugin_loading.py`
 of ``tests/plugins/`` and ``tests/plugins/hostile/``) and ``tests/test_registry.py``; flawed
 backends that the conformance kit must fail in ``tests/test_kit_catches_flaws.py`` (the
 backends of ``tests/plugins/flawed/``); ranks that disagree or leave in ``tests/test_mpi.py``;
-randomly damaged files in ``tests/test_io.py`` and ``tests/test_data.py``. The README's "What
-nnfs promises" section quotes the size of the tables here; ``test_the_readme_counts_the_cases``
+randomly damaged files in ``tests/test_io.py`` and ``tests/test_data.py``. The guide's "What
+nnfs promises" page quotes the size of the tables here; ``test_the_guide_counts_the_cases``
 keeps it honest, and ``python tests/test_bad_input.py`` prints it.
 """
 
@@ -1694,9 +1694,10 @@ def catalogue_size() -> dict[str, int]:
             "situations": len(SITUATIONS)}
 
 
-def test_the_readme_counts_the_cases():
-    """The README's "What nnfs promises" quotes the size of this catalogue."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_guide_counts_the_cases():
+    """The guide's "What nnfs promises" (docs/guide/promises.md) quotes the size of this
+    catalogue."""
+    readme = (ROOT / "docs" / "guide" / "promises.md").read_text(encoding="utf-8")
     quoted = {
         "cases": r"\*\*(\d+) cases\*\*",
         "calls": r"\*\*(\d+) calls of the API\*\*",
@@ -1709,7 +1710,7 @@ def test_the_readme_counts_the_cases():
     found = {}
     for key, pattern in quoted.items():
         match = re.search(pattern, readme)
-        assert match, f"the README does not quote the number of {key} ({pattern})"
+        assert match, f"promises.md does not quote the number of {key} ({pattern})"
         found[key] = int(match.group(1))
     actual = catalogue_size()
     actual["cases"] = actual["calls"] + actual["commands"] + actual["streams"] \

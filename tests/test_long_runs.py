@@ -4,7 +4,7 @@ allocates device memory nor grows the process, on every backend.
 The measure is the process's resident memory (VmRSS of /proc/self/status), read after a
 warm-up and then after every tenth of the run; it must stay within 1 MiB of the first reading,
 and the factory's allocation counter must not move. Each test prints its figures (run pytest
-with -s to see them; the README quotes them)."""
+with -s to see them; docs/guide/promises.md quotes them)."""
 
 from __future__ import annotations
 

@@ -104,8 +104,8 @@ def test_the_graph_is_one_gemm_per_layer_at_the_stated_opset(tmp_path):
     assert [d.dim_param or d.dim_value for d in shape.dim] == ["N", 4]
 
 
-def test_the_opset_is_stated_in_the_docstrings_and_the_readme():
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+def test_the_opset_is_stated_in_the_docstrings_and_the_guide():
+    readme = " ".join((ROOT / "docs" / "guide" / "formats.md").read_text(encoding="utf-8").split())
     for text in (export.__doc__, nnfs.export_onnx.__doc__, readme):
         assert f"opset {export.OPSET}" in " ".join(text.split()).replace("**", "")
 
@@ -285,14 +285,14 @@ def test_import_nnfs_imports_no_onnx():
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
 
-# --- the README ----------------------------------------------------------------------------------
+# --- the user guide ------------------------------------------------------------------------------
 
-def test_the_readme_example_runs(tmp_path, monkeypatch):
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    example = text.split("### ONNX export", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+def test_the_guide_example_runs(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "guide" / "formats.md").read_text(encoding="utf-8")
+    example = text.split("## ONNX export", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)
+    exec(compile(example, "formats.md", "exec"), namespace)
     assert (tmp_path / "digits.onnx").exists()
     np.testing.assert_allclose(namespace["outputs"], namespace["expected"], rtol=1e-5,
                                atol=1e-5)

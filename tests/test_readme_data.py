@@ -1,4 +1,5 @@
-"""The README's examples of model files and data files run as written (issue #19)."""
+"""The guide's examples of model files and data files (docs/guide/formats.md and
+docs/guide/command-line.md, once the README's) run as written (issue #19)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import pytest
 
 from conftest import ROOT
 
+GUIDE = ROOT / "docs" / "guide"
 
-def readme_block(heading: str, language: str) -> str:
-    """The first ``language`` block after ``heading`` in the README."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+
+def guide_block(page: str, heading: str, language: str) -> str:
+    """The first ``language`` block after ``heading`` in a page of the user guide."""
+    text = (GUIDE / page).read_text(encoding="utf-8")
+    assert heading in text, f"{page} has no section {heading!r}"
     section = text.split(heading, 1)[1]
     return section.split(f"```{language}\n", 1)[1].split("```", 1)[0]
 
@@ -23,7 +27,8 @@ def test_the_model_file_example_runs(tmp_path, monkeypatch):
     pytest.importorskip("safetensors", reason="the example writes a safetensors file")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(readme_block("### The model file", "python"), "README.md", "exec"), namespace)
+    exec(compile(guide_block("formats.md", "## The model file", "python"), "formats.md", "exec"),
+         namespace)
     assert sorted(namespace["tensors"]) == ["layers.0.bias", "layers.0.weight",
                                             "layers.1.bias", "layers.1.weight"]
     assert namespace["tensors"]["layers.0.weight"].shape == (4, 3)
@@ -51,7 +56,8 @@ def test_the_data_file_example_runs(tmp_path):
     pytest.importorskip("safetensors", reason="the example saves a safetensors file")
     _files(tmp_path)
     outputs = {}
-    for line in readme_block("### Data files, labels and regression", "sh").splitlines():
+    for line in guide_block("command-line.md", "## Data files, labels and regression",
+                                   "sh").splitlines():
         words = shlex.split(line, comments=True)
         if not words:
             continue

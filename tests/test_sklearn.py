@@ -486,12 +486,12 @@ def test_releasing_the_network_of_a_refitted_estimator(cpu):
     np.testing.assert_array_equal(model.predict_proba(X), before)
 
 
-def test_the_docstring_and_readme_say_pickles_are_for_trusted_files():
+def test_the_docstring_and_the_guide_say_pickles_are_for_trusted_files():
     import nnfs.sklearn as module
 
     assert "unpickle only files you trust" in " ".join(module.__doc__.split())
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert "A pickle is for trusted files only" in readme
+    guide = " ".join((ROOT / "docs" / "guide" / "sklearn.md").read_text(encoding="utf-8").split())
+    assert "A pickle is for trusted files only" in guide
 
 
 # --- import and install --------------------------------------------------------------------------
@@ -522,17 +522,17 @@ def test_without_scikit_learn_the_error_names_the_extra():
         "pip install 'nnfs-core[sklearn]'"), result.stderr
 
 
-# --- the README ----------------------------------------------------------------------------------
+# --- the user guide ------------------------------------------------------------------------------
 
-def readme_example(heading: str) -> str:
-    """The first python block after ``heading`` in the README."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def guide_example(heading: str) -> str:
+    """The first python block after ``heading`` in the guide's page of the estimators."""
+    text = (ROOT / "docs" / "guide" / "sklearn.md").read_text(encoding="utf-8")
     section = text.split(heading, 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_example_runs():
+def test_the_guide_example_runs():
     namespace: dict = {}
-    exec(compile(readme_example("### scikit-learn estimators"), "README.md", "exec"), namespace)
+    exec(compile(guide_example("# scikit-learn estimators"), "sklearn.md", "exec"), namespace)
     assert namespace["search"].best_score_ > 0.9
     assert namespace["accuracy"] > 0.9

@@ -98,7 +98,8 @@ def _mpi() -> Any:
     except ImportError as error:
         raise MpiUnavailable(
             f"data-parallel training needs mpi4py and an MPI library: {MPI_EXTRA} "
-            f"(or, on a cluster with its own MPI, pip install mpi4py alone; see the README) "
+            "(or, on a cluster with its own MPI, pip install mpi4py alone; see the user guide's "
+            "data-parallel page) "
             f"[{error}]") from None
     except RuntimeError as error:  # mpi4py is there, but finds no MPI library to load
         first = str(error).splitlines()[0] if str(error) else type(error).__name__

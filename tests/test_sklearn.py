@@ -229,6 +229,20 @@ def test_bad_hyper_parameters_are_refused_by_fit_not_init(parameters, error, tex
     assert not model.__sklearn_is_fitted__()
 
 
+def trained_by_hand(X, y, **arguments) -> np.ndarray:
+    """The parameters of SMALL's float64 classifier (6 features, 3 classes, random_state 0)
+    trained by nnfs.fit with ``arguments``, seeded as the estimator seeds it."""
+    rng = np.random.RandomState(0)
+    seed, fit_seed = int(rng.randint(2**31 - 1)), int(rng.randint(2**31 - 1))
+    factory = nnfs.backend(None, "float64")
+    with nnfs.inference_network(factory, 6, [nnfs.fully_connected(16, "relu"),
+                                             nnfs.fully_connected(3, "softmax")],
+                                seed=seed) as network:
+        nnfs.fit(network, X, y, epochs=20, batch_size=32, seed=fit_seed, quiet=True,
+                 **arguments)
+        return nnfs.transfer(network.parameters)
+
+
 @pytest.mark.parametrize("name, expected", [
     ("sgd", nnfs.optimizers.SGD(0.05)),
     ("momentum", nnfs.optimizers.SGD(0.05, momentum=0.9)),
@@ -241,16 +255,8 @@ def test_each_optimizer_trains_as_nnfs_fit_does_with_it(name, expected):
     weights are those of nnfs.fit with that optimizer, bit for bit."""
     X, y = blobs(60)
     model = NnfsClassifier(**SMALL, optimizer=name, dtype="float64").fit(X, y)
-    rng = np.random.RandomState(0)
-    seed, fit_seed = int(rng.randint(2**31 - 1)), int(rng.randint(2**31 - 1))
-    factory = nnfs.backend(None, "float64")
-    with nnfs.inference_network(factory, 6, [nnfs.fully_connected(16, "relu"),
-                                             nnfs.fully_connected(3, "softmax")],
-                                seed=seed) as network:
-        nnfs.fit(network, X, y, epochs=20, batch_size=32, optimizer=expected, seed=fit_seed,
-                 quiet=True)
-        np.testing.assert_array_equal(nnfs.transfer(network.parameters),
-                                      nnfs.transfer(model.network_.parameters))
+    np.testing.assert_array_equal(trained_by_hand(X, y, optimizer=expected),
+                                  nnfs.transfer(model.network_.parameters))
     assert model.score(X, y) > 0.9
 
 
@@ -275,16 +281,8 @@ def test_sample_weight_is_nnfs_fits_exact_weighting():
     X, y = blobs(60)
     w = np.random.default_rng(0).uniform(0, 3, 60)
     model = NnfsClassifier(**SMALL, dtype="float64").fit(X, y, sample_weight=w)
-    rng = np.random.RandomState(0)
-    seed, fit_seed = int(rng.randint(2**31 - 1)), int(rng.randint(2**31 - 1))
-    factory = nnfs.backend(None, "float64")
-    with nnfs.inference_network(factory, 6, [nnfs.fully_connected(16, "relu"),
-                                             nnfs.fully_connected(3, "softmax")],
-                                seed=seed) as network:
-        nnfs.fit(network, X, y, epochs=20, batch_size=32, eta=0.05, seed=fit_seed, quiet=True,
-                 sample_weight=w)
-        np.testing.assert_array_equal(nnfs.transfer(network.parameters),
-                                      nnfs.transfer(model.network_.parameters))
+    np.testing.assert_array_equal(trained_by_hand(X, y, eta=0.05, sample_weight=w),
+                                  nnfs.transfer(model.network_.parameters))
     unweighted = NnfsClassifier(**SMALL, dtype="float64").fit(X, y)
     assert not np.array_equal(unweighted.predict_proba(X), model.predict_proba(X))
 

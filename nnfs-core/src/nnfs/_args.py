@@ -28,6 +28,14 @@ def real(value: object, what: str, *, finite: bool = True) -> float:
     return result
 
 
+def learning_rate(value: object, what: str) -> float:
+    """``value`` as a learning rate: a finite real number above 0."""
+    eta = real(value, what)
+    if eta <= 0:
+        raise NnfsValueError(f"{what} (the learning rate) must be positive, got {eta}")
+    return eta
+
+
 def count(value: object, what: str, *, minimum: int = 1) -> int:
     """``value`` as an int of at least ``minimum``; floats such as 2.0 are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -42,13 +42,6 @@ if TYPE_CHECKING:
     from .training import TrainingNetwork
 
 
-def _rate(value: object, what: str) -> float:
-    eta = _args.real(value, what)
-    if eta <= 0:
-        raise NnfsValueError(f"{what} (the learning rate) must be positive, got {eta}")
-    return eta
-
-
 def _fraction(value: object, what: str) -> float:
     """A number in [0, 1): a momentum or a beta."""
     number = _args.real(value, what)
@@ -116,7 +109,7 @@ class SGD(Optimizer):
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eta", _rate(self.eta, "SGD: eta"))
+        object.__setattr__(self, "eta", _args.learning_rate(self.eta, "SGD: eta"))
         object.__setattr__(self, "momentum", _fraction(self.momentum, "SGD: momentum"))
         if not isinstance(self.nesterov, (bool, np.bool_)):
             raise NnfsTypeError(f"SGD: nesterov must be True or False, got {self.nesterov!r}")
@@ -155,7 +148,7 @@ class Adam(Optimizer):
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        object.__setattr__(self, "eta", _rate(self.eta, f"{name}: eta"))
+        object.__setattr__(self, "eta", _args.learning_rate(self.eta, f"{name}: eta"))
         object.__setattr__(self, "betas", _betas(self.betas, f"{name}: betas"))
         object.__setattr__(self, "eps", _eps(self.eps, f"{name}: eps"))
         object.__setattr__(self, "weight_decay",

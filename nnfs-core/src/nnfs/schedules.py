@@ -33,13 +33,6 @@ if TYPE_CHECKING:
     from .fit import History
 
 
-def _rate(value: object, what: str) -> float:
-    eta = _args.real(value, what)
-    if eta <= 0:
-        raise NnfsValueError(f"{what} (the learning rate) must be positive, got {eta}")
-    return eta
-
-
 def _factor(value: object, what: str) -> float:
     factor = _args.real(value, what)
     if not 0.0 < factor < 1.0:
@@ -101,7 +94,7 @@ class Piecewise(Schedule):
                 raise NnfsTypeError(f"Piecewise: schedule[{i}] must be an (epochs, eta) pair, "
                                     f"got {pair!r}")
             checked.append((_args.count(pair[0], f"schedule[{i}] epochs"),
-                            _rate(pair[1], f"schedule[{i}] eta")))
+                            _args.learning_rate(pair[1], f"schedule[{i}] eta")))
         object.__setattr__(self, "pairs", tuple(checked))
 
     @property

@@ -681,6 +681,20 @@ GRADIENT_NETWORKS = [
 ]
 
 
+def central_differences(parameters: np.ndarray, loss, step: float) -> np.ndarray:
+    """The gradient of ``loss()`` by central differences, one entry of ``parameters`` (which
+    ``loss`` reads) moved by ±``step`` at a time and put back."""
+    numeric = np.empty_like(parameters)
+    for i in range(parameters.size):
+        keep = parameters[i]
+        parameters[i] = keep + step
+        up = loss()
+        parameters[i] = keep - step
+        numeric[i] = (up - loss()) / (2 * step)
+        parameters[i] = keep
+    return numeric
+
+
 def _mean_loss(y: np.ndarray, a: np.ndarray, cost: str, last: str) -> float:
     n = a.shape[1]
     if cost == "quadratic":
@@ -741,14 +755,7 @@ def check_gradients(factory: Factory) -> None:
             a = _host_forward(views[0::2], views[1::2], kinds, x_host)
             return _mean_loss(y_host, a, cost_name, kinds[-1])
 
-        numeric = np.empty_like(parameters)
-        for i in range(parameters.size):
-            keep = parameters[i]
-            parameters[i] = keep + step
-            up = loss()
-            parameters[i] = keep - step
-            numeric[i] = (up - loss()) / (2 * step)
-            parameters[i] = keep
+        numeric = central_differences(parameters, loss, step)
         error = np.abs(gradient - numeric) / np.maximum(1e-2, np.abs(numeric))
         worst = int(np.argmax(error))
         assert error[worst] <= allowed, (

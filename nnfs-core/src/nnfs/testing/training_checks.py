@@ -28,9 +28,12 @@ from .checks import (
     CheckSkipped,
     DeclaredUnsupported,
     _check,
+    _host_forward,
+    _mean_loss,
     _training_ops_supported,
     _uniform,
     assert_close,
+    central_differences,
     expect_unsupported,
     host_parameters,
     rounded,
@@ -169,8 +172,6 @@ def check_gradients_with_dropout(factory: Factory) -> None:
         with factory.matrix(2, 2) as m:
             _declared_unsupported(factory, "dropout_mask",
                                   lambda: factory.dropout_mask(m, 0.5, 1, 0))
-    from .checks import _host_forward, _mean_loss
-
     rng = np.random.default_rng(21)
     sizes, kinds, rates = (4, 6, 5, 3), ("tanh", "sigmoid", "sigmoid"), (0.3, 0.5, 0.0)
     n, step = 6, 1e-6
@@ -209,14 +210,7 @@ def check_gradients_with_dropout(factory: Factory) -> None:
                 a = a * mask  # ã = a ⊙ m, the masks held fixed
         return _mean_loss(y_host, a, "quadratic", kinds[-1])
 
-    numeric = np.empty_like(parameters)
-    for i in range(parameters.size):
-        keep = parameters[i]
-        parameters[i] = keep + step
-        up = loss()
-        parameters[i] = keep - step
-        numeric[i] = (up - loss()) / (2 * step)
-        parameters[i] = keep
+    numeric = central_differences(parameters, loss, step)
     error = np.abs(gradient - numeric) / np.maximum(1e-2, np.abs(numeric))
     worst = int(np.argmax(error))
     assert error[worst] <= allowed, (

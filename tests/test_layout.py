@@ -110,6 +110,19 @@ def test_every_backend_has_a_plugin_and_a_backend_module(package):
     assert "(api.Backend):" in backend, f"{package}.backend defines no api.Backend subclass"
 
 
+#: Names that say the same role in other words: a backend's module for each role has the one
+#: name its siblings use (bench.py for a benchmark, device.py for its device).
+OTHER_NAMES = {"benchmark.py": "bench.py", "benchmarks.py": "bench.py", "factory.py": "backend.py",
+               "devices.py": "device.py", "hooks.py": "plugin.py"}
+
+
+def test_backend_modules_of_one_role_have_one_name():
+    sources = ROOT.glob("nnfs-*/src/nnfs_*/*.py")
+    renamed = [f"{path.relative_to(ROOT)} (its siblings call it {OTHER_NAMES[path.name]})"
+               for path in sources if path.name in OTHER_NAMES]
+    assert not renamed, renamed
+
+
 def test_ring_allreduce_on_paper():
     """The cost model lives with the benchmarks, not in nnfs: 2·(N−1)/N of the bytes over each
     link: 400 MB on 2 ranks over 100 Gb/s is 32 ms, and the share moved tends to 2× as N

@@ -33,7 +33,7 @@ from conftest import ROOT, run_kit_check, run_nnfs
 from cuda_standin import StandInCudaFactory, StandInError, standin_factory_class
 from nnfs import fully_connected
 from nnfs.testing import CHECKS
-from nnfs_cuda import SlowFloat64Warning, benchmark, kernels
+from nnfs_cuda import SlowFloat64Warning, bench, kernels
 from nnfs_cuda import backend as cuda_backend
 from nnfs_cuda.device import DeviceUnavailable, _cupy_distributions, find_devices
 from nnfs_cuda.plugin import probe
@@ -552,15 +552,15 @@ def test_benchmark_counts_the_article_flops():
     # forward W·a and ∇W for each layer, Wᵀ·δ for all but the first: 2·units·inputs·n each
     n = 10000
     expected = 2 * n * (2 * 5000 * 10000 + 3 * 1000 * 5000 + 3 * 10 * 1000)
-    assert benchmark.gemm_flops(benchmark.ARTICLE) == expected
+    assert bench.gemm_flops(bench.ARTICLE) == expected
     # the article's 2.25 s is then about 10 TFLOP/s on a GTX 1080 Ti (11.3 at its peak)
     assert 9.5 < expected * 10 / 2.25 / 1e12 < 11.3
 
 
 def test_benchmark_runs_on_the_standin():
-    size = benchmark.Size(12, ((8, "tanh"), (6, "sigmoid"), (2, "sigmoid")), 20, 3)
+    size = bench.Size(12, ((8, "tanh"), (6, "sigmoid"), (2, "sigmoid")), 20, 3)
     factory = StandInCudaFactory()
-    result = benchmark.run(factory, size)
+    result = bench.run(factory, size)
     assert result.seconds > 0 and result.tflops > 0 and np.isfinite(result.cost)
     assert "3 epochs" in result.report() and "TFLOP/s" in result.report()
     assert factory.stats().bytes_in_use == StandInCudaFactory().stats().bytes_in_use

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nnfs
 
-from . import benchmark, verify
+from . import bench, verify
 from .backend import SlowFloat64Warning
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = verify.Plan(device=args.device, dtypes=tuple(args.dtype or ("float32", "float64")),
                        side=args.side,
-                       size=benchmark.ARTICLE if args.size == "article" else benchmark.SMALL,
+                       size=bench.ARTICLE if args.size == "article" else bench.SMALL,
                        kit=not args.skip_kit, benchmark=not args.skip_benchmark,
                        verbose=args.verbose)
     report = verify.Report(echo=lambda text: print(text, flush=True))

@@ -32,7 +32,7 @@ import nnfs
 from nnfs.testing import CHECKS, run_check
 from nnfs.testing import reference as ref
 
-from . import benchmark
+from . import bench
 
 #: float32 lanes per multiprocessor by compute capability (NVIDIA's CUDA programming guide,
 #: "Arithmetic Instructions"); others have 128 (Maxwell, consumer Pascal, consumer Ampere,
@@ -299,8 +299,8 @@ def kit(factory, report: Report, verbose: bool = False) -> None:
 
 # --- the article's benchmark --------------------------------------------------------------------
 
-def benchmark_against_cpu(factory, size: benchmark.Size, peak: Peak, report: Report) -> None:
-    result = benchmark.run(factory, size)
+def benchmark_against_cpu(factory, size: bench.Size, peak: Peak, report: Report) -> None:
+    result = bench.run(factory, size)
     report.check(result.tflops <= peak.tflops, f"benchmark {factory.dtype} ({size.epochs} epochs)",
                  f"{result.seconds:.3f} s, {result.tflops:.2f} TFLOP/s in the products, "
                  f"peak {peak.tflops:.1f}; one epoch {result.one_epoch_seconds:.3f} s")
@@ -309,7 +309,7 @@ def benchmark_against_cpu(factory, size: benchmark.Size, peak: Peak, report: Rep
     except nnfs.NnfsError as error:
         report.add("skip", "benchmark cost against the cpu backend", str(error)[:200])
         return
-    on_cpu = benchmark.run(cpu, size)
+    on_cpu = bench.run(cpu, size)
     cpu.release()
     difference = abs(result.cost - on_cpu.cost) / max(abs(on_cpu.cost), 1e-30)
     report.check(difference <= 1e-3, "benchmark cost against the cpu backend",
@@ -324,7 +324,7 @@ class Plan:
     device: int = 0
     dtypes: tuple[str, ...] = ("float32", "float64")
     side: int = 4096
-    size: benchmark.Size = benchmark.ARTICLE
+    size: bench.Size = bench.ARTICLE
     kit: bool = True
     benchmark: bool = True
     verbose: bool = False

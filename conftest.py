@@ -85,7 +85,8 @@ def cpu64():
     return nnfs.backend("cpu", "float64")
 
 
-def run_nnfs(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_nnfs(*args: str, env: dict | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the ``nnfs`` command of this environment (as ``python -m nnfs``)."""
     full_env = dict(os.environ)
     if env:

@@ -62,7 +62,7 @@ def main() -> None:
         theirs = train_sklearn(train, test, seed)
         rows.append((*ours, *theirs))
         print(f"{seed:>4}  {ours[0]:>8.4f}  {ours[1]:>7.2f}  {theirs[0]:>11.4f}  {theirs[1]:>9.2f}")
-    medians = [statistics.median(column) for column in zip(*rows)]
+    medians = [statistics.median(column) for column in zip(*rows, strict=True)]
     print(f"median  nnfs {medians[0]:.4f} in {medians[1]:.2f} s on {factory.describe()}; "
           f"scikit-learn {medians[2]:.4f} in {medians[3]:.2f} s; "
           f"nnfs takes {medians[1] / medians[3]:.2f}× scikit-learn's time")

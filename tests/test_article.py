@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,7 @@ def test_article_example(factory):
     else:
         assert result.costs[0] == pytest.approx(0.0020987, rel=5e-5)
     assert result.costs[1] < result.costs[0]
-    assert all(later < earlier for earlier, later in zip(result.costs, result.costs[1:]))
+    assert all(later < earlier for earlier, later in pairwise(result.costs))
     np.testing.assert_allclose(result.trained, [[0.50, 0.50]], atol=5e-4)
     assert result.input_unchanged
 
@@ -39,7 +41,8 @@ def test_cost_is_the_last_forward_pass(cpu64):
                                              nnfs.fully_connected(1, nnfs.sigmoid)]) as net, \
             nnfs.training_network(net, x) as training:
         for data, target in zip((W1, B1, W2, B2), (net.layers[0].weights, net.layers[0].bias,
-                                                    net.layers[1].weights, net.layers[1].bias)):
+                                                    net.layers[1].weights, net.layers[1].bias),
+                                strict=True):
             nnfs.transfer(data, target)
         cost = nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 0.05)
     _, _, expected = reference.train([W1, W2], [B1, B2], ["tanh", "sigmoid"], X, Y, 3, 0.05)

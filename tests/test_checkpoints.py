@@ -9,9 +9,9 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import backend_params
 
 import nnfs
+from conftest import backend_params
 from nnfs import fully_connected
 from nnfs.checkpoints import Checkpoints
 from nnfs.optimizers import SGD, Adam, AdamW

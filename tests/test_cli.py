@@ -10,7 +10,7 @@ from conftest import run_nnfs
 def test_backends_table():
     result = run_nnfs("backends")
     assert result.returncode == 0, result.stderr
-    header, rule, *rows = result.stdout.splitlines()
+    header, _rule, *rows = result.stdout.splitlines()
     for column in ("name", "distribution", "version", "available", "devices", "dtypes", "reason"):
         assert column in header
     cpu = next(row for row in rows if row.startswith("cpu "))
@@ -45,7 +45,8 @@ def test_errors_are_one_line_and_no_traceback():
     result = run_nnfs("demo", "--backend", "nosuch")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith("nnfs demo: error: the backend name 'nosuch' names no installed")
+    assert result.stderr.startswith(
+        "nnfs demo: error: the backend name 'nosuch' names no installed")
 
 
 def test_environment_backend_error_names_the_variable():
@@ -71,4 +72,5 @@ def test_bench_reports_time_floor_and_what_ran_it():
     text = run_nnfs("bench", "tiny", "--epochs", "50", "--repeats", "2", "--dtype", "float64")
     assert text.returncode == 0, text.stderr
     assert "\n  on cpu float64 (numpy " in text.stdout
-    assert "ratio to floor:" in text.stdout and "allocations during the timed epochs: 0" in text.stdout
+    assert "ratio to floor:" in text.stdout
+    assert "allocations during the timed epochs: 0" in text.stdout

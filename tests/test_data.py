@@ -121,10 +121,11 @@ def test_idx_images_with_labels_found_by_name(tmp_path, compress):
 
 def test_idx_errors(tmp_path):
     images = idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((2, 2, 2)))
-    with pytest.raises(nnfs.NnfsFileNotFoundError, match="no labels file .* give it with --labels"):
+    with pytest.raises(nnfs.NnfsFileNotFoundError,
+                       match=r"no labels file .* give it with --labels"):
         data.read(images)
     idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(3))
-    with pytest.raises(nnfs.DataFileError, match="3 labels|hold shape \\(3,\\)"):
+    with pytest.raises(nnfs.DataFileError, match=r"3 labels|hold shape \(3,\)"):
         data.read(images)
     (tmp_path / "bad-images-idx3-ubyte").write_bytes(b"\x00\x01\x08\x03" + bytes(12))
     with pytest.raises(nnfs.DataFileError, match="IDX magic"):
@@ -139,7 +140,7 @@ def test_idx_errors(tmp_path):
 
 
 def test_unknown_format_and_missing_file(tmp_path):
-    with pytest.raises(nnfs.DataFileError, match="expected a .npz, .csv or MNIST IDX"):
+    with pytest.raises(nnfs.DataFileError, match=r"expected a \.npz, \.csv or MNIST IDX"):
         data.read(write(tmp_path / "d.txt", "1"))
     with pytest.raises(nnfs.NnfsFileNotFoundError):
         data.read(tmp_path / "absent.csv")
@@ -182,7 +183,7 @@ def test_a_first_line_mixing_names_and_numbers_is_a_sample_to_refuse_not_a_heade
 def test_a_label_column_named_twice_is_ambiguous(tmp_path, csv_reader):
     path = tmp_path / "d.csv"
     path.write_text("x,label,label\n1,0,1\n")
-    with pytest.raises(nnfs.DataFileError, match="names 2 columns 'label'.*ambiguous"):
+    with pytest.raises(nnfs.DataFileError, match=r"names 2 columns 'label'.*ambiguous"):
         data.read(path, "label")
 
 

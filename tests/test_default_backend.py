@@ -14,8 +14,7 @@ import nnfs
 from conftest import run_nnfs, run_python
 from nnfs import backend_api as api
 from nnfs.registry import Registry
-from nnfs_cpu import CpuBackend
-from nnfs_cpu import plugin as cpu_plugin
+from nnfs_cpu import CpuBackend, plugin as cpu_plugin
 
 #: What each bundled backend can be on a machine, for the combinations below.
 STATES = {

@@ -20,8 +20,8 @@ def make_data(n=50, features=4, classes=3, seed=0):
 
 
 def network(factory, sizes=(4, 6, 3), kinds=("tanh", "softmax"), seed=0):
-    return nnfs.inference_network(factory, sizes[0], [fully_connected(n, k) for n, k in
-                                                      zip(sizes[1:], kinds)], seed=seed)
+    layers = [fully_connected(n, k) for n, k in zip(sizes[1:], kinds, strict=True)]
+    return nnfs.inference_network(factory, sizes[0], layers, seed=seed)
 
 
 def host_parameters(net):
@@ -48,7 +48,7 @@ def test_mini_batches_match_numpy_including_the_short_last_batch(factory):
             costs.append(epoch_cost / 10)
         got_weights, got_biases = host_parameters(net)
     tolerance = 1e-4 if factory.dtype == "float32" else 1e-10
-    for got, expected in zip(got_weights + got_biases, weights + biases):
+    for got, expected in zip(got_weights + got_biases, weights + biases, strict=True):
         np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(history.cost, costs, rtol=tolerance)
 
@@ -74,7 +74,8 @@ def test_schedule_as_eta(cpu):
     with network(cpu) as net:
         history = nnfs.fit(net, X, y, eta=[(3, 0.5), (2, 0.1)], batch_size=10, quiet=True)
     assert history.eta == [0.5, 0.5, 0.5, 0.1, 0.1]
-    with network(cpu) as net, pytest.raises(nnfs.NnfsValueError, match="epochs is 4 but the schedule"):
+    with network(cpu) as net, \
+            pytest.raises(nnfs.NnfsValueError, match="epochs is 4 but the schedule"):
         nnfs.fit(net, X, y, epochs=4, eta=[(3, 0.5), (2, 0.1)], quiet=True)
 
 
@@ -185,14 +186,15 @@ def test_bad_arguments(net, kwargs, error, text):
 
 def test_x_and_y_of_different_lengths(net):
     X, y = make_data()
-    with pytest.raises(nnfs.ShapeError, match="X has 50 samples .* but Y has 49"):
+    with pytest.raises(nnfs.ShapeError, match=r"X has 50 samples .* but Y has 49"):
         nnfs.fit(net, X, y[:49], epochs=1, quiet=True)
 
 
 def test_labels_outside_the_outputs(net):
     X, y = make_data()
     y[7] = 3
-    with pytest.raises(nnfs.NnfsValueError, match="label 3 in row 7, but the network has 3 outputs"):
+    with pytest.raises(nnfs.NnfsValueError,
+                       match="label 3 in row 7, but the network has 3 outputs"):
         nnfs.fit(net, X, y, epochs=1, quiet=True)
     y[7] = -1
     with pytest.raises(nnfs.NnfsValueError, match="label -1 in row 7"):
@@ -216,7 +218,7 @@ def test_non_finite_samples_name_the_row(net):
 
 def test_wrong_feature_count_and_empty_data(net):
     X, y = make_data(features=5)
-    with pytest.raises(nnfs.ShapeError, match="4 columns .* got shape \\(50, 5\\)"):
+    with pytest.raises(nnfs.ShapeError, match=r"4 columns .* got shape \(50, 5\)"):
         nnfs.fit(net, X, y, epochs=1, quiet=True)
     with pytest.raises(nnfs.NnfsValueError, match="empty"):
         nnfs.predict(net, np.empty((0, 4)))
@@ -226,9 +228,9 @@ def test_wrong_feature_count_and_empty_data(net):
 
 def test_cross_entropy_needs_a_probability_output(cpu):
     X, y = make_data()
-    with network(cpu, (4, 5, 3), ("tanh", "linear")) as net:
-        with pytest.raises(nnfs.NnfsValueError, match="cross_entropy_cost needs an output layer"):
-            nnfs.fit(net, X, y, epochs=1, cost="cross_entropy", quiet=True)
+    with network(cpu, (4, 5, 3), ("tanh", "linear")) as net, \
+            pytest.raises(nnfs.NnfsValueError, match="cross_entropy_cost needs an output layer"):
+        nnfs.fit(net, X, y, epochs=1, cost="cross_entropy", quiet=True)
 
 
 # --- sample weights -----------------------------------------------------------------------------

@@ -131,7 +131,7 @@ class CutUpdate:
         return nnfs.Factory(Backend("float64", direct_blas=False))
 
 
-def AXPY_CPU():  # noqa: N802 - a factory, named like the class it makes
+def AXPY_CPU():  # a factory, named like the class it makes
     return nnfs.backend("cpu", "float64", direct_blas=False)
 
 

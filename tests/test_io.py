@@ -30,8 +30,8 @@ def test_round_trip_in_both_dtypes(tmp_path, cpu, cpu64):
         expected = nnfs.transfer(original.parameters)
     for factory in (cpu64, cpu):
         with nnfs.load(path, factory) as loaded:
-            assert loaded.in_dim == 3 and [l.out_dim for l in loaded.layers] == [4, 2]
-            assert [l.activation for l in loaded.layers] == [nnfs.tanh, nnfs.softmax]
+            assert loaded.in_dim == 3 and [layer.out_dim for layer in loaded.layers] == [4, 2]
+            assert [layer.activation for layer in loaded.layers] == [nnfs.tanh, nnfs.softmax]
             np.testing.assert_allclose(nnfs.transfer(loaded.parameters), expected,
                                        rtol=1e-7 if factory is cpu else 0)
             assert loaded.factory is factory
@@ -145,7 +145,7 @@ def test_truncated_missing_directory_and_plain_files(tmp_path, cpu):
         nnfs.save(original, path)
     data = path.read_bytes()
     (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(nnfs.ModelFileError, match="truncated.npz"):
+    with pytest.raises(nnfs.ModelFileError, match=r"truncated\.npz"):
         nnfs.load(tmp_path / "truncated.npz", cpu)
     with pytest.raises(nnfs.NnfsFileNotFoundError, match="does not exist"):
         nnfs.load(tmp_path / "absent.npz", cpu)
@@ -160,7 +160,8 @@ def test_truncated_missing_directory_and_plain_files(tmp_path, cpu):
 
 
 def test_save_into_a_missing_directory(tmp_path, cpu):
-    with network(cpu) as original, pytest.raises(nnfs.NnfsFileNotFoundError, match="does not exist"):
+    with network(cpu) as original, \
+            pytest.raises(nnfs.NnfsFileNotFoundError, match="does not exist"):
         nnfs.save(original, tmp_path / "no" / "such" / "model.npz")
 
 
@@ -216,7 +217,7 @@ def test_bad_arguments(tmp_path, cpu):
         with pytest.raises(nnfs.NnfsTypeError, match="file path"):
             nnfs.save(original, 42)
         nnfs.save(original, tmp_path / "m.npz")
-    with pytest.raises(nnfs.NnfsTypeError, match="factory .* or an inference network"):
+    with pytest.raises(nnfs.NnfsTypeError, match=r"factory .* or an inference network"):
         nnfs.load(tmp_path / "m.npz", "cpu")
 
 

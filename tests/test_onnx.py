@@ -23,8 +23,7 @@ import onnxruntime as ort
 
 import nnfs
 from conftest import ROOT, run_nnfs
-from nnfs import export
-from nnfs import fully_connected as fc
+from nnfs import export, fully_connected as fc
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "softmax"]

@@ -15,7 +15,8 @@ from nnfs.registry import Registry
 from nnfs_cpu import CpuBackend
 
 
-def spec(name="mine", api_version=api.API_VERSION, probe=None, factory=CpuBackend, dtypes=("float32",)):
+def spec(name="mine", api_version=api.API_VERSION, probe=None, factory=CpuBackend,
+         dtypes=("float32",)):
     return api.BackendSpec(name=name, factory=factory, api_version=api_version, dtypes=dtypes,
                             probe=probe, description="a test backend")
 
@@ -89,7 +90,8 @@ def test_non_string_name(registry):
 
 
 def test_unavailable_backend_says_why(registry):
-    registry.register_backend(spec("ghost", probe=lambda: api.BackendStatus(False, "no ghost device")))
+    registry.register_backend(
+        spec("ghost", probe=lambda: api.BackendStatus(False, "no ghost device")))
     with pytest.raises(nnfs.BackendUnavailable, match="no ghost device"):
         registry.backend("ghost")
     row = next(i for i in registry.infos() if i.name == "ghost")
@@ -130,7 +132,7 @@ def test_a_plugin_without_hooks_is_refused(registry):
 def test_two_plugins_claiming_one_name_are_both_refused_and_named(registry):
     registry.register_backend(spec("shared"))
     registry.register_plugin(_plugin_returning([spec("shared")]), "second")
-    with pytest.raises(nnfs.BackendUnavailable, match="claimed by .* and "):
+    with pytest.raises(nnfs.BackendUnavailable, match=r"claimed by .* and "):
         registry.backend("shared")
     assert registry.backend("cpu").name == "cpu"
 
@@ -192,7 +194,7 @@ def test_a_hook_of_the_wrong_signature_is_reported_on_one_line(registry):
 
 def test_a_hook_returning_junk_is_reported(registry):
     registry.register_plugin(_plugin_returning(["not a spec"]), "junk")
-    with pytest.raises(nnfs.BackendUnavailable, match="expected nnfs.backend_api.BackendSpec"):
+    with pytest.raises(nnfs.BackendUnavailable, match=r"expected nnfs\.backend_api\.BackendSpec"):
         registry.backend("junk")
 
 
@@ -203,7 +205,8 @@ def test_backend_options_are_checked(registry):
 
 def test_unsupported_dtype_of_a_backend(registry):
     registry.register_backend(spec("single"))
-    with pytest.raises(nnfs.UnsupportedOperation, match="does not support float64; it supports float32"):
+    with pytest.raises(nnfs.UnsupportedOperation,
+                       match="does not support float64; it supports float32"):
         registry.backend("single", "float64")
 
 

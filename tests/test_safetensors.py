@@ -104,10 +104,11 @@ def test_the_format_is_chosen_by_the_suffix_or_by_format_and_loading_reads_the_b
     factory = nnfs.backend("cpu")
     with network(factory) as original:
         expected = nnfs.transfer(original.parameters)
-        for name, format, magic in (("m.safetensors", None, b"{"), ("m.SafeTensors", None, b"{"),
-                                    ("m.npz", None, b"PK"), ("m.bin", "safetensors", b"{"),
-                                    ("npz.safetensors", "npz", b"PK"), ("m", None, b"PK")):
-            path = nnfs.save(original, tmp_path / name, format=format)
+        for name, file_format, magic in (("m.safetensors", None, b"{"),
+                                         ("m.SafeTensors", None, b"{"),
+                                         ("m.npz", None, b"PK"), ("m.bin", "safetensors", b"{"),
+                                         ("npz.safetensors", "npz", b"PK"), ("m", None, b"PK")):
+            path = nnfs.save(original, tmp_path / name, format=file_format)
             head = path.read_bytes()[:9]
             assert (head[8:9] if magic == b"{" else head[:2]) == magic, name
             with nnfs.load(path, factory) as loaded:  # whatever the name says

@@ -84,7 +84,8 @@ def test_train_on_a_csv_with_a_named_label(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
-    lines = ["a,b,c,cls"] + [f"{a:.5f},{b:.5f},{c:.5f},{k}" for (a, b, c), k in zip(X, y)]
+    lines = ["a,b,c,cls"] + [f"{a:.5f},{b:.5f},{c:.5f},{k}"
+                             for (a, b, c), k in zip(X, y, strict=True)]
     (tmp_path / "toy.csv").write_text("\n".join(lines))
     result = run_nnfs("train", "--data", str(tmp_path / "toy.csv"), "--label-column", "cls",
                       "--layers", "8:tanh,2:softmax", "--epochs", "20", "--eta", "0.3", "--quiet")
@@ -177,7 +178,8 @@ def test_a_bom_csv_from_excel_trains_on_every_sample(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 2))
     y = (X[:, 0] > 0).astype(int)
-    text = "x1,x2,label\r\n" + "".join(f"{a:.4f},{b:.4f},{k}\r\n" for (a, b), k in zip(X, y, strict=True))
+    text = "x1,x2,label\r\n" + "".join(f"{a:.4f},{b:.4f},{k}\r\n"
+                                       for (a, b), k in zip(X, y, strict=True))
     (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
     result = run_nnfs("train", "--data", str(tmp_path / "excel.csv"), "--layers",
                       "4:tanh,2:softmax", "--epochs", "2", "--eta", "0.1")

@@ -13,9 +13,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_nnfs
 
 import nnfs
+from conftest import run_nnfs
 
 
 def accuracy_of(output: str) -> float:

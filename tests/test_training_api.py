@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import nnfs
-from conftest import diverging
-from conftest import queued as make_queued
+from conftest import diverging, queued as make_queued
 from nnfs import fully_connected, sigmoid, tanh
 
 
@@ -138,7 +137,7 @@ def test_weights_are_random_and_seeded(cpu):
 # --- release and with ---------------------------------------------------------------------------
 
 def test_release_is_idempotent_and_everything_refuses_use_after_it(setup):
-    factory, x, y, network, training = setup
+    _factory, x, y, network, training = setup
     training.release()
     training.release()
     assert training.released and not network.released
@@ -235,7 +234,7 @@ def test_eta_must_be_finite(setup, eta):
 
 def test_eta_must_be_positive(setup):
     _, _, y, _, training = setup
-    with pytest.raises(nnfs.NnfsValueError, match="learning rate.*positive"):
+    with pytest.raises(nnfs.NnfsValueError, match=r"learning rate.*positive"):
         nnfs.sgd(training, y, nnfs.quadratic_cost, 1, 0.0)
 
 
@@ -287,9 +286,9 @@ def test_unknown_dtype(dtype):
 
 
 def test_matrices_of_another_dtype_are_refused(cpu, cpu64):
-    with cpu64.matrix(3, 6) as x64, small_network(cpu) as network:
-        with pytest.raises(nnfs.DTypeMismatch, match="float64.*float32"):
-            nnfs.training_network(network, x64)
+    with cpu64.matrix(3, 6) as x64, small_network(cpu) as network, \
+            pytest.raises(nnfs.DTypeMismatch, match=r"float64.*float32"):
+        nnfs.training_network(network, x64)
 
 
 def test_bad_layers_and_activations(cpu):
@@ -331,7 +330,7 @@ def test_errors_are_also_builtin_exceptions():
 
 
 def test_reprs_say_shape_dtype_and_backend(setup):
-    factory, x, _, network, training = setup
+    _factory, x, _, network, training = setup
     assert repr(x) == "Matrix(3×6, float32, cpu)"
     assert repr(x.columns(1, 3)) == "Matrix(3×2, float32, cpu, view)"
     assert "InferenceNetwork(3, [fully_connected(5, nnfs.tanh)" in repr(network)
@@ -344,7 +343,7 @@ def test_reprs_say_shape_dtype_and_backend(setup):
 def replay_until_divergence(factory, eta):
     """(epoch that diverges, the parameters of the epoch before it, the last whose cost was
     finite), found one epoch at a time."""
-    x, y, network, training = diverging(factory)
+    _x, y, network, training = diverging(factory)
     epoch, before = 0, None
     while True:
         epoch += 1
@@ -358,7 +357,7 @@ def replay_until_divergence(factory, eta):
 def test_sgd_stops_at_the_first_non_finite_cost_with_the_weights_of_the_epoch_before(cpu64):
     expected_epoch, expected_weights = replay_until_divergence(cpu64, 1.0)
     assert expected_epoch > 3  # it trains a few epochs before it overflows
-    x, y, network, training = diverging(cpu64)
+    _x, y, network, training = diverging(cpu64)
     with pytest.raises(nnfs.TrainingDiverged) as raised:
         nnfs.sgd(training, y, nnfs.quadratic_cost, [(500, 1.0), (5, 0.1)])
     error = raised.value
@@ -375,7 +374,7 @@ def test_an_asynchronous_backend_rolls_back_and_replays_to_the_same_epoch(cpu64)
 
     queued = make_queued(CpuBackend, "float64")
     expected_epoch, expected_weights = replay_until_divergence(cpu64, 1.0)
-    x, y, network, training = diverging(queued)
+    _x, y, network, training = diverging(queued)
     syncs = queued.stats().synchronizations
     with pytest.raises(nnfs.TrainingDiverged) as raised:
         nnfs.sgd(training, y, nnfs.quadratic_cost, 500, 1.0)
@@ -383,8 +382,8 @@ def test_an_asynchronous_backend_rolls_back_and_replays_to_the_same_epoch(cpu64)
     np.testing.assert_array_equal(nnfs.transfer(network.parameters), expected_weights)
     assert queued.stats().synchronizations == syncs
     # and when nothing diverges, the queued path returns the last forward pass's cost
-    x, y, network, training = diverging(queued)
-    x2, y2, network2, training2 = diverging(cpu64)
+    _x, y, network, training = diverging(queued)
+    _x2, y2, _network2, training2 = diverging(cpu64)
     assert nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 1e-4) == \
         nnfs.sgd(training2, y2, nnfs.quadratic_cost, 3, 1e-4)
 

@@ -49,7 +49,7 @@ def test_releasing_from_on_epoch_stops_fit_with_released_error(factory, what):
     def release(epoch, history):
         (network if what == "network" else factory).release()
 
-    with pytest.raises(nnfs.ReleasedError, match="fit: the (network|factory) was released"):
+    with pytest.raises(nnfs.ReleasedError, match=r"fit: the (network|factory) was released"):
         nnfs.fit(network, X, Y, epochs=3, batch_size=8, eta=0.1, quiet=True, on_epoch=release)
     assert network.released
     with pytest.raises(nnfs.ReleasedError):
@@ -86,9 +86,9 @@ def test_releasing_from_another_thread_during_sgd_raises_at_the_next_epoch(facto
     thread.start()
     try:
         started.set()
-        with pytest.raises(nnfs.ReleasedError, match="sgd: .*was released"):
+        with pytest.raises(nnfs.ReleasedError, match=r"sgd: .*was released"):
             nnfs.sgd(training, y, QC, 10**7, 0.01)  # far longer than the thread waits
-    except BaseException as error:  # noqa: BLE001 - reported below, after the thread is joined
+    except BaseException as error:  # reported below, after the thread is joined
         errors.append(error)
     finally:
         thread.join(30)
@@ -154,7 +154,7 @@ def test_values_too_large_for_float32_are_refused_before_training(cpu, where):
 
 
 def test_float64_networks_take_what_float32_cannot(cpu64):
-    X, Y = data()
+    X, _Y = data()
     X[0, 0] = 1e39
     with small(cpu64) as network:
         nnfs.predict(network, X)  # large, but a float64: fine
@@ -167,10 +167,10 @@ def test_cross_entropy_refuses_class_labels_on_a_one_output_network(cpu):
     and 95% accuracy on random labels."""
     rng = np.random.default_rng(0)
     X, labels = rng.uniform(size=(50, 3)), rng.integers(0, 10, 50)
-    with small(cpu, outputs=1) as network:
-        with pytest.raises(nnfs.NnfsValueError, match="cross-entropy needs targets between 0 "
-                                                      "and 1 .*one output per class"):
-            nnfs.fit(network, X, labels, epochs=1, quiet=True)
+    with small(cpu, outputs=1) as network, \
+            pytest.raises(nnfs.NnfsValueError, match=r"cross-entropy needs targets between 0 "
+                                                     r"and 1 .*one output per class"):
+        nnfs.fit(network, X, labels, epochs=1, quiet=True)
 
 
 @pytest.mark.parametrize("targets, words", [
@@ -201,22 +201,20 @@ def test_ragged_lists_are_refused_naming_the_argument(cpu, argument):
     X, Y = [[0.0, 1.0, 2.0]] * 4, [[0.1, 0.9]] * 4
     ragged = [[0.0, 1.0, 2.0], [0.0, 1.0]] + [[0.0, 1.0, 2.0]] * 2
     ragged_y = [[0.1, 0.9], [0.1]] + [[0.1, 0.9]] * 2
-    with small(cpu) as network:
-        with pytest.raises(nnfs.NnfsValueError,
-                           match=f"{argument.replace('predict X', 'predict: X')} cannot be "
-                                 "read as a numeric array"):
-            if argument == "X":
-                nnfs.fit(network, ragged, Y, epochs=1, batch_size=4, quiet=True)
-            elif argument == "Y":
-                nnfs.fit(network, X, ragged_y, epochs=1, batch_size=4, quiet=True)
-            elif argument == "validation X":
-                nnfs.fit(network, X, Y, epochs=1, batch_size=4, quiet=True,
-                         validation=(ragged, Y))
-            elif argument == "validation Y":
-                nnfs.fit(network, X, Y, epochs=1, batch_size=4, quiet=True,
-                         validation=(X, ragged_y))
-            else:
-                nnfs.predict(network, ragged)
+    message = f"{argument.replace('predict X', 'predict: X')} cannot be read as a numeric array"
+    with small(cpu) as network, pytest.raises(nnfs.NnfsValueError, match=message):
+        if argument == "X":
+            nnfs.fit(network, ragged, Y, epochs=1, batch_size=4, quiet=True)
+        elif argument == "Y":
+            nnfs.fit(network, X, ragged_y, epochs=1, batch_size=4, quiet=True)
+        elif argument == "validation X":
+            nnfs.fit(network, X, Y, epochs=1, batch_size=4, quiet=True,
+                     validation=(ragged, Y))
+        elif argument == "validation Y":
+            nnfs.fit(network, X, Y, epochs=1, batch_size=4, quiet=True,
+                     validation=(X, ragged_y))
+        else:
+            nnfs.predict(network, ragged)
 
 
 # --- 6. aliasing ----------------------------------------------------------------------------
@@ -258,7 +256,7 @@ def _in_threads(*targets):
         def run(target=target):
             try:
                 target()
-            except BaseException as error:  # noqa: BLE001 - the test reads them
+            except BaseException as error:  # the test reads them
                 errors.append(error)
         threads.append(threading.Thread(target=run))
     for thread in threads:
@@ -397,7 +395,7 @@ def test_the_cpu_backend_counts_its_cgroups_limit(tmp_path, monkeypatch, version
     monkeypatch.setattr(device, "_meminfo_available", lambda: 20 << 30)
     factory = cpu_factory()
     assert factory.memory_limits().total_bytes == 424 << 20
-    with pytest.raises(nnfs.OutOfDeviceMemory, match="424.0 MiB"):
+    with pytest.raises(nnfs.OutOfDeviceMemory, match=r"424\.0 MiB"):
         nnfs.inference_network(factory, 10_000, [fully_connected(20_000, "relu")])
     assert factory.stats().bytes_in_use < 1 << 20, "it allocated before refusing"
     factory.release()

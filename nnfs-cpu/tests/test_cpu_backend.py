@@ -11,8 +11,7 @@ import pytest
 pytest.importorskip("nnfs_cpu", reason="nnfs-cpu is not installed here: pip install ./nnfs-cpu")
 
 import nnfs
-from conftest import cpu_factory as make_cpu_factory
-from conftest import run_kit_check
+from conftest import cpu_factory as make_cpu_factory, run_kit_check
 from nnfs import fully_connected, sigmoid, tanh
 from nnfs.testing import CHECKS
 from nnfs_cpu import backend as cpu_backend
@@ -28,7 +27,8 @@ def test_an_epoch_makes_no_temporary_arrays(cpu):
     rng = np.random.default_rng(0)
     with cpu.matrix(256, 1024, rng.uniform(-1, 1, (256, 1024))) as x, \
             cpu.matrix(64, 1024, rng.uniform(0, 1, (64, 1024))) as y, \
-            nnfs.inference_network(cpu, 256, [fully_connected(128, tanh), fully_connected(64, "relu"),
+            nnfs.inference_network(cpu, 256, [fully_connected(128, tanh),
+                                              fully_connected(64, "relu"),
                                               fully_connected(64, sigmoid)], seed=0) as network, \
             nnfs.training_network(network, x) as training:
         # the same calls once before measuring: each call prepares its output δ and its cost
@@ -95,7 +95,8 @@ def test_threads_give_the_same_numbers_as_one_thread():
         with factory.matrix(64, 4096, x_host) as x, factory.matrix(10, 4096) as y, \
                 nnfs.inference_network(factory, 64, [fully_connected(96, tanh),
                                                      fully_connected(80, sigmoid),
-                                                     fully_connected(10, "softmax")], seed=3) as net, \
+                                                     fully_connected(10, "softmax")],
+                                       seed=3) as net, \
                 nnfs.training_network(net, x) as training:
             factory.fill(y, 0.1)
             nnfs.sgd(training, y, nnfs.quadratic_cost, 3, 0.5)

@@ -10,12 +10,10 @@ import pytest
 pytest.importorskip("nnfs_cpu", reason="nnfs-cpu is not installed here: pip install ./nnfs-cpu")
 
 import nnfs
-from nnfs import backend_api as api
 from conftest import cpu_factory, run_kit_check
-from nnfs import fully_connected
+from nnfs import backend_api as api, fully_connected
 from nnfs.testing import CHECKS
-from nnfs_cpu import backend as cpu_backend
-from nnfs_cpu import vml as cpu_vml
+from nnfs_cpu import backend as cpu_backend, vml as cpu_vml
 
 VML = cpu_vml.mkl_vml()
 needs_vml = pytest.mark.skipif(isinstance(VML, str), reason=f"no MKL here: {VML}")

@@ -60,8 +60,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from cuda_standin import _EXTENTS, KERNEL_MATH, column_major
+
 from nnfs_cuda import kernels
 
 #: Rounding of the fake pool's blocks (CuPy's is 512 bytes).

@@ -35,10 +35,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nnfs_cuda import kernels
-from nnfs_cuda.device import DeviceInfo
 import nnfs
+from nnfs_cuda import kernels
 from nnfs_cuda.backend import CudaBackend
+from nnfs_cuda.device import DeviceInfo
 
 INT_MAX = 2**31 - 1
 POOL_ROUNDING = 512

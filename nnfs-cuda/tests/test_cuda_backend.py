@@ -28,13 +28,13 @@ import pytest
 pytest.importorskip("nnfs_cuda", reason="nnfs-cuda is not installed here: pip install "
                     "./nnfs-cuda (bash .ci/run installs it)")
 
+from cuda_standin import StandInCudaFactory, StandInError, standin_factory_class
+
 import nnfs
 from conftest import ROOT, run_kit_check, run_nnfs
-from cuda_standin import StandInCudaFactory, StandInError, standin_factory_class
 from nnfs import fully_connected
 from nnfs.testing import CHECKS
-from nnfs_cuda import SlowFloat64Warning, bench, kernels
-from nnfs_cuda import backend as cuda_backend
+from nnfs_cuda import SlowFloat64Warning, backend as cuda_backend, bench, kernels
 from nnfs_cuda.device import DeviceUnavailable, _cupy_distributions, find_devices
 from nnfs_cuda.plugin import probe
 
@@ -126,7 +126,8 @@ def test_the_offline_gpu_check_installs_and_says_there_is_no_gpu(tmp_path, build
     assert "== NO GPU: nothing was verified on a GPU" in report
     for name in ("nnfs_core", "nnfs_cpu", "nnfs_cuda"):
         assert (tmp_path / "site" / f"{name}-{nnfs.__version__}.dist-info").is_dir()
-    entry_points = tmp_path / "site" / f"nnfs_cuda-{nnfs.__version__}.dist-info" / "entry_points.txt"
+    dist_info = tmp_path / "site" / f"nnfs_cuda-{nnfs.__version__}.dist-info"
+    entry_points = dist_info / "entry_points.txt"
     assert "cuda = nnfs_cuda.plugin" in entry_points.read_text()
     assert (tmp_path / "site" / "nnfs_cuda" / "kernels.cu").is_file()
 

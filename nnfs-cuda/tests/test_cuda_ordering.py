@@ -25,8 +25,6 @@ import pytest
 pytest.importorskip("nnfs_cuda", reason="nnfs-cuda is not installed here: pip install "
                     "./nnfs-cuda (bash .ci/run installs it)")
 
-import nnfs
-from conftest import run_kit_check
 from cuda_recorder import (
     CUBLAS_STATUS_ALLOC_FAILED,
     CUBLAS_STATUS_EXECUTION_FAILED,
@@ -34,6 +32,9 @@ from cuda_recorder import (
     RecorderViolation,
     recorder_of,
 )
+
+import nnfs
+from conftest import run_kit_check
 from nnfs import fully_connected
 from nnfs.testing import CHECKS
 from nnfs_cuda import device as cuda_device
@@ -41,8 +42,7 @@ from nnfs_cuda.backend import CudaBackend
 from nnfs_cuda.plugin import probe
 
 
-
-def CudaFactory(*args, **options) -> nnfs.Factory:  # noqa: N802 - made like the backend class
+def CudaFactory(*args, **options) -> nnfs.Factory:  # made like the backend class
     """A factory of the CUDA backend of its own, made directly."""
     return nnfs.Factory(CudaBackend(*args, **options))
 
@@ -412,7 +412,8 @@ def test_a_cublas_failure_names_the_routine_and_the_device(recorder, status, err
         with pytest.raises(error) as raised:
             factory.gemm(1.0, a, b, 0.0, c)
     text = str(raised.value)
-    assert "cuBLAS sgemm (3×2×4)" in text and str(factory.backend.device_info) in text and words in text
+    assert "cuBLAS sgemm (3×2×4)" in text and str(factory.backend.device_info) in text
+    assert words in text
     assert "CUBLASError" in text
     if error is nnfs.OutOfDeviceMemory:
         assert isinstance(raised.value, MemoryError) and raised.value.available is not None

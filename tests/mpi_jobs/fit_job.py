@@ -64,6 +64,7 @@ def factory_of(name: str, dtype: str):
     if name == "cuda-recorder":  # nnfs-cuda's real device layer over the recording fake CuPy
         sys.path.insert(0, str(CUDA_TESTS))
         from cuda_recorder import Recorder
+
         from nnfs_cuda.backend import CudaBackend
 
         installed = Recorder(nccl=True).installed()

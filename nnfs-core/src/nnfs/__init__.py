@@ -24,9 +24,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import mpi  # data-parallel training; imports no mpi4py until nnfs.mpi.world()
-from . import optimizers, schedules
-from . import registry as _registry
+from . import (
+    mpi,  # data-parallel training; imports no mpi4py until nnfs.mpi.world()
+    optimizers,
+    registry as _registry,
+    schedules,
+)
+from ._version import __version__ as __version__
 from .activations import Activation, linear, relu, sigmoid, softmax, tanh
 from .arrays import Matrix, Vector
 from .callbacks import EarlyStopping
@@ -38,8 +42,8 @@ from .errors import (
     DataFileError,
     DataParallelError,
     DeviceError,
-    InUseError,
     DTypeMismatch,
+    InUseError,
     MissingDependency,
     ModelFileError,
     MpiUnavailable,
@@ -69,13 +73,11 @@ from .network import (
     plan_memory,
 )
 from .registry import BackendInfo
-from ._version import __version__
 from .sgd import sgd
 from .training import TrainingNetwork, TrainingStep, training_network
 
 #: This is nnfs-core's package ``nnfs``, not the unrelated PyPI distribution's (see _clash.py).
 _is_nnfs_core = True
-
 
 def backend(name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:
     """The factory of the backend ``name`` for ``dtype`` ("float32" or "float64").
@@ -123,10 +125,10 @@ __all__ = [
     "DataParallelError",
     "DeviceError",
     "EarlyStopping",
-    "InUseError",
     "Factory",
     "FullyConnected",
     "History",
+    "InUseError",
     "InferenceNetwork",
     "Matrix",
     "MemoryPlan",

@@ -86,7 +86,8 @@ def no_overlap(out: Matrix | Vector, source: Matrix | Vector, what_out: str, wha
         )
 
 
-def elementwise_alias(out: Matrix | Vector, source: Matrix | Vector, what_out: str, what: str) -> None:
+def elementwise_alias(out: Matrix | Vector, source: Matrix | Vector, what_out: str,
+                      what: str) -> None:
     """Allow ``out`` to be exactly ``source`` but not to overlap it partly."""
     if out.overlaps(source) and (out.buffer is not source.buffer or out.offset != source.offset):
         raise NnfsValueError(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class Buffer:
     """One allocation on a device. Matrices and vectors are windows into a buffer."""
 
-    __slots__ = ("factory", "size", "nbytes", "storage", "_finalizer", "__weakref__")
+    __slots__ = ("__weakref__", "_finalizer", "factory", "nbytes", "size", "storage")
 
     def __init__(self, factory: Factory, size: int, storage: Any):
         self.factory = factory
@@ -58,7 +58,9 @@ class Buffer:
 class _Window:
     """What matrices and vectors share: a window of a buffer, release and ``with``."""
 
-    __slots__ = ("factory", "buffer", "offset", "size", "handle", "owns", "_released", "__weakref__")
+    __slots__ = (
+        "__weakref__", "_released", "buffer", "factory", "handle", "offset", "owns", "size",
+    )
 
     def __init__(self, buffer: Buffer, offset: int, size: int, owns: bool):
         self.factory = buffer.factory
@@ -123,7 +125,7 @@ class Matrix(_Window):
     Create matrices with :meth:`Factory.matrix`; read one back with ``nnfs.transfer(m)``.
     """
 
-    __slots__ = ("rows", "cols")
+    __slots__ = ("cols", "rows")
 
     def __init__(self, buffer: Buffer, offset: int, rows: int, cols: int, owns: bool = False):
         super().__init__(buffer, offset, rows * cols, owns)

@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -113,7 +113,7 @@ def _demo(args: argparse.Namespace) -> int:
     result = article_example(factory)
     print(f"backend: {factory.describe()}")
     print(f"untrained output: {result.untrained.ravel().tolist()}")
-    for epochs, cost in zip(result.epochs, result.costs):
+    for epochs, cost in zip(result.epochs, result.costs, strict=True):
         print(f"cost after sgd of {epochs:>4} epochs at eta 0.05: {cost:.6g}")
     print(f"trained output:   {result.trained.ravel().tolist()}")
     print(f"input unchanged:  {result.input_unchanged}")

@@ -56,7 +56,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 Step = Callable[[], Any]
 
 #: What an operation returns: one step, or a list of steps to run in order.
-Plan = Union[Step, Sequence[Step]]
+Plan = Step | Sequence[Step]
 
 
 def steps(plan: Plan) -> list[Step]:

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .activations import Activation
-from .contract import Plan
 from .arrays import Matrix
+from .contract import Plan
 from .errors import NnfsTypeError, NnfsValueError
 from .factory import Factory
 from .kinds import ActivationKind, CostKind, DeltaKind
@@ -111,7 +111,8 @@ def cost(value: object, what: str = "cost") -> Cost:
         found = COSTS.get(key) or _ALIASES.get(key)
         if found is not None:
             return found
-        raise NnfsValueError(f"{what}: unknown cost {value!r}; expected one of {', '.join(_ALIASES)}")
+        raise NnfsValueError(
+            f"{what}: unknown cost {value!r}; expected one of {', '.join(_ALIASES)}")
     raise NnfsTypeError(
         f"{what} must be a cost such as nnfs.quadratic_cost, got {type(value).__name__}"
     )

@@ -14,11 +14,10 @@ import numpy as np
 
 from .activations import sigmoid, tanh
 from .costs import quadratic_cost
-from .factory import Factory
+from .factory import Factory, transfer
 from .network import fully_connected, inference_network
-from .training import training_network
-from .factory import transfer
 from .sgd import sgd
+from .training import training_network
 
 X = [[0.3, 0.3], [0.9, 0.9]]
 Y = [[0.5, 0.5]]

@@ -478,9 +478,9 @@ class Factory:
 
     def _check_elementwise(self, operation: str, *operands: Matrix | Vector) -> None:
         names = ("x", "y", "out")
-        for name, operand in zip(names, operands):
+        for name, operand in zip(names, operands, strict=False):  # 2 or 3 operands
             check.on_factory(self, operand, f"{operation}: {name}")
-        for name, operand in zip(names[1:], operands[1:]):
+        for name, operand in zip(names[1:], operands[1:], strict=False):
             check.same_shape(operands[0], operand, f"{operation}: x", f"{operation}: {name}")
         if len(operands) == 3:
             check.elementwise_alias(operands[2], operands[0], f"{operation}: out", "x")
@@ -528,7 +528,8 @@ def transfer(source: object, destination: Matrix | Vector | None = None):
         return source.factory.to_host(source)
     if not isinstance(destination, (Matrix, Vector)):
         raise NnfsTypeError(
-            f"transfer: destination must be an nnfs Matrix or Vector, got {type(destination).__name__}"
+            "transfer: destination must be an nnfs Matrix or Vector, "
+            f"got {type(destination).__name__}"
         )
     check.live(destination, "transfer: destination")
     factory = destination.factory

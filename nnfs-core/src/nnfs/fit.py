@@ -30,11 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks as check
+from . import _checks as check, checkpoints as _checkpoints
 from .arrays import Matrix
-from .contract import steps
-from . import checkpoints as _checkpoints
 from .callbacks import EarlyStopping, EarlyStoppingState, needs_validation
+from .contract import steps
 from .costs import Cost, cost as _cost, cross_entropy_cost, quadratic_cost
 from .errors import (
     NnfsTypeError,
@@ -241,7 +240,8 @@ def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, vali
     batch_size = check.count(batch_size, "fit: batch_size")
     if batch_size > len(x):
         raise NnfsValueError(
-            f"fit: batch_size is {batch_size} but X has only {len(x)} samples; give at most {len(x)}"
+            f"fit: batch_size is {batch_size} but X has only {len(x)} samples; "
+            f"give at most {len(x)}"
         )
     cost = _default_cost(inference) if cost is None else _cost(cost, "fit: cost")
     output = inference.layers[-1].activation
@@ -1076,7 +1076,8 @@ def predict(inference: InferenceNetwork, X: object, *, batch_size: int = 256) ->
     alike (numpy's warnings about them are silenced)."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
-            f"predict: inference must be made by nnfs.inference_network, got {type(inference).__name__}"
+            "predict: inference must be made by nnfs.inference_network, "
+            f"got {type(inference).__name__}"
         )
     check.live(inference, "predict: inference")
     factory = inference.factory

@@ -16,8 +16,8 @@ pluggy finds the backends; the factory a backend returns is then called directly
 call per matrix product would be far too slow for a training loop.
 
 The contract is versioned by :data:`nnfs.backend_api.API_VERSION`; a plugin states the version
-it was written for in each :class:`nnfs.backend_api.BackendSpec` and is refused, with both versions named, when
-nnfs-core no longer speaks it.
+it was written for in each :class:`nnfs.backend_api.BackendSpec` and is refused, with both
+versions named, when nnfs-core no longer speaks it.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ def nnfs_backends() -> Iterable[BackendSpec]:
     """Declare the backends this plugin provides.
 
     Called once per process, the first time nnfs needs the list of backends (``nnfs.backend``,
-    ``nnfs.backends``, ``nnfs backends``). Return an iterable of :class:`nnfs.backend_api.BackendSpec`;
-    returning nothing is allowed. Do not touch devices here: a machine without the device must
-    still be able to list the backend. Put device checks in the spec's ``probe``, and let the
-    factory raise :class:`nnfs.BackendUnavailable` if it is created anyway.
+    ``nnfs.backends``, ``nnfs backends``). Return an iterable of
+    :class:`nnfs.backend_api.BackendSpec`; returning nothing is allowed. Do not touch devices here:
+    a machine without the device must still be able to list the backend. Put device checks in the
+    spec's ``probe``, and let the factory raise :class:`nnfs.BackendUnavailable` if it is created
+    anyway.
 
     Example plugin module::
 

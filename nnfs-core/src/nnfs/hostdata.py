@@ -97,7 +97,8 @@ def targets(data: object, what: str, outputs: int, dtype: np.dtype) -> Targets:
     """
     array = _as_array(data, what)
     if array.dtype.kind not in "biuf":
-        raise NnfsTypeError(f"{what} must hold numbers (labels or outputs), got dtype {array.dtype}")
+        raise NnfsTypeError(
+            f"{what} must hold numbers (labels or outputs), got dtype {array.dtype}")
     if array.ndim == 1 and outputs > 1:
         if array.dtype.kind == "f":
             check_values(array.reshape(-1, 1), what, np.float64)

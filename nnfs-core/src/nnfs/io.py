@@ -58,8 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks as check
-from . import _safetensors as st
+from . import _checks as check, _safetensors as st
 from ._args import dtype_name
 from ._files import as_path, check_writable, input_file, open_input, write_whole
 from ._npz import ZIP_MAGIC, Archive, Header, open_archive

@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataParallelError, MpiUnavailable, NnfsError, NnfsTypeError, TrainingDiverged
 from .arrays import Vector
+from .errors import DataParallelError, MpiUnavailable, NnfsError, NnfsTypeError, TrainingDiverged
 
 #: What brings mpi4py and an MPI runtime with plain pip.
 MPI_EXTRA = "pip install 'nnfs-core[mpi]'"

@@ -15,26 +15,23 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _checks as check
+from ._args import format_bytes
 from .activations import Activation, activation as _activation
+from .arrays import Matrix, Vector
+from .contract import steps
 from .errors import (
     InUseError,
     NnfsTypeError,
     NnfsValueError,
     OutOfDeviceMemory,
-    ShapeError,
-    UnsupportedOperation,
 )
-from ._args import format_bytes
-from .arrays import Matrix, Vector
-from .contract import steps
 from .factory import Factory
-
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ class InferenceLayer:
     """A built fully connected layer: ``weights`` (units × inputs), ``bias`` (units), and the
     ``dropout`` rate training applies to its outputs."""
 
-    __slots__ = ("in_dim", "out_dim", "activation", "weights", "bias", "dropout")
+    __slots__ = ("activation", "bias", "dropout", "in_dim", "out_dim", "weights")
 
     def __init__(self, parameters: Vector, start: int, in_dim: int, out_dim: int,
                  activation: Activation, dropout: float = 0.0):

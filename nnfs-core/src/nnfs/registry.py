@@ -695,7 +695,8 @@ class Registry:
             return BackendStatus(False, f"its probe returned {status!r}, not a BackendStatus")
         return status
 
-    def backend(self, name: str | None = None, dtype: object = "float32", **options: Any) -> Factory:
+    def backend(self, name: str | None = None, dtype: object = "float32",
+                **options: Any) -> Factory:
         """See :func:`nnfs.backend`."""
         name, text_options, source = self._requested(name)
         dtype = dtype_name(dtype)

@@ -110,7 +110,7 @@ class _Run:
 
     def step_of(self, epoch: int) -> TrainingStep:
         """The step of epoch ``epoch`` (from 0) of the schedule."""
-        for (epochs, _), step in zip(self.pairs, self.steps):
+        for (epochs, _), step in zip(self.pairs, self.steps, strict=True):
             if epoch < epochs:
                 return step
             epoch -= epochs
@@ -153,7 +153,7 @@ class _Run:
         costs, done, every = [], 0, self.factory.sync_every
         factory, held, releases = self.factory, self.held, self.releases
         isfinite = math.isfinite
-        for (epochs, eta), step in zip(self.pairs, self.steps):
+        for (epochs, eta), step in zip(self.pairs, self.steps, strict=True):
             forward, measure = step.forward, step.cost
             backward = step.gradient + step.update
             value = math.nan
@@ -186,7 +186,7 @@ class _Run:
         one epoch at a time, reading each cost, to find the epoch."""
         costs, every, done = [], self.factory.sync_every, 0
         lock, releases, held = self.releases.lock, self.releases, self.held
-        for (epochs, _), step in zip(self.pairs, self.steps):
+        for (epochs, _), step in zip(self.pairs, self.steps, strict=True):
             ops = step.forward + step.gradient + step.update
             for run in _runs(1, epochs + 1):
                 with lock:

@@ -45,8 +45,13 @@ from .activations import Activation
 from .arrays import Matrix, Vector
 from .contract import Step, run, steps
 from .costs import Cost
-from .errors import NnfsTypeError, NnfsValueError, OutOfDeviceMemory, ShapeError, \
-    UnsupportedOperation
+from .errors import (
+    NnfsTypeError,
+    NnfsValueError,
+    OutOfDeviceMemory,
+    ShapeError,
+    UnsupportedOperation,
+)
 from .kinds import TRAINING_OPERATIONS, CostKind, Operation
 from .network import InferenceLayer, InferenceNetwork, _training_sizes
 

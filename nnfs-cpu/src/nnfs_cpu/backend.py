@@ -44,8 +44,7 @@ from typing import Any
 import numpy as np
 
 import nnfs
-from nnfs import Matrix, Vector
-from nnfs import backend_api as api
+from nnfs import Matrix, Vector, backend_api as api
 from nnfs.backend_api import ActivationKind, CostKind, Hyper, MemoryLimits, OptimizerKind
 from nnfs.philox import M0, M1, MASK32, ROUNDS, W0, W1, keep_scale, threshold
 
@@ -230,7 +229,8 @@ def _sigmoid_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray,
                       lane: int) -> list[Plan]:
     work = backend._work(a.shape, lane=lane)  # δ ⊙= a (1 − a)
     return [functools.partial(np.subtract, backend._c(1.0), a, work),
-            functools.partial(np.multiply, work, a, work), functools.partial(np.multiply, d, work, d)]
+            functools.partial(np.multiply, work, a, work),
+            functools.partial(np.multiply, d, work, d)]
 
 
 def _tanh_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
@@ -721,7 +721,8 @@ class CpuBackend(api.Backend):
                 pair = (rows, xv) if trans else (xv, rows)
                 plans += [functools.partial(np.dot, *pair, part),
                           functools.partial(np.multiply, part, self._c(alpha), part),
-                          functools.partial(np.multiply, yv[start:stop], self._c(beta), yv[start:stop]),
+                          functools.partial(np.multiply, yv[start:stop], self._c(beta),
+                                            yv[start:stop]),
                           functools.partial(np.add, yv[start:stop], part, yv[start:stop])]
             return plans
         return [

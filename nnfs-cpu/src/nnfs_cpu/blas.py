@@ -22,6 +22,7 @@ between calls fight over the cores.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import importlib.metadata
@@ -228,10 +229,8 @@ def mkl_library() -> tuple[ctypes.CDLL, str, str] | str:
         return f"Intel MKL could not be loaded from {path}: {error}"
     # mkl_rt picks 32- or 64-bit integers from MKL_INTERFACE_LAYER unless told: 32 (LP64),
     # before any other call
-    try:
+    with contextlib.suppress(AttributeError):
         library.MKL_Set_Interface_Layer(0)
-    except AttributeError:
-        pass
     return library, path, distribution.version
 
 

@@ -12,7 +12,6 @@ from nnfs import backend_api as api
 
 from .backend import CpuBackend
 
-
 #: The default backend's rank: below a GPU's (cuda 30, opencl on a GPU 20).
 PRIORITY = 10
 

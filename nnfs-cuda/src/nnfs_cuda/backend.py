@@ -54,8 +54,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import nnfs
-from nnfs import Matrix, Vector
-from nnfs import backend_api as api
+from nnfs import Matrix, Vector, backend_api as api
 from nnfs.backend_api import HYPER_SIZE, ActivationKind, MemoryLimits
 from nnfs.philox import keep_scale, threshold
 

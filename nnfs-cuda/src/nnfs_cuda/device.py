@@ -5,13 +5,13 @@ leading dimensions and transposes, which kernel of ``kernels.cu`` over which ran
 memory to ask for, and when to wait. It says so to a device layer, which only does it. The one
 real layer is :class:`CupyDevice`; :class:`DeviceLayer` below is the protocol any layer follows.
 
-The test suite runs the factory over a numpy *stand-in* for this layer (``nnfs-cuda/tests/cuda_standin.py``,
-class ``NumpyStandIn``), which is how the factory's logic is tested on machines without a GPU,
-and runs this module itself over a recording fake of CuPy (``nnfs-cuda/tests/cuda_recorder.py``), which
-checks on which stream every call goes and when host memory is read. What only a GPU shows —
-the cuBLAS calls and the kernels computing the right numbers, NVRTC loading ``kernels.cu`` on
-the device, real streams, pinned memory and CuPy's pool — is verified by ``python -m
-nnfs_cuda`` (see the README).
+The test suite runs the factory over a numpy *stand-in* for this layer
+(``nnfs-cuda/tests/cuda_standin.py``, class ``NumpyStandIn``), which is how the factory's logic is
+tested on machines without a GPU, and runs this module itself over a recording fake of CuPy
+(``nnfs-cuda/tests/cuda_recorder.py``), which checks on which stream every call goes and when host
+memory is read. What only a GPU shows — the cuBLAS calls and the kernels computing the right
+numbers, NVRTC loading ``kernels.cu`` on the device, real streams, pinned memory and CuPy's pool —
+is verified by ``python -m nnfs_cuda`` (see the README).
 
 Importing this module does not import CuPy; :func:`find_devices` and :class:`CupyDevice` do.
 """

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from nnfs import backend_api as api
 
-from .device import DeviceUnavailable, find_devices
 from .backend import CudaBackend
-
+from .device import DeviceUnavailable, find_devices
 
 #: The default backend's rank: an NVIDIA GPU is preferred to everything else.
 PRIORITY = 30

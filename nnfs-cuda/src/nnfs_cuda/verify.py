@@ -29,8 +29,7 @@ from importlib import metadata
 import numpy as np
 
 import nnfs
-from nnfs.testing import CHECKS, run_check
-from nnfs.testing import reference as ref
+from nnfs.testing import CHECKS, reference as ref, run_check
 
 from . import bench
 

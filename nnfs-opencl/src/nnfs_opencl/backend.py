@@ -44,8 +44,7 @@ import numpy as np
 import pyopencl as cl
 
 import nnfs
-from nnfs import Matrix, Vector
-from nnfs import backend_api as api
+from nnfs import Matrix, Vector, backend_api as api
 from nnfs.backend_api import Hyper, MemoryLimits
 from nnfs.philox import keep_scale, threshold
 

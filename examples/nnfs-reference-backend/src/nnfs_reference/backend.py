@@ -29,10 +29,8 @@ from functools import partial
 
 import numpy as np
 
-from nnfs import Matrix, Vector
-from nnfs import backend_api as api
-from nnfs.backend_api import ActivationKind as A
-from nnfs.backend_api import CostKind, Hyper, OptimizerKind
+from nnfs import Matrix, Vector, backend_api as api
+from nnfs.backend_api import ActivationKind as A, CostKind, Hyper, OptimizerKind
 from nnfs.philox import dropout_mask
 
 

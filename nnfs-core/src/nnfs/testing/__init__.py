@@ -82,7 +82,8 @@ def declared_dtypes(name: str) -> tuple[str, ...]:
     for info in nnfs.backends():
         if info.name == name:
             if not info.available:
-                raise nnfs.BackendUnavailable(f"the {name} backend cannot be used here: {info.reason}")
+                raise nnfs.BackendUnavailable(
+                    f"the {name} backend cannot be used here: {info.reason}")
             return info.dtypes
     nnfs.backend(name)  # raises BackendNotFound with the installed names
     raise AssertionError("unreachable")

@@ -22,7 +22,7 @@ from nnfs.kinds import TRAINING_OPERATIONS, ActivationKind, CostKind, Operation
 from . import reference as ref
 
 
-class CheckSkipped(Exception):  # noqa: N818 - reads as "the check was skipped"
+class CheckSkipped(Exception):  # reads as "the check was skipped"
     """The check cannot run here; the message says why."""
 
 
@@ -78,7 +78,8 @@ def assert_close(actual, expected, factory: Factory, what: str, scale=None, fact
     (elementwise magnitudes the error can grow with; default: |expected| + 1)."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
+    assert actual.shape == expected.shape, (
+        f"{what}: shape {actual.shape}, expected {expected.shape}")
     if scale is None:
         scale = np.abs(expected) + 1.0
     allowed = factor * tolerance(factory) * (np.asarray(scale, dtype=np.float64) + 1.0)
@@ -176,7 +177,8 @@ def check_transfer_and_views(factory: Factory) -> None:
     for rows, cols in SHAPES:
         host = rounded(factory, _uniform(rng, (rows, cols)))
         with factory.matrix(rows, cols) as zero:
-            assert np.array_equal(nnfs.transfer(zero), np.zeros((rows, cols))), "new matrices are zero"
+            assert np.array_equal(nnfs.transfer(zero), np.zeros((rows, cols))), (
+                "new matrices are zero")
         with factory.matrix(rows, cols, host) as m:
             back = nnfs.transfer(m)
             assert back.shape == (rows, cols) and back.dtype == factory.numpy_dtype, (
@@ -220,7 +222,8 @@ def check_allocation_counter(factory: Factory) -> None:
     views = [m.columns(1, 3), m.column(0), m.as_vector()]
     assert factory.stats().allocations == after.allocations, "views must not allocate"
     m.release()
-    assert factory.stats().bytes_in_use == before.bytes_in_use, "release() gave back less than it took"
+    assert factory.stats().bytes_in_use == before.bytes_in_use, (
+        "release() gave back less than it took")
     for view in views:
         assert view.released, "a view of a released matrix still claims to be live"
 
@@ -240,7 +243,8 @@ def check_release_and_with(factory: Factory) -> None:
         pass
     assert a.released and b.released, "'with' did not release"
     if supported(factory, "copy"):
-        expect_error(nnfs.ReleasedError, lambda: factory.copy(a, b), "copy between released matrices")
+        expect_error(nnfs.ReleasedError, lambda: factory.copy(a, b),
+                     "copy between released matrices")
     with factory.matrix(2, 3) as x:
         network = nnfs.inference_network(factory, 2, [nnfs.fully_connected(2, nnfs.tanh)], seed=0)
         with network:
@@ -271,10 +275,12 @@ def check_gemm(factory: Factory) -> None:
         what = (f"gemm({alpha}, a {a_shape}{'ᵀ' if trans_a else ''}, b {b_shape}"
                 f"{'ᵀ' if trans_b else ''}, {beta}, c {m}×{n}{', views' if view else ''})")
         try:
-            factory.gemm(alpha, a.matrix, b.matrix, beta, c.matrix, trans_a=trans_a, trans_b=trans_b)
+            factory.gemm(alpha, a.matrix, b.matrix, beta, c.matrix, trans_a=trans_a,
+                         trans_b=trans_b)
             expected = ref.gemm(alpha, a.host, b.host, beta, c.host, trans_a, trans_b)
             scale = abs(alpha) * (np.abs(ref.op(a.host, trans_a)) @ np.abs(ref.op(b.host, trans_b)))
-            assert_close(c.result(what), expected, factory, what, scale + abs(beta) * np.abs(c.host))
+            assert_close(c.result(what), expected, factory, what,
+                         scale + abs(beta) * np.abs(c.host))
         finally:
             for placed in (a, b, c):
                 placed.release()
@@ -347,7 +353,8 @@ def check_vector_operations(factory: Factory) -> str | None:
 
         def verify(placed: Placed, expected: np.ndarray, what: str, scale=None) -> None:
             result = placed.result(what)
-            assert_close(result, expected, factory, f"{what} {size}", scale)
+            # verify runs within the iteration that defines it
+            assert_close(result, expected, factory, f"{what} {size}", scale)  # noqa: B023
             placed.host = result
 
         try:
@@ -521,7 +528,8 @@ def check_activation_derivatives(factory: Factory) -> None:
         d = Placed(factory, d_host, False, rng)
         try:
             factory.activation_backward(kind, a.matrix, d.matrix)
-            assert_close(d.result(what), ref.activation_backward(kind, a_host, d_host), factory, what)
+            assert_close(d.result(what), ref.activation_backward(kind, a_host, d_host), factory,
+                         what)
             assert np.array_equal(a.result(what), a_host), f"{what}: changed a"
         finally:
             a.release()
@@ -602,7 +610,7 @@ def _training_ops_supported(factory: Factory) -> bool:
 
 
 def _random_network(factory: Factory, sizes, kinds, seed: int):
-    layers = [nnfs.fully_connected(n, kind) for n, kind in zip(sizes[1:], kinds)]
+    layers = [nnfs.fully_connected(n, kind) for n, kind in zip(sizes[1:], kinds, strict=True)]
     return nnfs.inference_network(factory, sizes[0], layers, seed=seed)
 
 
@@ -666,7 +674,7 @@ def check_article_example(factory: Factory) -> None:
         f"untrained output {result.untrained}, the article: {UNTRAINED}")
     assert math.isclose(result.costs[0], FIRST_COST, rel_tol=5e-5), (
         f"first cost {result.costs[0]}, the article: {FIRST_COST}")
-    assert all(b < a for a, b in zip(result.costs, result.costs[1:])), (
+    assert all(b < a for a, b in itertools.pairwise(result.costs)), (
         f"costs do not fall: {result.costs}")
     assert np.allclose(result.trained, 0.5, atol=5e-3), f"trained output {result.trained}"
     assert result.input_unchanged, "training wrote into its input"
@@ -705,7 +713,7 @@ def _mean_loss(y: np.ndarray, a: np.ndarray, cost: str, last: str) -> float:
 
 def _host_forward(weights, biases, kinds, x):
     a = x
-    for w, b, kind in zip(weights, biases, kinds):
+    for w, b, kind in zip(weights, biases, kinds, strict=True):
         a = ref.activation(kind, w @ a, b)
     return a
 
@@ -741,19 +749,19 @@ def check_gradients(factory: Factory) -> None:
             training.backward(y, cost, 1.0 / n)
             gradient = nnfs.transfer(training.gradient).astype(np.float64)
             weights, biases = host_parameters(network)
-        flat = [p for w, b in zip(weights, biases) for p in (w.T.reshape(-1), b)]
+        flat = [p for w, b in zip(weights, biases, strict=True) for p in (w.T.reshape(-1), b)]
         # views into one flat array in the parameters' layout: W column by column, then b
         parameters = np.concatenate(flat)
         views, start = [], 0
-        for w, b in zip(weights, biases):
+        for w, b in zip(weights, biases, strict=True):
             views.append(parameters[start:start + w.size].reshape(w.shape[1], w.shape[0]).T)
             start += w.size
             views.append(parameters[start:start + b.size])
             start += b.size
 
-        def loss() -> float:
-            a = _host_forward(views[0::2], views[1::2], kinds, x_host)
-            return _mean_loss(y_host, a, cost_name, kinds[-1])
+        def loss() -> float:  # called only within the iteration that defines it
+            a = _host_forward(views[0::2], views[1::2], kinds, x_host)  # noqa: B023
+            return _mean_loss(y_host, a, cost_name, kinds[-1])  # noqa: B023
 
         numeric = central_differences(parameters, loss, step)
         error = np.abs(gradient - numeric) / np.maximum(1e-2, np.abs(numeric))
@@ -782,12 +790,12 @@ def check_training_matches_reference(factory: Factory) -> None:
                 nnfs.training_network(network, x) as training:
             weights, biases = host_parameters(network)
             costs = nnfs.sgd(training, y, cost, [(15, 0.5), (10, 0.2)])
-            for epochs, eta, got in zip((15, 10), (0.5, 0.2), costs):
+            for epochs, eta, got in zip((15, 10), (0.5, 0.2), costs, strict=True):
                 weights, biases, expected = ref.train(weights, biases, kinds, x_host, y_host,
                                                       epochs, eta, cost_name)
                 assert_close(got, expected, factory, f"sgd cost {sizes} {cost_name}", factor=50)
             got_weights, got_biases = host_parameters(network)
-            for i, (w, b) in enumerate(zip(weights, biases)):
+            for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
                 assert_close(got_weights[i], w, factory, f"weights of layer {i}", factor=50)
                 assert_close(got_biases[i], b, factory, f"bias of layer {i}", factor=50)
             assert np.array_equal(nnfs.transfer(x), x_host.astype(factory.numpy_dtype)), (
@@ -843,7 +851,8 @@ def check_bad_input(factory: Factory) -> None:
             expect_error(nnfs.ShapeError, lambda: factory.axpy(1.0, a, b), "axpy of 2×3 and 3×2")
         expect_error(nnfs.ShapeError, lambda: factory.matrix(2, 2, [1, 2, 3]),
                      "matrix(2, 2) given 3 numbers", ("2×2",))
-        expect_error(nnfs.ShapeError, lambda: nnfs.transfer([[1, 2]], a), "transfer of 1×2 into 2×3")
+        expect_error(nnfs.ShapeError, lambda: nnfs.transfer([[1, 2]], a),
+                     "transfer of 1×2 into 2×3")
         expect_error(nnfs.NnfsValueError, lambda: factory.matrix(1, 2, [1.0, float("nan")]),
                      "matrix data with NaN", ("nan",))
         expect_error(nnfs.NnfsTypeError, lambda: factory.matrix(1, 2, ["a", "b"]),
@@ -856,8 +865,8 @@ def check_bad_input(factory: Factory) -> None:
                 if supported(factory, "copy"):
                     expect_error(nnfs.BackendMismatch, lambda: factory.copy(foreign, a),
                                  "copy from a matrix of another factory")
-                assert np.array_equal(nnfs.transfer(nnfs.transfer(foreign, a)), nnfs.transfer(foreign)), \
-                    "transfer between factories"
+                assert np.array_equal(nnfs.transfer(nnfs.transfer(foreign, a)),
+                                      nnfs.transfer(foreign)), "transfer between factories"
         finally:
             other.release()
 

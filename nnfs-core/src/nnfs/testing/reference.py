@@ -82,7 +82,7 @@ def train(weights, biases, kinds, x, y, epochs, eta, cost="quadratic", eps=0.0):
     value = None
     for _ in range(epochs):
         outputs = [x]
-        for w, b, kind in zip(weights, biases, kinds):
+        for w, b, kind in zip(weights, biases, kinds, strict=True):
             outputs.append(activation(kind, w @ outputs[-1], b))
         a = outputs[-1]
         if cost == "quadratic":

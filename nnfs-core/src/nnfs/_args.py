@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 from .errors import NnfsTypeError, NnfsValueError, ReleasedError
 
@@ -56,7 +60,8 @@ def live(obj: object, what: str) -> None:
 def dtype_name(dtype: object) -> str:
     """The dtype name nnfs uses ("float32" or "float64") for ``dtype`` (a name or numpy dtype)."""
     try:
-        name = np.dtype(dtype).name  # accepts "float32", np.float32, np.dtype("f4")...
+        # accepts "float32", np.float32, np.dtype("f4")...
+        name = np.dtype(cast("DTypeLike", dtype)).name
     except TypeError:
         name = None
     if name not in DTYPES:

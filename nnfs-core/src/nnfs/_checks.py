@@ -52,6 +52,7 @@ def matrix(
     """Raise unless ``obj`` is a live matrix of ``factory`` with the given dimensions."""
     on_factory(factory, obj, what)
     if not isinstance(obj, Matrix):
+        assert isinstance(obj, Vector)  # on_factory lets only matrices and vectors through
         raise NnfsTypeError(f"{what} must be a Matrix, got a Vector of size {obj.size}")
     if (rows is not None and obj.rows != rows) or (cols is not None and obj.cols != cols):
         want = f"{'?' if rows is None else rows}×{'?' if cols is None else cols}"
@@ -63,6 +64,7 @@ def vector(factory: Factory, obj: object, what: str, size: int | None = None) ->
     """Raise unless ``obj`` is a live vector of ``factory`` with ``size`` entries."""
     on_factory(factory, obj, what)
     if not isinstance(obj, Vector):
+        assert isinstance(obj, Matrix)  # on_factory lets only matrices and vectors through
         raise NnfsTypeError(f"{what} must be a Vector, got a {obj.rows}×{obj.cols} Matrix")
     if size is not None and obj.size != size:
         raise ShapeError(f"{what} must have {size} entries, got {obj.size}")

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import stat
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -34,9 +36,9 @@ from .errors import (
     NnfsValueError,
 )
 
-try:
+if sys.platform != "win32":
     import resource  # file-size limits; not on Windows
-except ImportError:  # pragma: no cover - Windows
+else:  # pragma: no cover - Windows
     resource = None
 
 
@@ -93,7 +95,7 @@ def input_file(path: Path, where: str, error: type[NnfsError], what_it_is: str) 
     return path
 
 
-def open_input(path: Path, where: str, error: type[NnfsError]) -> BinaryIO:
+def open_input(path: Path, where: str, error: type[NnfsError]) -> io.BufferedReader:
     """``open(path, "rb")``, with the system's refusals as nnfs errors."""
     try:
         return open(path, "rb")
@@ -199,6 +201,7 @@ def _temporary_prefix(name: str, limit: int) -> str:
 def write_error(failure: OSError, what: str, path: Path) -> NnfsError:
     """The nnfs error for the system's refusal to write ``path``."""
     code, shown = failure.errno, str(path)
+    made: NnfsOSError | NnfsPermissionError
     if isinstance(failure, PermissionError) or code in (errno.EACCES, errno.EPERM):
         made = NnfsPermissionError(f"{what}: cannot write in {str(path.parent)!r} "
                                    f"(permission denied) to write {shown!r}")

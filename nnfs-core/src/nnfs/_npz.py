@@ -23,6 +23,7 @@ import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 
@@ -191,7 +192,7 @@ class Archive:
                 member.read(header.data_offset)
                 done = 0
                 while done < header.nbytes:
-                    got = member.readinto(raw[done:done + _CHUNK])
+                    got = cast(zipfile.ZipExtFile, member).readinto(raw[done:done + _CHUNK])
                     if not got:
                         raise EOFError(f"{header.nbytes - done} bytes of data are missing")
                     done += got
@@ -200,7 +201,7 @@ class Archive:
         except Exception as failure:
             raise self.error(f"{where} is damaged: reading the entry {name!r} failed "
                              f"({describe(failure)})") from None
-        order = "F" if header.fortran_order else "C"
+        order: Literal["C", "F"] = "F" if header.fortran_order else "C"
         array = flat.reshape(header.shape, order=order)
         return np.ascontiguousarray(array, dtype=header.dtype.newbyteorder("="))
 

@@ -30,11 +30,11 @@ error class (``ModelFileError``) naming the file and what is wrong.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 
@@ -134,7 +134,7 @@ class SafetensorsFile:
     exactly (see the module docstring). ``where`` names the file in messages; ``error`` is
     the class of the errors raised."""
 
-    def __init__(self, file: BinaryIO, where: str, error: type[NnfsError]):
+    def __init__(self, file: io.BufferedIOBase, where: str, error: type[NnfsError]):
         self.file, self.where, self.error = file, where, error
         try:
             size = os.fstat(file.fileno()).st_size

@@ -14,7 +14,7 @@ offset...), made by its factory when the window is created.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _args as check
 from .errors import NnfsValueError
@@ -55,12 +55,17 @@ class Buffer:
                 factory.backend.free(storage)
 
 
+_W = TypeVar("_W", bound="_Window")
+
+
 class _Window:
     """What matrices and vectors share: a window of a buffer, release and ``with``."""
 
     __slots__ = (
         "__weakref__", "_released", "buffer", "factory", "handle", "offset", "owns", "size",
     )
+
+    handle: Any  # the backend's view of the window (None once released), set by the subclass
 
     def __init__(self, buffer: Buffer, offset: int, size: int, owns: bool):
         self.factory = buffer.factory
@@ -90,7 +95,7 @@ class _Window:
         if self.owns:
             self.buffer.release()
 
-    def __enter__(self):
+    def __enter__(self: _W) -> _W:
         check.live(self, "the object entering 'with'")
         return self
 
@@ -116,7 +121,7 @@ class _Window:
     def __str__(self) -> str:
         if self.released:
             return repr(self)
-        return f"{self!r}\n{self.factory.to_host(self)}"
+        return f"{self!r}\n{self.factory.to_host(cast('Matrix | Vector', self))}"
 
 
 class Matrix(_Window):

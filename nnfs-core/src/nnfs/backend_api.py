@@ -22,6 +22,8 @@ this module: :mod:`nnfs` is theirs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._args import DTYPES
 from .contract import Backend, Capabilities, MemoryLedger, MemoryLimits, Plan, Step, run, steps
 from .hookspecs import hookimpl
@@ -45,7 +47,7 @@ from .spec import (
 )
 
 
-def register_plugin(plugin: object, name: str | None = None):
+def register_plugin(plugin: object, name: str | None = None) -> Callable[[], None]:
     """Register, in this process, a plugin module or object with ``nnfs_backends`` hookimpls.
 
     Returns a function that unregisters it."""
@@ -54,7 +56,7 @@ def register_plugin(plugin: object, name: str | None = None):
     return registry.default().register_plugin(plugin, name)
 
 
-def register_backend(spec: BackendSpec):
+def register_backend(spec: BackendSpec) -> Callable[[], None]:
     """Register one backend in this process; returns a function that unregisters it."""
     from . import registry
 

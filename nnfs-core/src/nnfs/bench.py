@@ -290,7 +290,7 @@ class FitWorkload:
         history = nnfs.fit(self.network, self.x, self.labels, epochs=1 + repeats * epochs,
                            batch_size=self.preset.batch, eta=FIT_ETA, shuffle=True,
                            seed=self.seed, quiet=True, on_epoch=between)
-        self.allocations = factory.stats().allocations - state["allocations"]
+        self.allocations = factory.stats().allocations - int(state["allocations"])
         self.cost = history.cost[-1]
         return times
 
@@ -315,6 +315,7 @@ def run(preset_name: str | Preset, backend: str | None = None, dtype: str = "flo
         factory = nnfs.backend(backend, dtype, **options)
     x, y = make_data(chosen, factory.numpy_dtype, seed)
     with network(factory, chosen, seed) as net:
+        work: FitWorkload | SgdWorkload
         if chosen.minibatch:
             work = FitWorkload(factory, chosen, net, x, y, seed)
             try:
@@ -454,14 +455,14 @@ def run_parallel(preset_name: str, world, backend: str | None = None, dtype: str
             factory.synchronize()
             marks.append((time.perf_counter(), world.stats().allreduce_seconds))
 
-        history = nnfs.fit(network, X, Y, epochs=epochs, on_epoch=mark,
+        history = nnfs.fit(net, X, Y, epochs=epochs, on_epoch=mark,
                            data_parallel=world if parallel else None, **options)
         (start, reduced), (stop, reduced_end) = marks[0], marks[-1]
         return (stop - start) / (epochs - 1), (reduced_end - reduced) / (epochs - 1), \
             history.cost[-1]
 
-    with nnfs.inference_network(factory, preset.in_dim, layers, seed=seed) as network:
-        nnfs.fit(network, X, Y, epochs=1, data_parallel=world, **options)  # warm up
+    with nnfs.inference_network(factory, preset.in_dim, layers, seed=seed) as net:
+        nnfs.fit(net, X, Y, epochs=1, data_parallel=world, **options)  # warm up
         runs = [timed(True) for _ in range(repeats)]
         alone = None
         if world.size == 1:

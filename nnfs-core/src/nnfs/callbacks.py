@@ -18,6 +18,7 @@ from .contract import Step, steps
 from .errors import NnfsTypeError, NnfsValueError
 
 if TYPE_CHECKING:
+    from .arrays import Vector
     from .fit import History
     from .training import TrainingNetwork
 
@@ -90,7 +91,7 @@ class EarlyStoppingState:
     best: float = math.nan
     best_epoch: int | None = None
     wait: int = 0
-    weights: object = None  # nnfs.Vector, with restore_best
+    weights: Vector | None = None  # with restore_best
     _keep: tuple[Step, ...] = ()
     _put_back: tuple[Step, ...] = ()
     kept: bool = field(default=False)

@@ -44,7 +44,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,7 +52,10 @@ from . import _args
 from .errors import ModelFileError, NnfsTypeError, NnfsValueError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .fit import FitArguments, History, _Progress
+    from .optimizers import Optimizer
     from .training import TrainingNetwork
 
 #: The names of the optimizer's settings, in the order of ``optimizer_settings``.
@@ -77,9 +80,9 @@ class Checkpoints:
     standardization in there); the training weights are then kept as ``training_parameters``,
     which resuming reads."""
 
-    path: object
+    path: str | os.PathLike[str]  # a Path once made
     every: int = 1
-    model: object = None
+    model: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)):
@@ -92,7 +95,7 @@ class Checkpoints:
             raise NnfsTypeError("Checkpoints: model must be a function of the host parameters")
 
 
-def checkpoints(value: object) -> Checkpoints | None:
+def checkpoints(value: str | os.PathLike[str] | Checkpoints | None) -> Checkpoints | None:
     """fit's ``checkpoint`` argument, checked."""
     if value is None or isinstance(value, Checkpoints):
         return value
@@ -107,7 +110,7 @@ def data_checksum(x: np.ndarray) -> int:
     return fingerprint(x)
 
 
-def _settings(optimizer) -> np.ndarray:
+def _settings(optimizer: Optimizer) -> np.ndarray:
     found = optimizer.settings()
     if "beta1" not in found:
         found = {**found, "beta1": 0.0, "beta2": 0.0, "eps": 0.0}
@@ -207,7 +210,7 @@ def check_entries(entries: dict[str, np.ndarray], count: int, dtype: np.dtype,
                            f"{', '.join(map(repr, missing))} (write one with "
                            "fit(..., checkpoint=path))")
 
-    def scalar(name: str, kind: str) -> object:
+    def scalar(name: str, kind: str) -> Any:
         value = entries[name]
         if value.shape != () or value.dtype.kind not in kind:
             raise _fail(where, f"the entry {name!r} must be a single "
@@ -215,7 +218,8 @@ def check_entries(entries: dict[str, np.ndarray], count: int, dtype: np.dtype,
                                f"of shape {value.shape}")
         return value.item()
 
-    def floats(name: str, shape: tuple[int, ...] | None = None, finite: bool = True):
+    def floats(name: str, shape: tuple[int, ...] | None = None,
+               finite: bool = True) -> np.ndarray:
         value = entries[name]
         if value.dtype.kind != "f" or (shape is not None and value.shape != shape):
             want = "floats" if shape is None else f"floats of shape {shape}"
@@ -348,17 +352,17 @@ def write(target: Checkpoints, arguments: FitArguments, training: TrainingNetwor
     from .io import model_entries, write_whole
 
     network = arguments.network
-    entries = model_entries(network)
+    entries: dict[str, Any] = model_entries(network)
     if target.model is not None:  # the model's own weights, and the training's beside them
         entries["training_parameters"] = entries["parameters"]
         entries["parameters"] = np.asarray(target.model(entries["parameters"].copy()),
                                            entries["parameters"].dtype)
     entries.update(capture(arguments, training, progress, history))
     write_whole(target.path, lambda file: np.savez(file, **entries), "fit: checkpoint")
-    return target.path
+    return Path(target.path)
 
 
-def read(path: object, arguments: FitArguments) -> Resume:
+def read(path: str | os.PathLike[str], arguments: FitArguments) -> Resume:
     """Read and check the checkpoint at ``path`` for ``arguments``' fit (architecture and
     dtype against its network, then every training entry, then the run's settings), before
     anything is changed."""
@@ -394,7 +398,7 @@ def read(path: object, arguments: FitArguments) -> Resume:
 @dataclass(frozen=True)
 class _Model:
     in_dim: int
-    layers: tuple
+    layers: tuple[Any, ...]
     dtype: str
     parameters: np.ndarray
 
@@ -421,7 +425,7 @@ def _most_bytes(name: str, count: int, samples: int) -> int:
     return 8 * elements + 4096
 
 
-def _read_archive(path: object, where: str,
+def _read_archive(path: str | os.PathLike[str], where: str,
                   samples: int) -> tuple[_Model, dict[str, np.ndarray]]:
     """The model and the training entries of the checkpoint at ``path``, read by nnfs's own
     reader (:mod:`nnfs._npz`: nothing is unpickled, each entry's header is checked and its

@@ -185,10 +185,10 @@ def _bench(args: argparse.Namespace) -> int:
         raise NnfsValueError(f"--epochs must be positive, got {args.epochs}")
     if args.mpi or nnfs.mpi.launched_size() > 1:
         world = nnfs.mpi.world()
-        result = bench.run_parallel(args.preset, world, args.backend, args.dtype, args.epochs,
-                                    args.repeats)
+        parallel = bench.run_parallel(args.preset, world, args.backend, args.dtype, args.epochs,
+                                      args.repeats)
         if world.is_root:
-            print(bench.as_json(result) if args.json else bench.report_parallel(result))
+            print(bench.as_json(parallel) if args.json else bench.report_parallel(parallel))
         return 0
     result = bench.run(args.preset, args.backend, args.dtype, args.epochs, args.repeats,
                        batch_size=args.batch_size)
@@ -271,8 +271,8 @@ class _Output(io.TextIOBase):
             raise io.UnsupportedOperation("standard output is closed")
         return self.stream.fileno()
 
-    @property
-    def encoding(self) -> str:
+    @property  # typeshed has TextIOBase.encoding as a plain attribute; io's own are read-only
+    def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.stream, "encoding", None) or "utf-8"
 
     def writable(self) -> bool:

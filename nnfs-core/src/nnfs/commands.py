@@ -9,6 +9,7 @@ import math
 import re
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -138,6 +139,7 @@ def training_plan(args: argparse.Namespace):
                 and args.epochs != sum(n for n, _ in eta):
             raise NnfsValueError(f"--epochs {args.epochs} contradicts the schedule --eta "
                                  f"{args.eta}, which has {sum(n for n, _ in eta)} epochs")
+    schedule: list[tuple[int, float]] | schedules.Schedule | None
     if isinstance(eta, list):
         epochs, schedule, rate = sum(n for n, _ in eta), eta, eta[0][1]
     else:
@@ -394,7 +396,8 @@ def _model_labels(train, layers) -> dict:
     """What ``nnfs.save`` keeps of the data's labels: the task, and the classes' names."""
     from .io import check_labels
 
-    labels = {"task": "regression" if train.task == "regression" else "classification"}
+    labels: dict[str, Any] = {
+        "task": "regression" if train.task == "regression" else "classification"}
     if train.class_names is not None:
         check_labels(train.class_names, labels["task"], layers[-1].units, "the data's labels")
         labels["classes"] = list(train.class_names)
@@ -533,9 +536,9 @@ def _train(args: argparse.Namespace, layers, plan, world) -> int:
                     print(f"early stopping: stopped after epoch {history.stopped_epoch}, the "
                           f"weights of epoch {history.best_epoch} (the best validation cost)")
                 if args.report and not regression:
-                    scores = _metrics.classification(test.y, predicted, outputs.shape[1])
+                    classified = _metrics.classification(test.y, predicted, outputs.shape[1])
                     names = [train.label_text(i) for i in range(outputs.shape[1])]
-                    print(_metrics.confusion_table(scores, names))
+                    print(_metrics.confusion_table(classified, names))
             if world is not None:
                 say(f"data-parallel: {history.allreduce_seconds:.2f} s of the {seconds:.2f} s "
                     f"summing gradients across the {world.size} ranks")
@@ -591,10 +594,10 @@ def _predictions_csv(model, outputs: np.ndarray, probabilities: bool) -> tuple[s
         writer.writerows([f"{v:.{digits}g}" for v in row] for row in outputs)
         return text.getvalue(), []
     indices = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
-    names = list(model.classes) if model.classes is not None else None
-    labels = [names[i] for i in indices] if names else [str(i) for i in indices]
+    classes = list(model.classes) if model.classes is not None else None
+    labels = [classes[i] for i in indices] if classes else [str(i) for i in indices]
     if probabilities:
-        columns = names if names and len(names) == outputs.shape[1] else \
+        columns = classes if classes and len(classes) == outputs.shape[1] else \
             [f"output_{i}" for i in range(outputs.shape[1])]
         writer.writerow(["label", *columns])
         writer.writerows([label, *(f"{v:.6g}" for v in row)]

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 Step = Callable[[], Any]
 
 #: What an operation returns: one step, or a list of steps to run in order.
-Plan = Step | Sequence[Step]
+Plan = Step | list[Step] | tuple[Step, ...]
 
 
 def steps(plan: Plan) -> list[Step]:

@@ -68,10 +68,10 @@ class QuadraticCost(Cost):
     name = "quadratic_cost"
     delta_kind = DeltaKind.QUADRATIC  # scale·(a − y) ⊙ f'(z)
 
-    def sum_kind(self, activation):
+    def sum_kind(self, activation: Activation) -> CostKind:
         return CostKind.QUADRATIC
 
-    def normalizer(self, a):
+    def normalizer(self, a: Matrix) -> int:
         return 2 * a.size
 
 
@@ -79,19 +79,19 @@ class CrossEntropyCost(Cost):
     name = "cross_entropy_cost"
     delta_kind = DeltaKind.CROSS_ENTROPY  # scale·(a − y): f' cancels for sigmoid and softmax
 
-    def check_output(self, activation):
+    def check_output(self, activation: Activation) -> None:
         if activation.kind not in (ActivationKind.SIGMOID, ActivationKind.SOFTMAX):
             raise NnfsValueError(
                 f"cross_entropy_cost needs an output layer with sigmoid or softmax, "
                 f"got {activation!r}; use quadratic_cost or change the last layer"
             )
 
-    def sum_kind(self, activation):
+    def sum_kind(self, activation: Activation) -> CostKind:
         if activation.kind == ActivationKind.SIGMOID:
             return CostKind.BINARY_CROSS_ENTROPY
         return CostKind.CATEGORICAL_CROSS_ENTROPY
 
-    def normalizer(self, a):
+    def normalizer(self, a: Matrix) -> int:
         return a.cols
 
 

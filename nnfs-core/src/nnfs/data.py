@@ -42,7 +42,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import cast
 
 import numpy as np
 
@@ -116,7 +116,7 @@ def split(data: DataSet, test_fraction: float, seed: int | None) -> tuple[DataSe
         raise NnfsValueError(f"the test fraction must be between 0 and 1, got {test_fraction}")
     rng = np.random.default_rng(seed)
     groups = [np.arange(len(data))] if data.task == "regression" else \
-        [np.flatnonzero(data.y == label) for label in np.unique(data.y)]
+        [np.flatnonzero(data.y == label) for label in np.unique(cast(np.ndarray, data.y))]
     test = []
     for members in groups:
         rng.shuffle(members)
@@ -360,6 +360,7 @@ def _csv_dataset(table: _Table, path: Path, task: str, where: str) -> DataSet:
     if isinstance(table.labels, np.ndarray):
         labels, kind = _numeric_labels(table.labels, task, at)
         return DataSet(table.features, labels, path.name, kind, feature_names=names)
+    assert table.labels is not None  # a table with a label column has its cells
     labels, classes = _named(table.labels, at, task)
     return DataSet(table.features, labels, path.name, "classification", classes,
                    feature_names=names)
@@ -562,11 +563,11 @@ def _label_cells(cells: list[str], lines: list[int], header: list[str] | None, l
         return cells
     odd = not (sum(numbers) * 2 > len(numbers))  # the kind there is less of: True for numbers
     row = numbers.index(odd)
-    kinds = ("numbers", "text") if odd else ("text", "numbers")
+    described = ("numbers", "text") if odd else ("text", "numbers")
     raise DataFileError(f"{where}, line {lines[row]}: the label column "
                         f"{_column_name(label, header)} holds {cells[row][:40]!r} among "
-                        f"{kinds[1]}: labels are all class numbers, all text, or all "
-                        f"targets, not {kinds[0]} and {kinds[1]} (a missing value?)")
+                        f"{described[1]}: labels are all class numbers, all text, or all "
+                        f"targets, not {described[0]} and {described[1]} (a missing value?)")
 
 
 def _cell_hint(cell: str, line: int, delimiter: str) -> str:
@@ -637,7 +638,7 @@ def _fast_table(raw: bytes, delimiter: str, label_column, features: int | None,
     for reader in readers:
         read = reader(body, delimiter, len(row), label)
         if read is not _MISSING:
-            return None if read is None else _Table(header, *read, None)
+            return None if read is None else _Table(header, read[0], read[1], read[2], None)
     return None
 
 
@@ -723,8 +724,8 @@ class _Idx:
 
     path: Path
     where: str
-    raw: BinaryIO
-    file: BinaryIO  # raw, or a gzip reader over it
+    raw: io.BufferedReader
+    file: io.BufferedIOBase  # raw, or a gzip reader over it
     shape: tuple[int, ...]
 
     @property

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,12 +39,18 @@ from .errors import MissingDependency, NnfsTypeError, UnsupportedOperation
 from .io import check_writable, write_whole
 from .network import InferenceNetwork
 
+if TYPE_CHECKING:
+    import argparse
+    from types import ModuleType
+
+    import onnx
+
 #: The opset of the default ONNX domain that exported models import.
 OPSET = 13
 
 #: The ONNX operator of each activation (None: none, the Gemm's output as it is) and its
 #: attributes.
-ACTIVATION_OPERATORS: dict[str, tuple[str, dict[str, int]] | None] = {
+ACTIVATION_OPERATORS: dict[str, tuple[str, dict[str, Any]] | None] = {
     "linear": None,
     "sigmoid": ("Sigmoid", {}),
     "tanh": ("Tanh", {}),
@@ -57,7 +64,7 @@ PROTOBUF_LIMIT = 2**31 - 1
 _HEADROOM = 1 << 20
 
 
-def _onnx():
+def _onnx() -> ModuleType:
     try:
         import onnx
     except ImportError:
@@ -89,7 +96,7 @@ def check_expressible(in_dim: int, layers: list[tuple[int, str]], itemsize: int)
 
 
 def model_proto(in_dim: int, layers: list[tuple[int, str]], weights: list[np.ndarray],
-                biases: list[np.ndarray], dtype: str):
+                biases: list[np.ndarray], dtype: str) -> onnx.ModelProto:
     """The ONNX model (an ``onnx.ModelProto``) of a network given as host arrays: for each
     layer, (units, activation kind), its weights (units × inputs) and its bias."""
     onnx = _onnx()
@@ -140,7 +147,7 @@ def _path(path: object) -> Path:
     return Path(path)
 
 
-def write_model(model, path: Path) -> Path:
+def write_model(model: onnx.ModelProto, path: Path) -> Path:
     """Write an ``onnx.ModelProto`` to ``path``, whole or not at all."""
     data = model.SerializeToString()
     write_whole(path, lambda file: file.write(data), "export_onnx")
@@ -178,7 +185,7 @@ def export_onnx(network: InferenceNetwork, path: object) -> Path:
 
 # --- nnfs export --------------------------------------------------------------------------------
 
-def add_export_arguments(parser) -> None:
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a model saved by nnfs train --save")
     parser.add_argument("--onnx", required=True, metavar="FILE",
                         help=f"the ONNX file to write (opset {OPSET})")
@@ -186,7 +193,7 @@ def add_export_arguments(parser) -> None:
                         help="the graph's dtype (default: the model file's)")
 
 
-def run_export(args) -> int:
+def run_export(args: argparse.Namespace) -> int:
     """``nnfs export --model m.npz --onnx m.onnx``: the model file as ONNX, through host
     arrays (no backend is needed)."""
     from .io import read_model

@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast, overload
 
 import numpy as np
 
@@ -53,10 +53,13 @@ class MemoryStats:
     synchronizations: int
 
 
-def _supported(operation: Operation) -> Callable:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _supported(operation: Operation) -> Callable[[_F], _F]:
     """Decorate a public operation so that it first refuses when the backend does not have it."""
 
-    def decorate(method: Callable) -> Callable:
+    def decorate(method: _F) -> _F:
         @functools.wraps(method)
         def checked(self: Factory, *args: Any, **kwargs: Any) -> Any:
             if operation in self.unsupported:
@@ -68,7 +71,7 @@ def _supported(operation: Operation) -> Callable:
             with self._lock:
                 return method(self, *args, **kwargs)
 
-        return checked
+        return cast(_F, checked)
 
     return decorate
 
@@ -510,7 +513,19 @@ class Factory:
         return buffer
 
 
-def transfer(source: object, destination: Matrix | Vector | None = None):
+_Destination = TypeVar("_Destination", Matrix, Vector)
+
+
+@overload
+def transfer(source: Matrix | Vector, destination: None = None) -> np.ndarray: ...
+
+
+@overload
+def transfer(source: object, destination: _Destination) -> _Destination: ...
+
+
+def transfer(source: object,
+             destination: Matrix | Vector | None = None) -> np.ndarray | Matrix | Vector:
     """Move data between the host and a device, as the article's ``transfer!``/``transfer``.
 
     * ``transfer(data, destination)`` copies host data (nested lists or a numpy array, given row

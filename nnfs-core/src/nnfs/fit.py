@@ -23,10 +23,11 @@ import contextlib
 import dataclasses
 import functools
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,6 +56,9 @@ from .kinds import ActivationKind
 from .network import InferenceNetwork, plan_memory
 from .optimizers import SGD, Optimizer, OptimizerState, optimizer as _optimizer, state_sizes
 from .schedules import Constant, Piecewise, Schedule, ScheduleRun, schedule as _schedule_of
+
+if TYPE_CHECKING:
+    from . import mpi
 from .training import (
     HeldCtrlC,
     Releases,
@@ -62,6 +66,7 @@ from .training import (
     TrainingNetwork,
     TrainingStep,
     dropout_seed,
+    entropy as _entropy,
     learning_rate,
     quiet_floating_point,
     schedule_pairs,
@@ -215,9 +220,11 @@ def _check_seed(seed: object, what: str) -> int | None:
     return None if seed is None else int(seed)
 
 
-def _checked(inference, X, Y, epochs, batch_size, eta, cost, shuffle, seed, validation, quiet,
-             on_epoch, sample_weight, optimizer=None, schedule=None, early_stopping=None,
-             checkpoint=None, resume=None) -> FitArguments:
+def _checked(inference: Any, X: Any, Y: Any, epochs: Any, batch_size: Any, eta: Any, cost: Any,
+             shuffle: Any, seed: Any, validation: Any, quiet: Any, on_epoch: Any,
+             sample_weight: Any, optimizer: Any = None, schedule: Any = None,
+             early_stopping: Any = None, checkpoint: Any = None,
+             resume: Any = None) -> FitArguments:
     """fit's arguments, checked and converted."""
     if not isinstance(inference, InferenceNetwork):
         raise NnfsTypeError(
@@ -349,7 +356,7 @@ class _Batches:
         self.identity = np.eye(out_dim, dtype=dtype)
         # arrays of another dtype (or layout) are gathered into these, then converted into the
         # above; the others go to write_rows as they are
-        self.raw: dict[tuple, np.ndarray] = {}
+        self.raw: dict[tuple[Any, ...], np.ndarray] = {}
         self.direct: dict[int, bool] = {}
         for array in arrays:
             direct = array.dtype == dtype and array.flags.c_contiguous
@@ -361,7 +368,7 @@ class _Batches:
         self.y_device = y_device
         # per batch size: the training network and the target and weight matrices
         self._networks: dict[int, tuple[TrainingNetwork, Matrix, Matrix | None]] = {}
-        self._steps: dict[tuple, TrainingStep] = {}
+        self._steps: dict[tuple[Any, ...], TrainingStep] = {}
         # sample weights: each sample's weight in every row of its column (out_dim × batch), so
         # that one elementwise product scales the output δ column by column
         self.w_device = w_device
@@ -441,6 +448,7 @@ class _Batches:
                 target.labels.take(index, out=labels, mode="wrap")
             self.backend.write_rows(self.identity, labels, y, self.y_host[:count])
         else:
+            assert target.values is not None  # a target is labels or values
             self._write(target.values, index, rows, self.y_host[:count], y)
         if target.weights is not None and w is not None:
             ws = self.w_host[:count]
@@ -565,6 +573,7 @@ class _LocalStepper:
         return count * value
 
     def _redo(self, i: int) -> None:
+        assert self.checkpoint is not None  # a backup was taken before any batch
         order, eta, first_step = self.checkpoint
         size = self.arguments.batch_size
         index = order[i * size:(i + 1) * size]
@@ -703,6 +712,7 @@ class _DataParallelStepper:
                                f"after epoch {epoch}")
 
     def _redo(self, i: int) -> None:
+        assert self._last is not None  # an epoch started before any batch
         order, eta, first_step = self._last
         step = self.arguments.batch_size * self.ranks
         self.start_epoch(eta)
@@ -724,7 +734,7 @@ class _DataParallelStepper:
 
 # --- the epoch driver ---------------------------------------------------------------------------
 
-def _progress_bar(total: int, quiet: bool):
+def _progress_bar(total: int, quiet: bool) -> Any:  # a tqdm bar, or None
     if quiet:
         return None
     try:
@@ -748,11 +758,12 @@ def _write_checkpoint(stepper: _LocalStepper | _DataParallelStepper,
     divergence is found when the stepper finishes (or at the next batch), and the file keeps
     the last checkpoint whose weights were finite (nnfs.load refuses others)."""
     if stepper.rollback.parameters_finite():
+        assert progress.write_checkpoint is not None  # set whenever checkpoints are written
         progress.write_checkpoint()
 
 
 def _epochs(arguments: FitArguments, stepper: _LocalStepper | _DataParallelStepper,
-            history: History, bar, held: HeldCtrlC, progress: _Progress) -> None:
+            history: History, bar: Any, held: HeldCtrlC, progress: _Progress) -> None:
     """Every epoch from where ``progress`` stands: the learning rate from the schedule, the
     batches in a (shuffled) order, each trained by the stepper; then validation, the
     schedule's and early stopping's look at the history, the progress bar, ``on_epoch`` and
@@ -826,7 +837,8 @@ def fit(inference: InferenceNetwork, X: object, Y: object, *, epochs: int | None
         cost: Cost | str | None = None, shuffle: bool = True, seed: int | None = None,
         validation: tuple[object, object] | None = None, quiet: bool = False,
         on_epoch: Callable[[int, History], object] | None = None,
-        early_stopping: EarlyStopping | None = None, checkpoint: object = None,
+        early_stopping: EarlyStopping | None = None,
+        checkpoint: str | os.PathLike[str] | _checkpoints.Checkpoints | None = None,
         resume: object = None, data_parallel: object = None,
         sample_weight: object = None) -> History:
     """Train ``inference`` by mini-batch gradient descent on host data; return the history.
@@ -956,8 +968,10 @@ _fingerprint = fingerprint  # the ranks compare their data by it
 
 
 def _targets_fingerprint(target: Targets) -> int:
-    labels = target.labels is not None
-    return _fingerprint(target.labels.reshape(-1, 1) if labels else target.values)
+    if target.labels is not None:
+        return _fingerprint(target.labels.reshape(-1, 1))
+    assert target.values is not None  # a target is labels or values
+    return _fingerprint(target.values)
 
 
 def _facts(arguments: FitArguments) -> dict[str, object]:
@@ -999,7 +1013,7 @@ def _share(count: int, ranks: int, rank: int) -> tuple[int, int]:
     return rank * each + min(rank, extra), each + (1 if rank < extra else 0)
 
 
-def _fit_data_parallel(world, arguments: FitArguments) -> History:
+def _fit_data_parallel(world: mpi.World, arguments: FitArguments) -> History:
     """fit across the ranks of ``world``, of arguments each rank has checked (see fit)."""
     from . import mpi
 
@@ -1017,14 +1031,14 @@ def _fit_data_parallel(world, arguments: FitArguments) -> History:
     seed = arguments.seed
     if seed is None:  # one shuffled order for all: rank 0's
         seed = world.comm.bcast(
-            int(np.random.SeedSequence().entropy % 2**63) if world.rank == 0 else None, root=0)
+            _entropy() % 2**63 if world.rank == 0 else None, root=0)
     device = mpi.device_collective(world, inference.factory)
     factory = inference.factory
     history = History(ranks=ranks)
     started = time.perf_counter()
     before = world.stats().allreduce_seconds
     with contextlib.ExitStack() as stack, quiet_floating_point():
-        def allocate():
+        def allocate() -> tuple[TrainingNetwork, Matrix, mpi.GradientSum, _Progress]:
             x_device = stack.enter_context(factory.matrix(inference.in_dim, batch_size))
             y_device = stack.enter_context(factory.matrix(inference.out_dim, batch_size))
             training = stack.enter_context(
@@ -1036,10 +1050,11 @@ def _fit_data_parallel(world, arguments: FitArguments) -> History:
 
         training, y_device, summed, progress = world.together(
             "fit: allocating the training buffers", allocate)
-        if arguments.checkpoint is not None:  # written by rank 0; every rank learns how it went
+        checkpoint_target = arguments.checkpoint
+        if checkpoint_target is not None:  # written by rank 0; every rank learns how it went
             def write_checkpoint() -> None:
                 world.together("fit: writing the checkpoint", lambda: _checkpoints.write(
-                    arguments.checkpoint, arguments, training, progress, history)
+                    checkpoint_target, arguments, training, progress, history)
                     if world.is_root else None)
 
             progress.write_checkpoint = write_checkpoint

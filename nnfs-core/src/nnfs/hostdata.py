@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import _checks as check
 from .errors import NnfsTypeError, NnfsValueError, ShapeError
@@ -51,7 +52,7 @@ def samples(data: object, what: str, features: int, dtype: np.dtype) -> np.ndarr
     return array
 
 
-def check_values(array: np.ndarray, what: str, dtype: np.dtype) -> None:
+def check_values(array: np.ndarray, what: str, dtype: DTypeLike) -> None:
     """Raise naming the first entry of a 2-D ``array`` that is NaN, infinite, or too large
     for ``dtype``; block by block, with no copy of the whole."""
     if array.dtype.kind != "f":
@@ -86,7 +87,10 @@ class Targets:
     weights: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.labels) if self.labels is not None else len(self.values)
+        if self.labels is not None:
+            return len(self.labels)
+        assert self.values is not None  # a target is labels or values
+        return len(self.values)
 
 
 def targets(data: object, what: str, outputs: int, dtype: np.dtype) -> Targets:
@@ -199,7 +203,9 @@ def accuracy(predicted: np.ndarray, expected: Targets, rows: slice | np.ndarray)
     label's, or for one output, both sides of 0.5 agree."""
     if expected.labels is not None:
         return int(np.count_nonzero(predicted.argmax(axis=1) == expected.labels[rows]))
-    values = expected.values[rows]
+    values = expected.values
+    assert values is not None  # a target is labels or values
+    values = values[rows]
     if expected.outputs == 1:
         return int(np.count_nonzero((predicted[:, 0] > 0.5) == (values[:, 0] > 0.5)))
     return int(np.count_nonzero(predicted.argmax(axis=1) == values.argmax(axis=1)))

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -234,7 +235,7 @@ def save(inference: InferenceNetwork, path: object, *, format: str | None = None
                       [str(layer.activation.kind) for layer in inference.layers],
                       inference.factory.dtype, task, classes, chosen,
                       [float(layer.dropout) for layer in inference.layers])
-    entries = model_entries(inference)
+    entries: dict[str, Any] = model_entries(inference)
     parameters = entries["parameters"]
     _check_finite(parameters, f"save: the network to write to {str(path)!r}", NnfsValueError,
                   " (nnfs.load refuses any other): did its training diverge?")
@@ -289,7 +290,7 @@ def _metadata(model: ModelFile) -> dict[str, str]:
 
 # --- reading the npz format ---------------------------------------------------------------------
 
-def _scalar(archive: Archive, name: str, kind: str, where: str) -> object:
+def _scalar(archive: Archive, name: str, kind: str, where: str) -> Any:
     """A single integer (``kind`` "iu") or string ("U") entry, read only once its header
     says it is one."""
     header = archive.header(name)
@@ -368,7 +369,7 @@ def _open_model(path: object, what: str = "load") -> Iterator[tuple[ModelFile, A
         if _scalar(archive, "format", "U", where) != FORMAT:
             raise ModelFileError(f"{where} is not an nnfs model file (format is not {FORMAT!r})")
         version = _scalar(archive, "format_version", "iu", where)
-        _check_version(version, where)
+        version = _check_version(version, where)
         in_dim = _scalar(archive, "in_dim", "iu", where)
         units = _list(archive, "units", "iu", None, where)
         activations = _list(archive, "activations", "U", units.size, where)
@@ -396,11 +397,13 @@ def _open_npz(path: Path, where: str) -> Iterator[tuple[ModelFile, Callable[[], 
         yield model, lambda: _read_parameters(archive, header, where)
 
 
-def _check_version(version: object, where: str) -> None:
-    if version not in READABLE_VERSIONS:
+def _check_version(version: object, where: str) -> int:
+    """``version`` if this nnfs reads it."""
+    if not isinstance(version, int) or version not in READABLE_VERSIONS:
         raise ModelFileError(f"{where} has model format version {version}; this nnfs reads "
                              f"versions {', '.join(map(str, READABLE_VERSIONS))} (upgrade "
                              "nnfs-core to read newer files)")
+    return version
 
 
 # --- reading the safetensors format -------------------------------------------------------------
@@ -421,7 +424,8 @@ def _whole(metadata: dict[str, str], key: str, where: str) -> int:
     return int(value)
 
 
-def _json_list(metadata: dict[str, str], key: str, where: str, kind: type, most: int) -> list:
+def _json_list(metadata: dict[str, str], key: str, where: str, kind: type,
+               most: int) -> list[Any]:
     """A metadata entry holding a JSON list of at most ``most`` items of ``kind``."""
     try:
         value = json.loads(metadata[key])
@@ -451,7 +455,7 @@ def _open_safetensors(path: Path, where: str) -> Iterator[tuple[ModelFile,
             raise ModelFileError(f"{where} is not an nnfs model file (format is not {FORMAT!r})")
         text = _text(metadata, "format_version", where, MAX_NAME_CHARACTERS)
         version = int(text) if text.isascii() and text.isdigit() else text
-        _check_version(version, where)
+        version = _check_version(version, where)
         in_dim = _whole(metadata, "in_dim", where)
         units = _json_list(metadata, "units", where, int, MAX_LAYERS)
         activations = _json_list(metadata, "activations", where, str, len(units))

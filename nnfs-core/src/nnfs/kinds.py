@@ -18,9 +18,13 @@ a message can print it (``tanh``), and it compares equal to its value (``"tanh"`
 from __future__ import annotations
 
 import enum
+from typing import TypeVar
 
 #: Entries of the host array of per-step numbers that ``optimizer_step`` reads (see Hyper).
 HYPER_SIZE = 8
+
+
+_K = TypeVar("_K", bound="Kind")
 
 
 class Kind(str, enum.Enum):
@@ -33,7 +37,7 @@ class Kind(str, enum.Enum):
         return format(self.value, spec)
 
     @classmethod
-    def parse(cls, value: object, what: str) -> Kind:
+    def parse(cls: type[_K], value: object, what: str) -> _K:
         """``value`` (a member or its value) as a member; raises naming the valid values."""
         from .errors import NnfsTypeError, NnfsValueError
 

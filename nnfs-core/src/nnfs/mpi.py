@@ -35,15 +35,21 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .arrays import Vector
 from .errors import DataParallelError, MpiUnavailable, NnfsError, NnfsTypeError, TrainingDiverged
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .factory import Factory
+    from .network import InferenceNetwork
 
 #: What brings mpi4py and an MPI runtime with plain pip.
 MPI_EXTRA = "pip install 'nnfs-core[mpi]'"
@@ -63,7 +69,7 @@ EXIT_NOTICE_GRACE_SECONDS = 2.0
 LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
-def _launcher_number(names: tuple[str, ...], environ: dict[str, str] | None, minimum: int,
+def _launcher_number(names: tuple[str, ...], environ: Mapping[str, str] | None, minimum: int,
                      default: int) -> int:
     """The first of the variables ``names`` that holds a whole number ≥ ``minimum``."""
     environ = os.environ if environ is None else environ
@@ -199,9 +205,11 @@ class World:
         request = self.comm.Ibarrier()
         status = self._mpi.Status()
         noticed, delay = None, 1e-5
+        exits = self._exits
+        assert exits is not None  # a job of more than one process listens for exits
         while not request.Test():
-            if noticed is None and self._exits.Iprobe(source=self._mpi.ANY_SOURCE,
-                                                      tag=EXIT_TAG, status=status):
+            if noticed is None and exits.Iprobe(source=self._mpi.ANY_SOURCE,
+                                          tag=EXIT_TAG, status=status):
                 noticed = (status.Get_source(), time.monotonic())
             if noticed is not None and time.monotonic() - noticed[1] > EXIT_NOTICE_GRACE_SECONDS:
                 gone = noticed[0]
@@ -307,7 +315,8 @@ class World:
         if getattr(previous, "_nnfs_world", None) is not None or self.size == 1:
             return
 
-        def hook(kind, error, trace):
+        def hook(kind: type[BaseException], error: BaseException,
+                 trace: TracebackType | None) -> None:
             if collective_error(error):
                 previous(kind, error, trace)
             elif previous is sys.__excepthook__:  # the traceback, in abort's single write
@@ -317,7 +326,7 @@ class World:
                 previous(kind, error, trace)
                 self.abort("the script", error, detail="")
 
-        hook._nnfs_world = self
+        hook.__dict__["_nnfs_world"] = self  # marks the hook as this world's
         sys.excepthook = hook
 
     # --- weights ----------------------------------------------------------------------------
@@ -338,7 +347,7 @@ class World:
                 + "): every rank must apply the same update to the same weights. Did a rank "
                 "change its network outside nnfs.fit, or load other weights?", differ)
 
-    def check_same_weights(self, network, when: str = "") -> None:
+    def check_same_weights(self, network: InferenceNetwork, when: str = "") -> None:
         """Raise :class:`nnfs.DataParallelError` on every rank, naming the ranks, unless every
         rank's ``network`` holds the same parameters, bit for bit. Cheap: each rank reads its
         parameters and sends a 16-byte checksum. ``fit`` runs this after every epoch."""
@@ -348,7 +357,8 @@ class World:
 
     # --- files ------------------------------------------------------------------------------
 
-    def save(self, network, path, **options) -> Path:
+    def save(self, network: InferenceNetwork, path: str | os.PathLike[str],
+             **options: Any) -> Path:
         """Save ``network`` on rank 0 only (``nnfs.save``, with ``options``), after checking
         that every rank holds the same weights; every rank returns once the file is written, or
         raises :class:`nnfs.DataParallelError` if rank 0 could not write it."""
@@ -366,7 +376,8 @@ class World:
             raise DataParallelError(f"rank 0 could not save the model: {outcome}", [0])
         return Path(path)
 
-    def load(self, path, target):
+    def load(self, path: str | os.PathLike[str],
+             target: Factory | InferenceNetwork) -> InferenceNetwork:
         """``nnfs.load(path, target)`` on every rank (each reads the file itself, so it must be
         where every rank can read it); then every rank holds the same weights, or every rank
         raises :class:`nnfs.DataParallelError` naming the ranks that could not load it."""
@@ -503,7 +514,7 @@ class GradientSum:
             self.factory.backend.write_samples(self.host_gradient, matrix)
 
 
-def device_collective(world: World, factory) -> bool:
+def device_collective(world: World, factory: Factory) -> bool:
     """Whether every rank's backend can sum on its device with the same library (so the
     device way of :class:`GradientSum` can be used by all); asked on every rank."""
     names = world.comm.allgather(factory.capabilities.collective)

@@ -17,6 +17,7 @@ import math
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -171,7 +172,8 @@ DRAW_CHUNK = 1 << 20
 
 
 def _draw_initial_parameters(parameters: Vector, in_dim: int,
-                             blueprints: Sequence[FullyConnected], seed: object) -> None:
+                             blueprints: Sequence[FullyConnected],
+                             seed: int | np.integer[Any] | None) -> None:
     """Random weights (Glorot uniform, or He normal for relu) and zero biases, written into
     ``parameters`` a chunk of rows at a time, so that drawing them needs a few MiB of host
     memory beside the device's, not several copies of the whole network. The numbers are
@@ -207,7 +209,7 @@ class InferenceNetwork:
     """
 
     def __init__(self, factory: Factory, in_dim: int, blueprints: Sequence[FullyConnected],
-                 seed: object):
+                 seed: int | np.integer[Any] | None):
         self.factory = factory
         self.in_dim = in_dim
         self.out_dim = blueprints[-1].units
@@ -430,7 +432,7 @@ def plan_memory(factory: Factory, in_dim: int, layers: Sequence[FullyConnected],
 
 
 def inference_network(factory: Factory, in_dim: int, layers: Sequence[FullyConnected], *,
-                      seed: object = None) -> InferenceNetwork:
+                      seed: int | np.integer[Any] | None = None) -> InferenceNetwork:
     """Build a network of ``layers`` taking ``in_dim`` inputs, with its parameters on ``factory``.
 
     Weights start random (Glorot uniform; He normal for relu layers), biases at zero; ``seed``

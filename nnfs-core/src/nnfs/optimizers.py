@@ -27,8 +27,9 @@ loss of a batch, as in PyTorch.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from .errors import NnfsTypeError, NnfsValueError, OutOfDeviceMemory, Unsupporte
 from .kinds import HYPER_SIZE, Hyper, Operation, OptimizerKind
 
 if TYPE_CHECKING:
+    from .network import InferenceNetwork
     from .training import TrainingNetwork
 
 
@@ -93,7 +95,7 @@ class Optimizer:
         """The numbers of the step that do not change from step to step."""
         return {Hyper.WEIGHT_DECAY: self.weight_decay}
 
-    def settings(self) -> dict[str, object]:
+    def settings(self) -> dict[str, float]:
         """The settings as plain numbers, for checkpoints and messages."""
         raise NotImplementedError
 
@@ -128,7 +130,7 @@ class SGD(Optimizer):
     def constants(self) -> dict[Hyper, float]:
         return {**super().constants(), Hyper.MOMENTUM: self.momentum}
 
-    def settings(self) -> dict[str, object]:
+    def settings(self) -> dict[str, float]:
         return {"eta": self.eta, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
@@ -163,7 +165,7 @@ class Adam(Optimizer):
         return {**super().constants(), Hyper.BETA1: beta1, Hyper.BETA2: beta2,
                 Hyper.EPS: self.eps}
 
-    def settings(self) -> dict[str, object]:
+    def settings(self) -> dict[str, float]:
         return {"eta": self.eta, "beta1": self.betas[0], "beta2": self.betas[1],
                 "eps": self.eps, "weight_decay": self.weight_decay}
 
@@ -231,7 +233,7 @@ class OptimizerState:
     decay: Vector | None = None
     hyper: np.ndarray = field(default_factory=lambda: np.zeros(HYPER_SIZE))
     _plan: tuple[Step, ...] = ()
-    _copies: tuple[list[Step], list[Step]] = ((), ())
+    _copies: tuple[Sequence[Step], Sequence[Step]] = ((), ())
     _saved_step: int = 0
 
     @classmethod
@@ -285,7 +287,7 @@ class OptimizerState:
         hyper, eta = self.hyper, self.eta
         hyper[Hyper.ETA] = eta
         if self.optimizer.kind in (OptimizerKind.ADAM, OptimizerKind.ADAMW):
-            beta1, beta2 = self.optimizer.betas
+            beta1, beta2 = cast(Adam, self.optimizer).betas
             hyper[Hyper.STEP_SIZE] = eta / (1.0 - beta1 ** self.step)
             hyper[Hyper.ROOT_CORRECTION] = math.sqrt(1.0 - beta2 ** self.step)
 
@@ -330,7 +332,7 @@ def state_sizes(optimizer: Optimizer, count: int) -> list[int]:
     return sizes
 
 
-def decay_mask(inference) -> np.ndarray:
+def decay_mask(inference: InferenceNetwork) -> np.ndarray:
     """1 on every weight, 0 on every bias, in the layout of the parameters."""
     mask = np.ones(inference.parameter_count)
     start = 0

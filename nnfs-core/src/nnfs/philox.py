@@ -30,6 +30,7 @@ Random123 (numpy's own ``Philox`` is the 4×64 variant, so it cannot serve as th
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 #: The round multipliers and the key's Weyl constants (Random123's PHILOX_M4x32_0/1 and
 #: PHILOX_W32_0/1).
@@ -73,13 +74,13 @@ def threshold(rate: float) -> int:
     return int(rate * 4294967296.0)  # exact: a power-of-two scaling, then the floor
 
 
-def keep_scale(rate: float, dtype: object) -> float:
+def keep_scale(rate: float, dtype: DTypeLike) -> float:
     """The factor of a kept entry, ``1 / (1 − rate)`` rounded once to ``dtype``."""
     return float(np.asarray(1.0 / (1.0 - rate), dtype=np.dtype(dtype)))
 
 
 def dropout_mask(rows: int, cols: int, rate: float, seed: int, layer: int, step: int,
-                 first: int = 0, dtype: object = np.float64) -> np.ndarray:
+                 first: int = 0, dtype: DTypeLike = np.float64) -> np.ndarray:
     """The ``rows × cols`` dropout mask ``Backend.dropout_mask`` draws (see the module
     docstring), as a host array of ``dtype``: the definition every backend must match."""
     n = (first + np.arange(cols, dtype=np.uint64))[None, :] * np.uint64(rows) \

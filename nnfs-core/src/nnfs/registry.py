@@ -116,7 +116,7 @@ class _Plugin:
     error: BaseException | None = None
     error_text: str = ""
     refused: bool = True  # False for a plugin that was not loaded on purpose (autoload off)
-    declared: list | None = None  # what its hook declared: specs and _Entry errors
+    declared: list[_Entry] | None = None  # what its hook declared: specs and _Entry errors
 
     @property
     def key(self) -> str:
@@ -135,6 +135,12 @@ class _Entry:
     error_text: str = ""
     refused: bool = True
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def declared_spec(self) -> BackendSpec:
+        """The spec of an entry the registry uses: every one without an error has its spec."""
+        assert self.spec is not None, f"the backend {self.name!r} was not declared"
+        return self.spec
 
 
 def _describe_error(error: BaseException) -> str:
@@ -248,7 +254,7 @@ class Registry:
         self._manager: pluggy.PluginManager | None = None
         self._entries: dict[str, _Entry] | None = None
         self._others: list[_Entry] = []  # claims refused in favour of another, for the rows
-        self._factories: dict[tuple, tuple[BackendSpec, Factory]] = {}
+        self._factories: dict[tuple[Any, ...], tuple[BackendSpec, Factory]] = {}
         self._trace: Callable[[str], Any] | None = None
 
     # --- loading ----------------------------------------------------------------------------
@@ -349,7 +355,7 @@ class Registry:
             self._entries, self._others = self._resolve(self._plugins())
         return self._entries
 
-    def _declare(self, plugin: _Plugin) -> list:
+    def _declare(self, plugin: _Plugin) -> list[_Entry]:
         """What ``plugin`` declares: its specs, or _Entry records of what went wrong."""
         if plugin.error is not None:
             # the entry point's name stands for the backend(s) the plugin would have given
@@ -357,7 +363,7 @@ class Registry:
                            error_text=plugin.error_text, refused=plugin.refused)]
         return self._call_hook(plugin)
 
-    def _call_hook(self, plugin: _Plugin) -> list:
+    def _call_hook(self, plugin: _Plugin) -> list[_Entry]:
         manager = self._pluggy()
         module = manager.get_plugin(plugin.key)
         implementations = [impl for impl in manager.hook.nnfs_backends.get_hookimpls()
@@ -371,11 +377,11 @@ class Registry:
             return [_Entry(fallback, plugin, error=error, error_text=plugin.error_text)]
         arguments: dict[str, object] = {}  # the hook's keyword arguments (none in API 1)
         timeout = _timeout()
-        specs: list = []
+        specs: list[Any] = []  # what the hooks returned, checked below
         for impl in implementations:  # one plugin at a time, so one failure stays its own
             self._say(f"calling nnfs_backends() of {plugin.name} ({plugin.distribution})")
 
-            def call(impl=impl):
+            def call(impl: Any = impl) -> list[Any] | None:
                 result = impl.function(**{name: arguments[name] for name in impl.argnames})
                 if result is None:
                     return None
@@ -411,14 +417,15 @@ class Registry:
                 self._check_dtypes(entry)
                 declared.append(entry)
             else:
-                error = PluginError(f"its nnfs_backends hook returned {spec!r}, "
-                                    "expected nnfs.backend_api.BackendSpec records")
-                self._fail(plugin, error)
-                declared.append(_Entry(fallback, plugin, error=error, error_text=plugin.error_text))
+                refusal = PluginError(f"its nnfs_backends hook returned {spec!r}, "
+                                      "expected nnfs.backend_api.BackendSpec records")
+                self._fail(plugin, refusal)
+                declared.append(_Entry(fallback, plugin, error=refusal,
+                                       error_text=plugin.error_text))
         return declared
 
     def _check_version(self, entry: _Entry) -> None:
-        version = entry.spec.api_version
+        version = entry.declared_spec.api_version
         if MIN_API_VERSION <= version <= API_VERSION:
             return
         core = _core_version()
@@ -439,7 +446,7 @@ class Registry:
     def _check_dtypes(entry: _Entry) -> None:
         """Note the dtypes the spec declares that its factory class does not (a spec may
         declare fewer: what it promises, the factory must be able to do)."""
-        spec = entry.spec
+        spec = entry.declared_spec
         declared = getattr(spec.factory, "dtypes", None) if isinstance(spec.factory, type) else None
         if declared is not None and not set(spec.dtypes) <= set(declared):
             entry.notes.append(f"its BackendSpec declares the dtypes {', '.join(spec.dtypes)} but "
@@ -457,14 +464,14 @@ class Registry:
             mine: dict[str, list[_Entry]] = {}
             for entry in plugin.declared or ():
                 mine.setdefault(entry.name, []).append(entry)
-            for name, entries in mine.items():
-                if len(entries) > 1 and all(e.error is None for e in entries):
+            for name, declared in mine.items():
+                if len(declared) > 1 and all(e.error is None for e in declared):
                     error = PluginError(f"its nnfs_backends hook declares the backend name "
-                                        f"{name!r} {len(entries)} times; a plugin declares each "
+                                        f"{name!r} {len(declared)} times; a plugin declares each "
                                         "name once")
-                    entries = [_Entry(name, plugin, spec=entries[0].spec, error=error,
-                                      error_text=_describe_error(error))]
-                claims.setdefault(name, []).extend(entries)
+                    declared = [_Entry(name, plugin, spec=declared[0].spec, error=error,
+                                       error_text=_describe_error(error))]
+                claims.setdefault(name, []).extend(declared)
         entries: dict[str, _Entry] = {}
         others: list[_Entry] = []
         for name, claimants in claims.items():
@@ -607,16 +614,17 @@ class Registry:
                 continue
             status = self._probe(entry)
             notes = list(entry.notes)
-            extra = [d for d in status.dtypes if d not in entry.spec.dtypes]
+            extra = [d for d in status.dtypes if d not in entry.declared_spec.dtypes]
             if extra:
                 notes.append(f"its probe reports the dtypes {', '.join(status.dtypes)}, but its "
-                             f"BackendSpec declares {', '.join(entry.spec.dtypes)}")
+                             f"BackendSpec declares {', '.join(entry.declared_spec.dtypes)}")
             rows.append(BackendInfo(
                 entry.name, plugin.distribution, plugin.version, status.available, status.reason,
-                status.devices, status.dtypes or entry.spec.dtypes, entry.spec.description,
-                notes=tuple(notes), priority=_priority(entry.spec, status),
+                status.devices, status.dtypes or entry.declared_spec.dtypes,
+                entry.declared_spec.description,
+                notes=tuple(notes), priority=_priority(entry.declared_spec, status),
                 default=entry.name == default_name,
-                options=tuple(str(option) for option in entry.spec.options),
+                options=tuple(str(option) for option in entry.declared_spec.options),
             ))
         return rows
 
@@ -644,7 +652,7 @@ class Registry:
         specs' priorities and stop once no later backend can rank higher (a probe can only
         lower a backend's rank); a backend whose ``rank`` says it cannot beat the best found
         so far is not probed."""
-        bounds = {entry.name: (entry.spec.priority if entry.spec.rank is None
+        bounds = {entry.name: (entry.declared_spec.priority if entry.declared_spec.rank is None
                                else self._rank(entry))
                   for entry in self._load().values() if entry.error is None}
         entries = [entry for entry in self._load().values() if entry.error is None]
@@ -658,7 +666,7 @@ class Registry:
             if not status.available:
                 continue
             available.append(entry.name)
-            priority = _priority(entry.spec, status)
+            priority = _priority(entry.declared_spec, status)
             if best is None or priority > best[1]:
                 best = (entry, priority)
         if best is None:
@@ -669,18 +677,20 @@ class Registry:
     def _rank(self, entry: _Entry) -> int:
         """The most the backend can rank here, by its spec's ``rank`` (its priority if that
         fails)."""
+        declared_rank = entry.declared_spec.rank
+        assert declared_rank is not None  # asked only of a spec that declares its rank
         try:
-            rank = run_plugin_code(f"the rank of {entry.name}", entry.spec.rank, _timeout())
+            rank = run_plugin_code(f"the rank of {entry.name}", declared_rank, _timeout())
         except BaseException as error:
             if not _plugin_failure(error):
                 raise
-            return entry.spec.priority
+            return entry.declared_spec.priority
         if isinstance(rank, bool) or not isinstance(rank, int):
-            return entry.spec.priority
-        return min(rank, entry.spec.priority)
+            return entry.declared_spec.priority
+        return min(rank, entry.declared_spec.priority)
 
     def _probe(self, entry: _Entry) -> BackendStatus:
-        spec = entry.spec
+        spec = entry.declared_spec
         if spec.probe is None:
             return BackendStatus(True, dtypes=spec.dtypes)
         timeout = _timeout()
@@ -701,7 +711,7 @@ class Registry:
         name, text_options, source = self._requested(name)
         dtype = dtype_name(dtype)
         entry = self._find(name, source)
-        spec = entry.spec
+        spec = entry.declared_spec
         options = _options(spec, name, source, text_options, options)
         key = (name, dtype, tuple(sorted(options.items(), key=lambda item: item[0])))
         cached = self._factories.get(key)
@@ -725,13 +735,13 @@ class Registry:
         return factory
 
     @staticmethod
-    def _make_factory(entry: _Entry, name: str, dtype: str, options: dict) -> Factory:
+    def _make_factory(entry: _Entry, name: str, dtype: str, options: dict[str, Any]) -> Factory:
         """The factory of ``spec.factory(dtype=..., **options)``, the backend made in this
         thread (devices may be bound to it), with what it prints sent to stderr and whatever
         it raises made an nnfs error."""
         try:
             with _stdout_to_stderr():
-                backend = entry.spec.factory(dtype=dtype, **options)
+                backend = entry.declared_spec.factory(dtype=dtype, **options)
         except NnfsError:
             raise
         except BaseException as error:
@@ -773,7 +783,7 @@ class Registry:
             ) from entry.error
         return entry
 
-    def _requested(self, name: object) -> tuple[str, dict[str, str], str]:
+    def _requested(self, name: str | None) -> tuple[str, dict[str, str], str]:
         """The backend asked for (a name, ``NAME:key=value,...``, NNFS_BACKEND, or the
         default), its options written as text, and where it came from."""
         if name is not None:
@@ -787,7 +797,8 @@ class Registry:
         return parsed, {}, f"the default backend {parsed!r} ({reason})"
 
     @staticmethod
-    def _check_options(spec: BackendSpec, name: str, dtype: str, options: dict) -> None:
+    def _check_options(spec: BackendSpec, name: str, dtype: str,
+                       options: dict[str, Any]) -> None:
         if spec.options:
             declared = {option.name for option in spec.options}
             unknown = [key for key in options if key not in declared]
@@ -797,7 +808,9 @@ class Registry:
                     f"{', '.join(map(repr, unknown))}; it takes: "
                     f"{'; '.join(str(option) for option in spec.options)}")
             for key, value in options.items():
-                spec.option(key).check(value, f"the {name} backend's options")
+                option = spec.option(key)
+                assert option is not None  # every key is declared (checked above)
+                option.check(value, f"the {name} backend's options")
             return
         try:
             signature = inspect.signature(spec.factory)

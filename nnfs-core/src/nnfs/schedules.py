@@ -21,7 +21,7 @@ array, so it changes without a new plan or an allocation.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -147,7 +147,7 @@ class Cosine(Schedule):
     ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=epochs, eta_min=eta_min)`` stepped
     once per epoch."""
 
-    epochs: int | None = None  # type: ignore[assignment]
+    epochs: int | None = None
     eta_min: float = 0.0
 
     def __post_init__(self) -> None:
@@ -169,7 +169,7 @@ class Cosine(Schedule):
 
 @dataclass
 class _FunctionRun(ScheduleRun):
-    function: object
+    function: Callable[[int], float]
 
     def eta(self, epoch: int) -> float:
         return float(self.function(epoch))
@@ -190,7 +190,7 @@ class ReduceOnPlateau(Schedule):
     threshold: float = 1e-4
     cooldown: int = 0
     min_eta: float = 0.0
-    monitor: str = "validation_cost"  # type: ignore[assignment]
+    monitor: str = "validation_cost"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "factor", _factor(self.factor, "ReduceOnPlateau: factor"))

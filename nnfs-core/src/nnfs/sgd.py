@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import overload
 
 from . import _checks as check
 from .arrays import Matrix
@@ -27,7 +28,18 @@ from .training import (
 )
 
 
-def sgd(training: TrainingNetwork, y: Matrix, cost: Cost, epochs: object,
+@overload
+def sgd(training: TrainingNetwork, y: Matrix, cost: Cost | str, epochs: int,
+        eta: float) -> float: ...
+
+
+@overload
+def sgd(training: TrainingNetwork, y: Matrix, cost: Cost | str,
+        epochs: Sequence[tuple[int, float]], eta: None = None) -> list[float]: ...
+
+
+def sgd(training: TrainingNetwork, y: Matrix, cost: Cost | str,
+        epochs: int | Sequence[tuple[int, float]],
         eta: float | None = None) -> float | list[float]:
     """Train ``training`` towards the outputs ``y`` by gradient descent on the whole batch.
 

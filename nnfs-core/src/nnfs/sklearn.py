@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -126,11 +127,11 @@ class _NnfsEstimator(BaseEstimator):
                 raise NnfsValueError(f"{name}: {what} must be a positive integer, got {value!r}")
         fraction = self.validation_fraction
         if (isinstance(fraction, bool) or not isinstance(fraction, numbers.Real)
-                or not 0 < fraction < 1):
+                or not 0 < float(fraction) < 1):
             raise NnfsValueError(f"{name}: validation_fraction must be a number between 0 and "
                                  f"1 (exclusive), got {fraction!r}")
         if (isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real)
-                or not self.tol >= 0):
+                or not float(self.tol) >= 0):
             raise NnfsValueError(f"{name}: tol must be a number of 0 or more, got {self.tol!r}")
         if self.eta is not None and (isinstance(self.eta, bool)
                                      or not isinstance(self.eta, numbers.Real)
@@ -193,10 +194,10 @@ class _NnfsEstimator(BaseEstimator):
         network = nnfs.inference_network(factory, in_dim, layers, seed=seed)
         self._release()
         self._network = network
-        self._architecture = (in_dim, tuple((layer.units, str(layer.activation.kind))
-                                            for layer in layers))
+        self._architecture: tuple[int, tuple[tuple[int, str], ...]] = (
+            in_dim, tuple((layer.units, str(layer.activation.kind)) for layer in layers))
         self.n_iter_ = 0
-        self.loss_curve_ = []
+        self.loss_curve_: list[float] = []
 
     def _release(self) -> None:
         network = self.__dict__.pop("_network", None)
@@ -222,14 +223,14 @@ class _NnfsEstimator(BaseEstimator):
         whose cost is measured after every epoch, stopping when it has not improved by ``tol``
         for ``n_iter_no_change`` epochs, and putting back the weights of the best epoch."""
         network = self.network_
-        arguments = {"epochs": epochs, "optimizer": self._make_optimizer(), "cost": self._cost,
-                     "shuffle": bool(self.shuffle),
-                     "seed": int(rng.randint(np.iinfo(np.int32).max)),
-                     "quiet": not self.verbose}
+        arguments: dict[str, Any] = {"epochs": epochs, "optimizer": self._make_optimizer(),
+                                     "cost": self._cost, "shuffle": bool(self.shuffle),
+                                     "seed": int(rng.randint(np.iinfo(np.int32).max)),
+                                     "quiet": not self.verbose}
         if not early_stopping:
-            history = nnfs.fit(network, X, targets, batch_size=min(self.batch_size, len(X)),
-                               sample_weight=weights, **arguments)
-            self._record(history)
+            fitted = nnfs.fit(network, X, targets, batch_size=min(self.batch_size, len(X)),
+                              sample_weight=weights, **arguments)
+            self._record(fitted)
             return
         split = train_test_split(*([X, targets] + ([] if weights is None else [weights])),
                                  test_size=self.validation_fraction, stratify=stratify,
@@ -237,7 +238,8 @@ class _NnfsEstimator(BaseEstimator):
         X_train, X_valid, t_train, t_valid = split[:4]
         factory = network.factory
         with factory.vector(network.parameter_count) as best:  # the best weights so far
-            history, stop = None, {"cost": np.inf, "epoch": 0}
+            history: nnfs.History | None = None
+            stop = {"cost": np.inf, "epoch": 0}
 
             def on_epoch(epoch, seen):
                 nonlocal history
@@ -253,6 +255,7 @@ class _NnfsEstimator(BaseEstimator):
                 nnfs.fit(network, X_train, t_train, batch_size=min(self.batch_size, len(X_train)),
                          sample_weight=None if weights is None else split[4],
                          validation=(X_valid, t_valid), on_epoch=on_epoch, **arguments)
+            assert history is not None  # fit ran at least one epoch
             if stop["epoch"] and stop["epoch"] != history.epochs:
                 factory.copy(best, network.parameters)
         self.validation_loss_curve_ = [float(cost) for cost in history.validation_cost]

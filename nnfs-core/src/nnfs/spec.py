@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ._args import DTYPES
 from .errors import NnfsTypeError, NnfsValueError
@@ -118,8 +118,13 @@ class BackendOption:
         """The value of ``text`` (an option written as text), checked."""
         return self.check(self._convert(text, what), what)
 
+    @property
+    def _kinds(self) -> tuple[type, ...]:
+        """``kind`` as a tuple, as ``__post_init__`` leaves it."""
+        return cast("tuple[type, ...]", self.kind)
+
     def _convert(self, text: str, what: str) -> object:
-        for kind in self.kind:
+        for kind in self._kinds:
             if kind is bool:
                 lowered = text.strip().lower()
                 if lowered in _TRUE or lowered in _FALSE:
@@ -131,7 +136,7 @@ class BackendOption:
                 return kind(text.strip())
             except ValueError:
                 continue
-        names = " or ".join(kind.__name__ for kind in self.kind)
+        names = " or ".join(kind.__name__ for kind in self._kinds)
         raise NnfsValueError(f"{what}: {self.name}={text!r} is not a {names}"
                              f"{self._choices_text()}")
 
@@ -148,7 +153,7 @@ class BackendOption:
         return "; expected one of " + ", ".join(repr(choice) for choice in self.choices)
 
     def __str__(self) -> str:
-        kinds = "|".join(kind.__name__ for kind in self.kind)
+        kinds = "|".join(kind.__name__ for kind in self._kinds)
         choices = "/".join(str(choice) for choice in self.choices)
         return f"{self.name}={choices or kinds}" + (f" ({self.help})" if self.help else "")
 

@@ -36,7 +36,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,6 +56,8 @@ from .kinds import TRAINING_OPERATIONS, CostKind, Operation
 from .network import InferenceLayer, InferenceNetwork, _training_sizes
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from .optimizers import OptimizerState
 
 
@@ -192,7 +194,10 @@ class TrainingNetwork:
         self.input = x
         if shared is None:
             owned = self._allocate(inference, x.cols)
-            self.gradient, self.backup, self.ones, *pairs = owned
+            gradient, backup, ones, *pairs = owned
+            self.gradient: Vector = gradient
+            self.backup: Vector = backup
+            self.ones: Vector = ones
             run(factory.backend.fill(self.ones, 1.0))
             #: The seed of dropout's masks (below 2³²), and the step and first sample that
             #: the next forward pass draws them for: [step, first], which drivers set.
@@ -226,7 +231,7 @@ class TrainingNetwork:
         self.evaluation_plan: tuple[Step, ...] = (
             tuple(self._prepare_forward(dropout=False)) if self.has_dropout
             else self.forward_plan)
-        self._steps: dict[tuple, TrainingStep] = {}
+        self._steps: dict[tuple[Any, ...], TrainingStep] = {}
         self._narrowed: dict[int, TrainingNetwork] = {}
 
     @property
@@ -236,8 +241,8 @@ class TrainingNetwork:
     def _batch_matrices(self) -> list[Matrix]:
         """z and a of each layer, then the mask and masked output of each with dropout."""
         found = [m for layer in self.layers for m in (layer.z, layer.a)]
-        return found + [m for layer in self.layers if layer.mask is not None
-                        for m in (layer.mask, layer.dropped)]
+        return found + [m for layer in self.layers for m in (layer.mask, layer.dropped)
+                        if m is not None]
 
     def set_dropout_step(self, step: int, first: int = 0) -> None:
         """Draw the next forward pass's dropout masks for ``step`` and a batch whose first
@@ -256,7 +261,7 @@ class TrainingNetwork:
         return sum(sizes) * itemsize, max(sizes) * itemsize
 
     @staticmethod
-    def _allocate(inference: InferenceNetwork, n: int) -> list[Matrix | Vector]:
+    def _allocate(inference: InferenceNetwork, n: int) -> list[Any]:
         """The gradient, the backup, the ones vector, and z and a of each layer; all or
         nothing, after one check that they fit.
 
@@ -271,13 +276,13 @@ class TrainingNetwork:
         shapes += [(layer.out_dim, n) for layer in inference.layers if layer.dropout
                    for _ in (0, 1)]
         order = sorted(range(len(shapes)), key=lambda i: -math.prod(shapes[i]))
-        owned: list[Matrix | Vector | None] = [None] * len(shapes)
+        owned: list[Any] = [None] * len(shapes)  # Vectors, then Matrices, as in ``shapes``
         try:
             for i in order:
                 shape = shapes[i]
                 buffer = factory._new_buffer(math.prod(shape), checked=False)
                 owned[i] = (Vector(buffer, 0, shape[0], owns=True) if len(shape) == 1
-                            else Matrix(buffer, 0, *shape, owns=True))
+                            else Matrix(buffer, 0, shape[0], shape[1], owns=True))
         except BaseException as error:
             for window in owned:
                 if window is not None:
@@ -315,7 +320,7 @@ class TrainingNetwork:
                                                 source if not dropout else layer.input,
                                                 layer.bias, layer.a, self.ones))
             source = layer.a
-            if dropout and layer.mask is not None:
+            if dropout and layer.mask is not None and layer.dropped is not None:
                 # m: 0 or 1/(1 − r) per entry, for this step;  ã = a ⊙ m
                 plan += steps(backend.dropout_mask(layer.mask, layer.inference.dropout,
                                                    self.dropout_seed, number,
@@ -550,11 +555,18 @@ def training_network(inference: InferenceNetwork, x: Matrix, *,
     return TrainingNetwork(inference, x, seed=dropout_seed(seed, "training_network"))
 
 
+def entropy() -> int:
+    """A fresh random whole number from the system (numpy's SeedSequence entropy)."""
+    drawn = np.random.SeedSequence().entropy
+    assert isinstance(drawn, int)  # a sequence made without entropy draws one whole number
+    return drawn
+
+
 def dropout_seed(seed: object, what: str) -> int:
     """The key of dropout's masks for a training seed: the seed modulo 2³², or a random one
     when the seed is None."""
     if seed is None:
-        return int(np.random.SeedSequence().entropy % 2**32)
+        return entropy() % 2**32
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise NnfsTypeError(f"{what}: seed must be an int or None, got {seed!r}")
     if seed < 0:
@@ -600,7 +612,7 @@ class HeldCtrlC:
 
     def __init__(self) -> None:
         self.pending = False
-        self.previous: object = None
+        self.previous: Callable[[int, FrameType | None], Any] | int | None = None
 
     def __enter__(self) -> HeldCtrlC:
         if (threading.current_thread() is threading.main_thread()
@@ -619,7 +631,7 @@ class HeldCtrlC:
             raise KeyboardInterrupt
 
 
-def quiet_floating_point() -> contextlib.AbstractContextManager:
+def quiet_floating_point() -> contextlib.AbstractContextManager[Any]:
     """Silence numpy's overflow and invalid-value warnings while training: a cost that stops
     being finite is reported by nnfs itself (``TrainingDiverged``), once, with the step."""
     return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")

@@ -39,13 +39,21 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 import nnfs
 from nnfs import Matrix, Vector, backend_api as api
-from nnfs.backend_api import ActivationKind, CostKind, Hyper, MemoryLimits, OptimizerKind
+from nnfs.backend_api import (
+    ActivationKind,
+    CostKind,
+    Hyper,
+    MemoryLimits,
+    OptimizerKind,
+    Plan,
+    Step,
+)
 from nnfs.philox import M0, M1, MASK32, ROUNDS, W0, W1, keep_scale, threshold
 
 from .blas import Blas, mkl_blas, numpy_blas
@@ -78,7 +86,6 @@ BIAS_IN_PRODUCT_MIN = 1024
 #: The values of the ``blas`` option.
 BLAS_CHOICES = ("auto", "mkl", "numpy")
 
-Plan = Callable[[], Any]
 
 
 def _blocks(total: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]:
@@ -107,7 +114,7 @@ class _Worker:
         self.done = threading.Lock()
         self.go.acquire()
         self.done.acquire()
-        self.group: list[Plan] | None = None
+        self.group: list[Step] | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self.thread.start()
@@ -127,7 +134,7 @@ class _Worker:
                 self.error = error
             self.done.release()
 
-    def start(self, group: list[Plan]) -> None:
+    def start(self, group: list[Step]) -> None:
         """Begin running ``group`` in the worker's thread."""
         self.group = group
         self.go.release()
@@ -184,7 +191,7 @@ class _Lanes:
 
     __slots__ = ("first", "jobs", "lock", "others", "workers")
 
-    def __init__(self, workers: list[_Worker], lock: threading.Lock, groups: list[list[Plan]]):
+    def __init__(self, workers: list[_Worker], lock: threading.Lock, groups: list[list[Step]]):
         self.workers = tuple(workers[:len(groups) - 1])
         self.lock = lock
         self.first = groups[0]
@@ -215,42 +222,42 @@ class _Lanes:
 # A block is rows of the transposed layout: one sample per row.
 
 
-def _linear_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+def _linear_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Step]:
     return []  # a = s
 
 
-def _sigmoid_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+def _sigmoid_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Step]:
     half = backend._c(0.5)  # σ(s) = ½·tanh(½s) + ½, which never overflows
     return [functools.partial(np.multiply, s, half, s), functools.partial(np.tanh, s, s),
             functools.partial(np.multiply, s, half, s), functools.partial(np.add, s, half, s)]
 
 
 def _sigmoid_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray,
-                      lane: int) -> list[Plan]:
+                      lane: int) -> list[Step]:
     work = backend._work(a.shape, lane=lane)  # δ ⊙= a (1 − a)
     return [functools.partial(np.subtract, backend._c(1.0), a, work),
             functools.partial(np.multiply, work, a, work),
             functools.partial(np.multiply, d, work, d)]
 
 
-def _tanh_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+def _tanh_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Step]:
     return [functools.partial(np.tanh, s, s)]
 
 
-def _tanh_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int) -> list[Plan]:
+def _tanh_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int) -> list[Step]:
     work = backend._work(a.shape, lane=lane)  # δ ⊙= 1 − a²
     return [functools.partial(np.multiply, a, a, work),
             functools.partial(np.subtract, backend._c(1.0), work, work),
             functools.partial(np.multiply, d, work, d)]
 
 
-def _relu_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+def _relu_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Step]:
     # a = max(s, 0) against an array of zeros: numpy's maximum with a scalar (a 0-d array)
     # takes a loop without SIMD, 4× slower on a 64 × 256 block
     return [functools.partial(np.maximum, s, backend._filled(0.0, s.shape), out=s)]
 
 
-def _relu_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int) -> list[Plan]:
+def _relu_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int) -> list[Step]:
     # δ ⊙= [a > 0] with a ≥ 0: ⌈min(a, 1)⌉ is 1 where a > 0 and 0 where a = 0, exactly, in
     # three passes of one dtype (2× faster than sign(a); a boolean mask would make numpy
     # allocate a buffer to cast it, on every call)
@@ -265,7 +272,7 @@ def _relu_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray, lane: int)
 NARROW = 32
 
 
-def _row_reductions(s: np.ndarray, column: np.ndarray) -> tuple[Plan, Plan]:
+def _row_reductions(s: np.ndarray, column: np.ndarray) -> tuple[Step, Step]:
     """The maximum and the sum of each row of ``s`` into ``column`` (rows × 1), as plans."""
     if s.shape[1] <= NARROW:
         flat = column[:, 0]
@@ -275,7 +282,7 @@ def _row_reductions(s: np.ndarray, column: np.ndarray) -> tuple[Plan, Plan]:
             functools.partial(np.sum, s, axis=1, keepdims=True, out=column))
 
 
-def _softmax_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan]:
+def _softmax_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Step]:
     # per sample (a row here): exp(s − max s) / Σ exp(s − max s); each column of one number
     # per row is first copied across its rows (a broadcast copy allocates nothing, where a
     # ufunc that broadcasts it allocates numpy's buffers on every call)
@@ -289,7 +296,7 @@ def _softmax_forward(backend: CpuBackend, s: np.ndarray, lane: int) -> list[Plan
 
 
 def _softmax_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray,
-                      lane: int) -> list[Plan]:
+                      lane: int) -> list[Step]:
     # g ← a ⊙ (g − aᵀg), per sample
     work = backend._work(a.shape, lane=lane)
     column = backend._work((a.shape[0], 1), part=2, lane=lane)
@@ -301,8 +308,8 @@ def _softmax_backward(backend: CpuBackend, a: np.ndarray, d: np.ndarray,
 
 @dataclass(frozen=True)
 class _Activation:
-    forward: Callable[..., list[Plan]]
-    backward: Callable[..., list[Plan]] | None
+    forward: Callable[..., list[Step]]
+    backward: Callable[..., list[Step]] | None
 
 
 ACTIVATIONS = {
@@ -322,7 +329,7 @@ def _vml_sigmoid_scale(dtype: np.dtype) -> float:
     return 0.5 if dtype == np.float32 else -1.0
 
 
-def _vml_sigmoid(vml, x: np.ndarray, dtype: np.dtype) -> list[Plan]:
+def _vml_sigmoid(vml, x: np.ndarray, dtype: np.dtype) -> list[Step]:
     # two forms, each the faster for its dtype on the benchmark's mid network:
     if dtype == np.float32:  # σ(s) = ½·tanh(½s) + ½
         return [vml.unary("Tanh", x, x), vml.linear_frac(x, x, 0.5, 0.5, 0.0, 1.0, x)]
@@ -330,23 +337,23 @@ def _vml_sigmoid(vml, x: np.ndarray, dtype: np.dtype) -> list[Plan]:
     return [vml.unary("Exp", x, x), vml.linear_frac(x, x, 0.0, 1.0, 1.0, 1.0, x)]
 
 
-def _vml_sigmoid_backward(vml, a: np.ndarray, work: np.ndarray) -> list[Plan]:
+def _vml_sigmoid_backward(vml, a: np.ndarray, work: np.ndarray) -> list[Step]:
     return [vml.linear_frac(a, a, -1.0, 1.0, 0.0, 1.0, work), vml.mul(work, a, work)]  # a(1 − a)
 
 
-def _vml_tanh(vml, x: np.ndarray, dtype: np.dtype) -> list[Plan]:
+def _vml_tanh(vml, x: np.ndarray, dtype: np.dtype) -> list[Step]:
     return [vml.unary("Tanh", x, x)]
 
 
-def _vml_tanh_backward(vml, a: np.ndarray, work: np.ndarray) -> list[Plan]:
+def _vml_tanh_backward(vml, a: np.ndarray, work: np.ndarray) -> list[Step]:
     return [vml.unary("Sqr", a, work), vml.linear_frac(work, work, -1.0, 1.0, 0.0, 1.0, work)]
 
 
 @dataclass(frozen=True)
 class _VmlActivation:
     scale: Callable[[np.dtype], float]
-    forward: Callable[..., list[Plan]]
-    backward: Callable[..., list[Plan]]
+    forward: Callable[..., list[Step]]
+    backward: Callable[..., list[Step]]
 
 
 VML_ACTIVATIONS = {
@@ -391,31 +398,31 @@ class _StepNumbers:
         np.copyto(self.values, host, casting="same_kind")
 
 
-def _decayed(k, p, g, d, w) -> list[Plan]:
+def _decayed(k, p, g, d, w) -> list[Step]:
     # g' = g + λ·d⊙p
     return [functools.partial(np.multiply, d, p, w), functools.partial(np.multiply, w, k.decay, w),
             functools.partial(np.add, g, w, g)]
 
 
-def _sgd_rule(k, p, g, state, w) -> list[Plan]:
+def _sgd_rule(k, p, g, state, w) -> list[Step]:
     # p ← p − η·g'
     return [functools.partial(np.multiply, g, k.neg_eta, w), functools.partial(np.add, p, w, p)]
 
 
-def _momentum_rule(k, p, g, state, w) -> list[Plan]:
+def _momentum_rule(k, p, g, state, w) -> list[Step]:
     (u,) = state  # u ← μ·u + g';  p ← p − η·u
     return [functools.partial(np.multiply, u, k.momentum, u), functools.partial(np.add, u, g, u),
             functools.partial(np.multiply, u, k.neg_eta, w), functools.partial(np.add, p, w, p)]
 
 
-def _nesterov_rule(k, p, g, state, w) -> list[Plan]:
+def _nesterov_rule(k, p, g, state, w) -> list[Step]:
     (u,) = state  # u ← μ·u + g';  p ← p − η·(g' + μ·u)
     return [functools.partial(np.multiply, u, k.momentum, u), functools.partial(np.add, u, g, u),
             functools.partial(np.multiply, u, k.momentum, w), functools.partial(np.add, w, g, w),
             functools.partial(np.multiply, w, k.neg_eta, w), functools.partial(np.add, p, w, p)]
 
 
-def _adam_rule(k, p, g, state, w) -> list[Plan]:
+def _adam_rule(k, p, g, state, w) -> list[Step]:
     m, v = state
     return [
         # m ← m + (1 − β₁)·(g' − m)  (= β₁·m + (1 − β₁)·g', as torch's lerp)
@@ -433,7 +440,7 @@ def _adam_rule(k, p, g, state, w) -> list[Plan]:
     ]
 
 
-def _adamw_shrink(k, p, d, w) -> list[Plan]:
+def _adamw_shrink(k, p, d, w) -> list[Step]:
     # p ← p − η·λ·d⊙p, before the Adam step
     return [functools.partial(np.multiply, d, p, w),
             functools.partial(np.multiply, w, k.neg_eta_decay, w),
@@ -442,7 +449,7 @@ def _adamw_shrink(k, p, d, w) -> list[Plan]:
 
 @dataclass(frozen=True)
 class _Optimizer:
-    rule: Callable[..., list[Plan]]
+    rule: Callable[..., list[Step]]
     decay_in_gradient: bool  # weight decay added to the gradient (else decoupled, AdamW's)
 
 
@@ -510,10 +517,11 @@ class CpuBackend(api.Backend):
             self._filled(value, (BLOCK,))
 
     def _lane_scratch(self, lane: int) -> np.ndarray:
-        if self._scratch[lane] is None or self._scratch[lane].size < 3 * self._part:
-            self._scratch[lane] = self.allocate(3 * self._part)
-            self.memory.allocated(self._scratch[lane].nbytes)
-        return self._scratch[lane]
+        scratch = self._scratch[lane]
+        if scratch is None or scratch.size < 3 * self._part:
+            scratch = self._scratch[lane] = self.allocate(3 * self._part)
+            self.memory.allocated(scratch.nbytes)
+        return scratch
 
     def _pool(self) -> list[_Worker]:
         """The worker threads (``threads − 1`` of them), started when first needed: while a
@@ -529,13 +537,13 @@ class CpuBackend(api.Backend):
                 worker.stop()
 
     def _lanes(self, elements: int, blocks: list[tuple[int, int]],
-               steps_of: Callable[[int, int, int], list[Plan]]) -> list[Plan]:
+               steps_of: Callable[[int, int, int], list[Step]]) -> list[Step]:
         """The steps of every block, ``steps_of(lane, start, stop)``; for a large operation the
         blocks are shared out among the threads in contiguous groups."""
         lanes = min(self.threads, len(blocks)) if elements >= THREAD_MIN else 1
         if lanes <= 1:
             return [step for start, stop in blocks for step in steps_of(0, start, stop)]
-        groups: list[list[Plan]] = [[] for _ in range(lanes)]
+        groups: list[list[Step]] = [[] for _ in range(lanes)]
         per_lane = -(-len(blocks) // lanes)
         for i, (start, stop) in enumerate(blocks):
             lane = i // per_lane
@@ -545,7 +553,7 @@ class CpuBackend(api.Backend):
             return groups[0] if groups else []
         return [_Lanes(self._pool(), self._workers_lock, groups)]
 
-    def _whole(self, ufunc, *arrays: np.ndarray) -> list[Plan]:
+    def _whole(self, ufunc, *arrays: np.ndarray) -> list[Step]:
         """``ufunc(*arrays)`` on equally sized arrays, the last one the output, shared among
         the threads in contiguous pieces when large."""
         size = arrays[-1].size
@@ -555,7 +563,7 @@ class CpuBackend(api.Backend):
         step = -(-size // lanes)
         pieces = [(start, min(start + step, size)) for start in range(0, size, step)]
 
-        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+        def steps_of(lane: int, start: int, stop: int) -> list[Step]:
             part = [f[start:stop] if isinstance(f, np.ndarray) and f.ndim else f for f in flat]
             return [functools.partial(ufunc, *part)]
 
@@ -674,7 +682,7 @@ class CpuBackend(api.Backend):
             if alpha == 1.0:
                 return product
             return [product, functools.partial(np.multiply, ct, self._c(alpha), ct)]
-        plans = []
+        plans: list[Step] = []
         for start, stop in _blocks(ct.shape[0], ct.shape[1]):
             work = self._work((stop - start, ct.shape[1]))
             block = ct[start:stop]
@@ -714,7 +722,7 @@ class CpuBackend(api.Backend):
             return [product, functools.partial(np.multiply, yv, self._c(alpha), yv)]
         work = self._work(yv.shape) if yv.size <= BLOCK else None
         if work is None:  # a long y: go through blocks of the rows of op(A)
-            plans = []
+            plans: list[Step] = []
             for start, stop in _blocks(yv.size, 1):
                 part = self._work((stop - start,))
                 rows = at[start:stop] if trans else at[:, start:stop]
@@ -735,7 +743,7 @@ class CpuBackend(api.Backend):
     def rank1_update(self, alpha, x, y, a) -> Plan:
         # A += α·x·yᵀ  ⇔  Aᵀ += α·y·xᵀ, row block by row block of Aᵀ
         at, xv, yv = a.handle, x.handle, y.handle
-        plans = []
+        plans: list[Step] = []
         for start, stop in _blocks(at.shape[0], at.shape[1]):
             work = self._work((stop - start, at.shape[1]))
             column = yv[start:stop, None]
@@ -758,7 +766,7 @@ class CpuBackend(api.Backend):
             return self._whole(np.subtract, yv, xv, yv)
         xf, yf = xv.reshape(-1), yv.reshape(-1)
 
-        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+        def steps_of(lane: int, start: int, stop: int) -> list[Step]:
             xb, yb = xf[start:stop], yf[start:stop]
             work = self._work(xb.shape, lane=lane)
             return [functools.partial(np.multiply, xb, self._c(alpha), work),
@@ -779,10 +787,10 @@ class CpuBackend(api.Backend):
         """``x·y`` of two vectors; a long one through MKL when it multiplies, since numpy's
         BLAS would wake its own threads for it, against MKL's, spinning between calls."""
         long = self._mkl is not None and x.size >= DIRECT_MIN
-        call = self._mkl.dot(x, y) if long else None
+        call = self._mkl.dot(x, y) if long and self._mkl is not None else None
         return call if call is not None else functools.partial(np.dot, x, y)
 
-    def nrm2(self, x) -> Plan:
+    def nrm2(self, x) -> Step:
         # ‖x‖ = √(x·x), one BLAS dot, whenever the sum of squares shows that none of them
         # overflowed (it is finite) or underflowed where it matters (it is at least tiny/eps,
         # so a lost square is below its rounding); otherwise the scaled sum, as BLAS nrm2 does
@@ -816,7 +824,7 @@ class CpuBackend(api.Backend):
                 return plans
         forward = ACTIVATIONS[kind].forward
 
-        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+        def steps_of(lane: int, start: int, stop: int) -> list[Step]:
             zb, ob = zt[start:stop], ot[start:stop]
             if b is not None:  # s = z + b, the bias first copied across the block's rows
                 spread = self._work(zb.shape, part=1, lane=lane)
@@ -840,7 +848,7 @@ class CpuBackend(api.Backend):
         if backward is None:  # f' = 1
             return []
 
-        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+        def steps_of(lane: int, start: int, stop: int) -> list[Step]:
             return backward(self, at[start:stop], dt[start:stop], lane)  # δ ⊙= f'(z)
 
         return self._lanes(at.size, _blocks(at.shape[0], at.shape[1]), steps_of)
@@ -857,24 +865,26 @@ class CpuBackend(api.Backend):
         return VML_ACTIVATIONS[kind].scale(self.numpy_dtype)
 
     def _vml_finish(self, kind: ActivationKind, ot: np.ndarray,
-                    scaled: bool = True) -> list[Plan] | None:
+                    scaled: bool = True) -> list[Step] | None:
         """MKL's passes, block by block, taking ``out`` from ``scale·s`` (``_vml_scale``) to
         ``f(s)``; from ``s`` itself when not ``scaled``."""
         vml, flat, scale = self._vml, ot.reshape(-1), self._vml_scale(kind)
+        assert vml is not None  # asked only where MKL's vector functions are used
         finish = VML_ACTIVATIONS[kind].forward
-        steps = []
+        steps: list[Step | None] = []
         for start, stop in _blocks(flat.size, 1, VML_BLOCK):
             x = flat[start:stop]
             if not scaled and scale != 1.0:
                 steps.append(vml.linear_frac(x, x, scale, 0.0, 0.0, 1.0, x))
             steps += finish(vml, x, self.numpy_dtype)
-        return None if any(step is None for step in steps) else steps
+        return None if any(step is None for step in steps) else cast("list[Step]", steps)
 
     def _vml_activation(self, kind: ActivationKind, zt: np.ndarray, b: np.ndarray | None,
-                        ot: np.ndarray, in_place: bool) -> list[Plan] | None:
+                        ot: np.ndarray, in_place: bool) -> list[Step] | None:
         """``f(z + b)`` with MKL's functions, or None when the arrays do not suit them."""
         if not ot.flags.c_contiguous:
             return None
+        steps: list[Step]
         if b is not None:
             steps = [functools.partial(np.add, zt, b, ot)]
         else:
@@ -882,15 +892,16 @@ class CpuBackend(api.Backend):
         finish = self._vml_finish(kind, ot, scaled=False)
         return None if finish is None else steps + finish
 
-    def layer_forward(self, kind, weights, x, bias, out, ones) -> list[Plan]:
+    def layer_forward(self, kind, weights, x, bias, out, ones) -> Plan:
         """With MKL's vector functions, one layer's forward pass is ``out = scale·W·x``, then
         ``out += scale·1·bᵀ`` (a product of rank one: MKL shares it among the threads that
         just wrote ``out``, where numpy's broadcast addition is the slowest pass of a layer),
         then MKL's finishing passes; the sigmoid's first scaling costs no pass of its own."""
         ot = out.handle
         if not self._uses_vml(kind, ot) or not ot.flags.c_contiguous:
-            return self._layer_forward_biased(kind, weights, x, bias, out)
+            return self._layer_forward_biased(kind, weights, x, bias, out, ones)
         scale = self._vml_scale(kind)
+        assert self._mkl is not None  # MKL's vector functions come only with MKL
         add_bias = self._mkl.gemm(scale, ones.handle[:, None], bias.handle[None, :], 1.0, ot)
         finish = self._vml_finish(kind, ot)
         if add_bias is None or finish is None:
@@ -898,36 +909,37 @@ class CpuBackend(api.Backend):
         product = api.steps(self.gemm(scale, weights, x, 0.0, out, False, False))
         return [*product, add_bias, *finish]
 
-    def _layer_forward_biased(self, kind, weights, x, bias, out) -> list[Plan]:
+    def _layer_forward_biased(self, kind, weights, x, bias, out, ones) -> Plan:
         """Without MKL's vector functions: the bias copied into every sample's row of
         ``out`` (a broadcast copy, 2–3× faster than numpy's broadcast addition after the
         product), the product added to it inside BLAS (β = 1, one call), then the activation
         in place. Where no BLAS takes β, the default: the product, then bias and activation."""
         ot = out.handle
         if ot.size < BIAS_IN_PRODUCT_MIN:
-            return super().layer_forward(kind, weights, x, bias, out, None)
+            return super().layer_forward(kind, weights, x, bias, out, ones)
         product = api.steps(self.gemm(1.0, weights, x, 1.0, out, False, False))
         if len(product) != 1 or not ot.flags.c_contiguous \
                 or self._library(1.0, 1.0, ot.size * weights.cols) is None:
-            return super().layer_forward(kind, weights, x, bias, out, None)
+            return super().layer_forward(kind, weights, x, bias, out, ones)
         return [functools.partial(np.copyto, ot, bias.handle), *product,
                 *api.steps(self.activation(kind, out, None, out))]
 
     def _vml_activation_backward(self, kind: ActivationKind, at: np.ndarray,
-                                 dt: np.ndarray) -> list[Plan] | None:
+                                 dt: np.ndarray) -> list[Step] | None:
         """``δ ⊙= f'`` on MKL's threads, from ``a``, or None when the arrays do not suit it."""
         if not (at.flags.c_contiguous and dt.flags.c_contiguous):
             return None
         vml, af, df = self._vml, at.reshape(-1), dt.reshape(-1)
+        assert vml is not None  # asked only where MKL's vector functions are used
         derivative = VML_ACTIVATIONS[kind].backward
-        steps = []
+        steps: list[Step | None] = []
         for start, stop in _blocks(af.size, 1, VML_BLOCK):
             ab, db = af[start:stop], df[start:stop]
             work = self._work(ab.shape)
             steps += [*derivative(vml, ab, work), vml.mul(db, work, db)]
-        return None if any(step is None for step in steps) else steps
+        return None if any(step is None for step in steps) else cast("list[Step]", steps)
 
-    def cost_sum(self, kind, y, a) -> Plan:
+    def cost_sum(self, kind, y, a) -> Step:
         eps = float(np.finfo(self.numpy_dtype).eps)
         # the scratch views are taken now, while the plan is made: running it takes none
         blocks = [(yb, ab, self._work(ab.shape), self._work(ab.shape, part=1))
@@ -963,7 +975,7 @@ class CpuBackend(api.Backend):
                   self._filled(eps, ab.shape), self._filled(1.0 - eps, ab.shape))
                  for yb, ab, work, other in blocks]
 
-        def total() -> float:
+        def cross_entropy_total() -> float:
             result = 0.0
             for ab, work, other, y_work, y_other, low, high in terms:
                 maximum(ab, low, out=work)
@@ -976,7 +988,7 @@ class CpuBackend(api.Backend):
                 result -= float(y_work())
             return result
 
-        return total
+        return cross_entropy_total
 
     # --- training beyond plain SGD ---------------------------------------------------------
 
@@ -986,10 +998,10 @@ class CpuBackend(api.Backend):
         flat = [v.handle for v in (parameters, gradient, *state)]
         d = None if decay is None else decay.handle
 
-        def steps_of(lane: int, start: int, stop: int) -> list[Plan]:
+        def steps_of(lane: int, start: int, stop: int) -> list[Step]:
             p, g, *moments = (v[start:stop] for v in flat)
             w = self._work(p.shape, lane=lane)
-            plans = []
+            plans: list[Step] = []
             if d is not None:
                 if rule.decay_in_gradient:
                     plans += _decayed(numbers, p, g, d[start:stop], w)

@@ -29,6 +29,7 @@ import importlib.metadata
 import os
 import re
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +40,11 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _NAMES = (("scipy_", "64_", True), ("", "64_", True), ("", "_64", True), ("", "", False))
 
 
-def _bound(arrays: tuple[np.ndarray, ...], function, *args) -> Callable[[], None]:
+def _bound(arrays: tuple[np.ndarray, ...], function, *args) -> Callable[[], Any]:
     """``function`` with its ctypes arguments bound, holding on to the arrays whose addresses
     they carry, so that their memory lives as long as the call can be made."""
     call = functools.partial(function, *args)
-    call.arrays = arrays
+    call.__dict__["arrays"] = arrays  # (typeshed's partial declares no attributes of its own)
     return call
 
 
@@ -155,7 +156,7 @@ class Blas:
 def _agrees(blas: Blas) -> bool:
     """One small product of each kind, compared with numpy's."""
     rng = np.random.default_rng(0)
-    for dtype in (np.float32, np.float64):
+    for dtype in ("float32", "float64"):  # by name: numpy's stubs then type the arrays as any
         a = rng.uniform(-1, 1, (5, 3)).astype(dtype)
         b = rng.uniform(-1, 1, (4, 5)).astype(dtype).T  # a transposed operand
         c = rng.uniform(-1, 1, (3, 4)).astype(dtype)

@@ -65,7 +65,7 @@ class Vml:
         if letter is None:
             return None
         real = ctypes.c_float if letter == "s" else ctypes.c_double
-        pointers = [ctypes.c_void_p(a.ctypes.data) for a in arrays]
+        pointers: list[object] = [ctypes.c_void_p(a.ctypes.data) for a in arrays]
         if numbers:  # LinearFrac: a, b, four numbers, then the output
             pointers = [*pointers[:2], *map(real, numbers), pointers[2]]
         return _bound(arrays, self._functions[letter + routine],
@@ -92,7 +92,7 @@ class Vml:
 def _agrees(vml: Vml) -> bool:
     """Each function once on a few values, compared with numpy's."""
     rng = np.random.default_rng(0)
-    for dtype in (np.float32, np.float64):
+    for dtype in ("float32", "float64"):  # by name: numpy's stubs then type the arrays as any
         x = rng.uniform(-3, 3, 7).astype(dtype)
         y = rng.uniform(0.5, 2, 7).astype(dtype)
         expected = {"Sqr": x * x, "Exp": np.exp(x), "Tanh": np.tanh(x),

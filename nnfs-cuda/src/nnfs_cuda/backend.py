@@ -59,7 +59,7 @@ from nnfs.backend_api import HYPER_SIZE, ActivationKind, MemoryLimits
 from nnfs.philox import keep_scale, threshold
 
 from . import kernels
-from .device import CupyDevice, DeviceInfo, DeviceUnavailable
+from .device import CupyDevice, DeviceInfo, DeviceLayer, DeviceUnavailable
 
 #: Threads per block of every kernel launch (kernels.cu's THREADS).
 THREADS = kernels.constant("THREADS")
@@ -113,7 +113,7 @@ class CudaBackend(api.Backend):
     dtypes = ("float32", "float64")
 
     #: The device layer class: CupyDevice here, a stand-in in the test suite.
-    device_layer: ClassVar[type] = CupyDevice
+    device_layer: ClassVar[type[DeviceLayer]] = CupyDevice
 
     def __init__(self, dtype: object = "float32", device: object = 0):
         index = _device_index(device)

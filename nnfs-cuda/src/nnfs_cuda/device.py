@@ -86,6 +86,9 @@ class DeviceLayer(Protocol):
     info: DeviceInfo
     dtype: str
 
+    def __init__(self, info: DeviceInfo, dtype: str) -> None:
+        """The layer of the device ``info`` for ``dtype``."""
+
     @staticmethod
     def devices() -> list[DeviceInfo]:
         """The devices of this machine; raises DeviceUnavailable with the reason if none."""
@@ -363,7 +366,9 @@ class CupyDevice:
     :class:`nnfs.OutOfDeviceMemory` where the device ran out of memory.
     """
 
-    devices = staticmethod(find_devices)
+    @staticmethod
+    def devices() -> list[DeviceInfo]:
+        return find_devices()
 
     def __init__(self, info: DeviceInfo, dtype: str):
         import cupy
@@ -490,6 +495,7 @@ class CupyDevice:
 
     def upload(self, host: np.ndarray, view) -> None:
         staging, stream = self._staging, self._stream
+        assert staging is not None  # None only once released
         self._on_stream("upload", lambda: staging.upload(host, view, stream))()
 
     def download(self, view, host: np.ndarray) -> None:
@@ -498,6 +504,7 @@ class CupyDevice:
 
     def synchronize(self) -> None:
         self._on_stream("synchronize (waiting for the stream)", self._stream.synchronize)()
+        assert self._staging is not None  # None only once released
         self._staging.reset()
 
     # --- cuBLAS -------------------------------------------------------------------------------

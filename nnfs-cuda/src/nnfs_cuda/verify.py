@@ -36,7 +36,8 @@ from . import bench
 #: float32 lanes per multiprocessor by compute capability (NVIDIA's CUDA programming guide,
 #: "Arithmetic Instructions"); others have 128 (Maxwell, consumer Pascal, consumer Ampere,
 #: Ada, Hopper, Blackwell), except Kepler's 192.
-FP32_LANES = {(6, 0): 64, (7, 0): 64, (7, 2): 64, (7, 5): 64, (8, 0): 64}
+FP32_LANES: dict[tuple[int, ...], int] = {(6, 0): 64, (7, 0): 64, (7, 2): 64, (7, 5): 64,
+                                          (8, 0): 64}
 
 
 def fp32_lanes(compute_capability: tuple[int, int]) -> int:

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,11 @@ def gemm_table(sizes: list[int], repeats: int, device: object) -> None:
     clblast = nnfs.backend("opencl", device=device, gemm="clblast") if clblast_available() \
         else None
     print(f"gemm, float32, GFLOP/s (median of {repeats} runs)")
-    print(f"  opencl:  {factory.describe()}: {factory.backend.gemm_strategy.describe()}")
+    from .backend import OpenclBackend
+
+    backend = factory.backend
+    assert isinstance(backend, OpenclBackend)
+    print(f"  opencl:  {factory.describe()}: {backend.gemm_strategy.describe()}")
     print(f"  numpy:   {np.__version__} on the host")
     print("  clblast: " + ("pyclblast " + _version("pyclblast") if clblast else
                            "not installed (pip install 'nnfs-opencl[clblast]')"))
@@ -121,7 +126,8 @@ def epoch_table(scale: float, epochs: int, device: object) -> None:
     print(f"\nthe article's network scaled by {scale}: {preset.describe()}; seconds per epoch "
           f"(median of {epochs}, each epoch followed by its GEMM floor, as nnfs bench times)")
     results = {}
-    for name, options in (("cpu", {}), ("opencl", {"device": device})):
+    runs: tuple[tuple[str, dict[str, Any]], ...] = (("cpu", {}), ("opencl", {"device": device}))
+    for name, options in runs:
         result = bench.run(preset, name, epochs=1, repeats=epochs, **options)
         results[name] = result
         relative = "" if name == "cpu" else \

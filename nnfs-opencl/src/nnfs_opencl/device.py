@@ -94,7 +94,7 @@ def all_devices() -> list[Device]:
         platforms = cl.get_platforms()
     except cl.Error as error:  # PLATFORM_NOT_FOUND_KHR from the loader when no driver exists
         raise NoPlatform(f"no OpenCL platform found ({error}); {INSTALL_HINT}") from None
-    devices = []
+    devices: list[Device] = []
     for p, platform in enumerate(platforms):
         try:
             found = platform.get_devices()

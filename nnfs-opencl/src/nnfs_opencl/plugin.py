@@ -84,7 +84,7 @@ def probe() -> api.BackendStatus:
     try:
         devices = all_devices()
         if not any(device.is_gpu for device in devices) and not os.environ.get(ENV_DEVICE):
-            names = [device.describe() for device in devices]
+            names = tuple(device.describe() for device in devices)
             dtypes = tuple(dtype for dtype in DTYPES
                            if any(dtype in device.dtypes for device in devices))
             return api.BackendStatus(True, devices=names, dtypes=dtypes,
@@ -92,8 +92,8 @@ def probe() -> api.BackendStatus:
         chosen = select_device()
     except nnfs.NnfsError as error:
         return api.BackendStatus(False, str(error))
-    names = [device.describe() + (" (selected)" if device.number == chosen.number else "")
-             for device in devices]
+    names = tuple(device.describe() + (" (selected)" if device.number == chosen.number else "")
+                  for device in devices)
     return api.BackendStatus(True, devices=names, dtypes=chosen.dtypes,
                              priority=PRIORITY if chosen.is_gpu else CPU_ONLY_PRIORITY)
 

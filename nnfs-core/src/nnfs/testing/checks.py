@@ -7,6 +7,7 @@ Operations a backend declares unsupported are checked to raise ``nnfs.Unsupporte
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import warnings
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import nnfs
+from nnfs.arrays import Matrix, Vector
 from nnfs.factory import Factory
 from nnfs.kinds import TRAINING_OPERATIONS, ActivationKind, CostKind, Operation
 
@@ -52,7 +54,7 @@ class Check:
 CHECKS: list[Check] = []
 
 
-def _check(function: Callable[[Factory], None]) -> Callable[[Factory], None]:
+def _check(function: Callable[[Factory], str | None]) -> Callable[[Factory], str | None]:
     CHECKS.append(Check(function.__name__.removeprefix("check_"), function))
     return function
 
@@ -135,6 +137,7 @@ class Placed:
         self.factory = factory
         self.host = rounded(factory, host)
         rows, cols = host.shape
+        self.guard: np.ndarray | None
         if as_view:
             self.guard = rounded(factory, rng.uniform(-1, 1, size=(rows, cols + 2)))
             self.guard[:, 1:-1] = self.host
@@ -260,8 +263,8 @@ def check_release_and_with(factory: Factory) -> None:
 def check_gemm(factory: Factory) -> None:
     """gemm against numpy: awkward shapes, both transposes, alpha and beta, column views."""
     if not supported(factory, "gemm"):
-        with factory.matrix(1, 1) as a:
-            expect_unsupported(lambda: factory.gemm(1.0, a, a, 0.0, a), "gemm")
+        with factory.matrix(1, 1) as a1:
+            expect_unsupported(lambda: factory.gemm(1.0, a1, a1, 0.0, a1), "gemm")
         return
     rng = np.random.default_rng(2)
     cases = itertools.product(GEMM_SHAPES, itertools.product((False, True), repeat=2), SCALARS)
@@ -302,8 +305,8 @@ def check_gemm_ignores_old_output(factory: Factory) -> None:
 def check_gemv(factory: Factory) -> None:
     """gemv against numpy: shapes, transpose, alpha and beta."""
     if not supported(factory, "gemv"):
-        with factory.matrix(1, 1) as a, factory.vector(1) as x:
-            expect_unsupported(lambda: factory.gemv(1.0, a, x, 0.0, x), "gemv")
+        with factory.matrix(1, 1) as a1, factory.vector(1) as x1:
+            expect_unsupported(lambda: factory.gemv(1.0, a1, x1, 0.0, x1), "gemv")
         return
     rng = np.random.default_rng(3)
     for (rows, cols), trans, (alpha, beta) in itertools.product(SHAPES, (False, True), SCALARS):
@@ -324,8 +327,8 @@ def check_gemv(factory: Factory) -> None:
 def check_rank1_update(factory: Factory) -> None:
     """rank1_update (ger) against numpy, on whole matrices and column views."""
     if not supported(factory, "rank1_update"):
-        with factory.matrix(1, 1) as a, factory.vector(1) as x, factory.vector(1) as y:
-            expect_unsupported(lambda: factory.rank1_update(1.0, x, y, a), "rank1_update")
+        with factory.matrix(1, 1) as a1, factory.vector(1) as x1, factory.vector(1) as y1:
+            expect_unsupported(lambda: factory.rank1_update(1.0, x1, y1, a1), "rank1_update")
         return
     rng = np.random.default_rng(4)
     for number, ((rows, cols), alpha) in enumerate(itertools.product(SHAPES, (1.0, -0.5, 2.0))):
@@ -401,7 +404,7 @@ def check_vector_operations(factory: Factory) -> str | None:
             if not supported(factory, operation):
                 method = getattr(factory, operation)
                 try:
-                    expect_unsupported(lambda m=method, args=arguments: m(*args), operation)
+                    expect_unsupported(functools.partial(method, *arguments), operation)
                 except DeclaredUnsupported:
                     skipped.append(operation)
     if skipped:
@@ -478,8 +481,8 @@ def check_nrm2_extremes(factory: Factory) -> None:
 def check_activations(factory: Factory) -> None:
     """Every activation, with and without bias, in place and into another matrix."""
     if not supported(factory, "activation"):
-        with factory.matrix(1, 1) as z:
-            expect_unsupported(lambda: factory.activation("tanh", z, z), "activation")
+        with factory.matrix(1, 1) as z1:
+            expect_unsupported(lambda: factory.activation("tanh", z1, z1), "activation")
         return
     rng = np.random.default_rng(6)
     for kind, (rows, cols), with_bias in itertools.product(ActivationKind, SHAPES, (True, False)):
@@ -501,22 +504,22 @@ def check_activations(factory: Factory) -> None:
             out.release()
             if b is not None:
                 b.release()
-    with factory.matrix(3, 2, [[1000, -1000], [0, 0], [-1000, 1000]]) as z:
-        factory.activation("softmax", z, z)
-        result = nnfs.transfer(z)
+    with factory.matrix(3, 2, [[1000, -1000], [0, 0], [-1000, 1000]]) as zm:
+        factory.activation("softmax", zm, zm)
+        result = nnfs.transfer(zm)
         assert np.all(np.isfinite(result)), "softmax overflowed on large inputs"
         assert_close(result.sum(axis=0), [1.0, 1.0], factory, "softmax columns sum to 1")
-        factory.fill(z, -1000.0)
-        factory.activation("sigmoid", z, z)
-        assert np.all(np.isfinite(nnfs.transfer(z))), "sigmoid of −1000 is not finite"
+        factory.fill(zm, -1000.0)
+        factory.activation("sigmoid", zm, zm)
+        assert np.all(np.isfinite(nnfs.transfer(zm))), "sigmoid of −1000 is not finite"
 
 
 @_check
 def check_activation_derivatives(factory: Factory) -> None:
     """activation_backward against numpy for every activation; a is left unchanged."""
     if not supported(factory, "activation_backward"):
-        with factory.matrix(1, 1) as a, factory.matrix(1, 1) as d:
-            expect_unsupported(lambda: factory.activation_backward("tanh", a, d),
+        with factory.matrix(1, 1) as a1, factory.matrix(1, 1) as d1:
+            expect_unsupported(lambda: factory.activation_backward("tanh", a1, d1),
                                "activation_backward")
         return
     rng = np.random.default_rng(7)
@@ -540,12 +543,12 @@ def check_activation_derivatives(factory: Factory) -> None:
 def check_cost_deltas(factory: Factory) -> None:
     """cost_delta (the output layer's scaled gradient) against numpy, for every pairing."""
     if not supported(factory, "cost_delta"):
-        with factory.matrix(1, 1) as a:
-            expect_unsupported(lambda: factory.cost_delta("quadratic", "linear", 1.0, a, a, a),
+        with factory.matrix(1, 1) as a1:
+            expect_unsupported(lambda: factory.cost_delta("quadratic", "linear", 1.0, a1, a1, a1),
                                "cost_delta")
         return
     rng = np.random.default_rng(13)
-    pairs = [("quadratic", kind) for kind in ActivationKind]
+    pairs: list[tuple[str, str]] = [("quadratic", kind) for kind in ActivationKind]
     pairs += [("cross_entropy", "sigmoid"), ("cross_entropy", "softmax")]
     for (kind, activation), (rows, cols) in itertools.product(pairs, SHAPES):
         a_host = rounded(factory, _activation_output(activation, rng, (rows, cols)))
@@ -571,8 +574,8 @@ def check_cost_deltas(factory: Factory) -> None:
 def check_cost_sums(factory: Factory) -> None:
     """cost_sum of every cost against numpy, including outputs at exactly 0 and 1."""
     if not supported(factory, "cost_sum"):
-        with factory.matrix(1, 1) as a:
-            expect_unsupported(lambda: factory.cost_sum("quadratic", a, a), "cost_sum")
+        with factory.matrix(1, 1) as a1:
+            expect_unsupported(lambda: factory.cost_sum("quadratic", a1, a1), "cost_sum")
         return
     rng = np.random.default_rng(8)
     eps = float(np.finfo(factory.numpy_dtype).eps)
@@ -823,8 +826,8 @@ def check_agrees_with_cpu(factory: Factory) -> None:
         with backend.matrix(sizes[0], n, x_host) as x, backend.matrix(sizes[-1], n, y_host) as y, \
                 _random_network(backend, sizes, kinds, 3) as network, \
                 nnfs.training_network(network, x) as training:
-            costs = nnfs.sgd(training, y, nnfs.quadratic_cost, schedule)
-            results.append((np.array(costs), nnfs.transfer(network.parameters)))
+            run_costs = nnfs.sgd(training, y, nnfs.quadratic_cost, schedule)
+            results.append((np.array(run_costs), nnfs.transfer(network.parameters)))
     (cpu_costs, cpu_parameters), (costs, parameters) = results
     relative = np.abs(costs - cpu_costs) / np.abs(cpu_costs)
     assert np.all(relative <= 1e-4), (
@@ -858,7 +861,8 @@ def check_bad_input(factory: Factory) -> None:
         expect_error(nnfs.NnfsTypeError, lambda: factory.matrix(1, 2, ["a", "b"]),
                      "matrix data of strings")
         expect_error(nnfs.NnfsValueError, lambda: factory.matrix(0, 2), "matrix(0, 2)", ("rows",))
-        expect_error(nnfs.NnfsTypeError, lambda: factory.matrix(2.5, 2), "matrix(2.5, 2)")
+        expect_error(nnfs.NnfsTypeError, lambda: factory.matrix(2.5, 2),  # type: ignore[arg-type]  # wrong on purpose
+                     "matrix(2.5, 2)")
         other = Factory(type(factory.backend)(dtype=factory.dtype))
         try:
             with other.matrix(2, 3) as foreign:
@@ -883,7 +887,7 @@ def check_declarations(factory: Factory) -> None:
     for dtype in DTYPES:
         if dtype not in factory.dtypes:
             expect_error(nnfs.UnsupportedOperation,
-                         lambda d=dtype: type(factory.backend)(dtype=d),
+                         functools.partial(type(factory.backend), dtype=dtype),
                          f"a factory for the undeclared dtype {dtype}", (dtype,))
     assert repr(factory) and factory.describe(), "repr and describe"
     with factory.matrix(2, 3) as m:
@@ -926,7 +930,7 @@ def check_outputs_ignore_what_they_held(factory: Factory) -> None:
     with factory.matrix(3, 5, host_a) as a, factory.matrix(5, 4, host_b) as b, \
             factory.matrix(3, 4) as out, factory.vector(5, host_a[0]) as v, \
             factory.vector(3) as w, factory.matrix(3, 4, host_a[:, :4]) as y:
-        cases = {
+        cases: dict[str, tuple[str, Callable[[], object], np.ndarray, Matrix | Vector]] = {
             "gemm with beta 0": ("gemm", lambda: factory.gemm(1.0, a, b, 0.0, out),
                                  host_a @ host_b, out),
             "gemv with beta 0": ("gemv", lambda: factory.gemv(1.0, a, v, 0.0, w),
@@ -964,9 +968,9 @@ def check_host_copies_are_private(factory: Factory) -> None:
     rng = np.random.default_rng(15)
     host = rounded(factory, _uniform(rng, (4, 3)))
     with factory.matrix(4, 3, host) as m:
-        sources = {"a matrix": (m, host), "a column view": (m.columns(1, 3), host[:, 1:]),
-                   "a column": (m.column(2), host[:, 2]), "as_vector": (m.as_vector(),
-                                                                     host.T.ravel())}
+        sources: dict[str, tuple[Matrix | Vector, np.ndarray]] = {
+            "a matrix": (m, host), "a column view": (m.columns(1, 3), host[:, 1:]),
+            "a column": (m.column(2), host[:, 2]), "as_vector": (m.as_vector(), host.T.ravel())}
         for what, (source, expected) in sources.items():
             copy = nnfs.transfer(source)
             assert isinstance(copy, np.ndarray) and type(copy) is np.ndarray, (

@@ -101,6 +101,7 @@ def train(weights, biases, kinds, x, y, epochs, eta, cost="quadratic", eps=0.0):
             biases[i] -= eta / n * grad_b
             if i > 0:
                 delta = below
+    assert value is not None  # epochs ≥ 1
     return weights, biases, float(value)
 
 

@@ -191,6 +191,7 @@ def check_gradients_with_dropout(factory: Factory) -> None:
                  for layer in training.layers]
         weights, biases = host_parameters(network)
     for i, mask in enumerate(masks[:-1]):
+        assert mask is not None  # every layer but the last has dropout here
         expected = dropout_mask(sizes[i + 1], n, rates[i], 77, i, 3, 0, factory.numpy_dtype)
         assert np.array_equal(mask, expected), f"the mask of layer {i} is not Philox's"
     parameters = np.concatenate([q for w, b in zip(weights, biases, strict=True)
@@ -261,7 +262,7 @@ def check_optimizers_agree_with_cpu(factory: Factory) -> None:
     for optimizer, schedule in _optimizers():
         results = []
         for backend in dict.fromkeys((cpu, factory)):
-            allocations = []
+            allocations: list[int] = []
 
             def on_epoch(epoch, history, backend=backend, allocations=allocations):
                 allocations.append(backend.stats().allocations)

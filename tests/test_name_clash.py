@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy
 import pluggy
 import pytest
-from conftest import ROOT
 
 import nnfs
+from conftest import ROOT
 
 pytestmark = pytest.mark.slow  # builds four wheels and three environments: about 25 s
 

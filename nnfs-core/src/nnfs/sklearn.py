@@ -135,7 +135,7 @@ class _NnfsEstimator(BaseEstimator):
             raise NnfsValueError(f"{name}: tol must be a number of 0 or more, got {self.tol!r}")
         if self.eta is not None and (isinstance(self.eta, bool)
                                      or not isinstance(self.eta, numbers.Real)
-                                     or not np.isfinite(self.eta) or self.eta <= 0):
+                                     or not np.isfinite(float(self.eta)) or self.eta <= 0):
             raise NnfsValueError(f"{name}: eta must be a positive number (the learning rate) "
                                  f"or None (the optimizer's own), got {self.eta!r}")
         self._make_optimizer()

@@ -87,7 +87,6 @@ BIAS_IN_PRODUCT_MIN = 1024
 BLAS_CHOICES = ("auto", "mkl", "numpy")
 
 
-
 def _blocks(total: int, width: int, block: int = BLOCK) -> list[tuple[int, int]]:
     """Split ``total`` rows of ``width`` elements into blocks of about ``block`` elements."""
     step = max(1, block // max(width, 1))

@@ -79,24 +79,30 @@ def main() -> None:
         cost = nnfs.quadratic_cost
         step = training.step(y, cost, -0.05 / preset.batch)
         steps = [*step.forward, step.cost, *step.gradient, *step.update]
-        products = training.products()
-        clock = time.perf_counter_ns
-        step_times = [[] for _ in steps]
-        epochs, floors = [], []
-        for _ in range(args.epochs):
-            begin = clock()
-            for i, step in enumerate(steps):
-                start = clock()
-                step()
-                step_times[i].append(clock() - start)
-            epochs.append(clock() - begin)
-            begin = clock()
-            for product in products:
-                product()
-            floors.append(clock() - begin)
+        step_times, epochs, floors = time_steps(steps, training.products(), args.epochs)
 
     print_profile(f"{args.preset} {args.dtype} on {factory.describe()}", steps, step_times,
                   epochs, floors, args.steps)
+
+
+def time_steps(steps: list, products: list, rounds: int) -> tuple[list, list, list]:
+    """Each step's times, each round's total, and the floor's (the products alone) after each
+    round, in nanoseconds, over ``rounds`` rounds."""
+    clock = time.perf_counter_ns
+    step_times: list[list[int]] = [[] for _ in steps]
+    epochs, floors = [], []
+    for _ in range(rounds):
+        begin = clock()
+        for i, step in enumerate(steps):
+            start = clock()
+            step()
+            step_times[i].append(clock() - start)
+        epochs.append(clock() - begin)
+        begin = clock()
+        for product in products:
+            product()
+        floors.append(clock() - begin)
+    return step_times, epochs, floors
 
 
 def print_profile(title: str, steps: list, step_times: list, epochs: list, floors: list,
@@ -142,21 +148,7 @@ def profile_batch(factory, preset, args) -> None:
 
         move.__name__ = "write_rows (batch and labels)"
         steps = [move, *step.forward, step.cost, *step.gradient, *step.update]
-        products = training.products()
-        clock = time.perf_counter_ns
-        step_times = [[] for _ in steps]
-        epochs, floors = [], []
-        for _ in range(args.epochs):
-            begin = clock()
-            for i, op in enumerate(steps):
-                start = clock()
-                op()
-                step_times[i].append(clock() - start)
-            epochs.append(clock() - begin)
-            begin = clock()
-            for product in products:
-                product()
-            floors.append(clock() - begin)
+        step_times, epochs, floors = time_steps(steps, training.products(), args.epochs)
     print_profile(f"fit, one batch of {batch}, {args.dtype} on {factory.describe()}", steps,
                   step_times, epochs, floors, args.steps)
 

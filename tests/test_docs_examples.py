@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import nnfs
 from conftest import ROOT
 
 PAGES = [ROOT / "README.md",
@@ -123,9 +124,14 @@ def test_an_example_not_run_says_why(block):
 def test_the_cheap_shell_examples_run(block, tmp_path):
     environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}"
                                         f"{os.environ.get('PATH', '')}")
+    installed = {info.name for info in nnfs.backends() if info.available}
     for line in block.code.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
+        named = set(re.findall(r"(?:nnfs\.testing|--backend)\s+([\w-]+)", line))
+        if named - installed:
+            pytest.skip(f"{block.where}: {line.split('#')[0].strip()} needs the backend "
+                        f"{', '.join(sorted(named - installed))}, which is not installed here")
         result = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=environment,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, (block.where, line, result.stderr)
